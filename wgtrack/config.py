@@ -1,0 +1,372 @@
+"""Typed configuration: ``load(path) -> Config``, validated once, every problem reported together.
+
+Layering, lowest first: built-in default, ``[DEFAULT]``, ``[general]``, ``[interface:<if>]``,
+``[peer:<public key>]``. Keys and defaults of wgtrack 0.2.0 keep their meaning. This module
+never logs and never exits; the CLI decides what to do with a ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import ipaddress
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wgtrack.dump import is_public_key
+from wgtrack.errors import WgtrackError
+
+DEFAULT_PATH = Path("/etc/wgtrack.conf")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a config file, located as precisely as we can."""
+
+    file: str
+    section: str | None
+    key: str | None
+    value: str | None
+    why: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.section is not None:
+            where += f": [{self.section}]"
+        if self.key is not None:
+            where += f" {self.key}"
+            if self.value is not None:
+                where += f" = {self.value!r}"
+        return f"{where}: {self.why}"
+
+
+class ConfigError(WgtrackError):
+    """A config file could not be used; ``problems`` lists every reason found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSettings:
+    """Per-peer tracking settings (may differ by interface and by peer)."""
+
+    ping_interval: int = 2  # cycles between probes while up; 0 = no probes (0.2.0)
+    ping_failafternum: int = 2  # consecutive failed probes before down (0.2.0)
+    ping_count: int = 1  # echo requests per probe
+    ping_timeout_s: float = 1.0  # wait for each reply
+    ping_target: str | None = None  # None = the /32 or /128 allowed IP, if there is one
+    handshake_timeout_s: float = 180.0  # keepalive and a margin are added to this
+    cycles_wait: int = 2
+    cycles_checking: int = 4
+    cycles_checkperiod: int = 2
+    cycles_slowcheckingperiod: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxFileSettings:
+    """``[output:influx]``: the line-protocol file Telegraf's ``inputs.file`` reads."""
+
+    enabled: bool = True
+    filename: Path = Path("/var/cache/wg-track_influx.out")
+    mode: int = 0o644
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole validated configuration."""
+
+    path: str = str(DEFAULT_PATH)
+    cycle_time_s: float = 30.0
+    loglevel: int = logging.INFO
+    wg_command: str = "wg"
+    wg_config_dir: Path = Path("/etc/wireguard")
+    wg_timeout_s: float = 5.0
+    track: TrackSettings = field(default_factory=TrackSettings)
+    interface_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    peer_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    influx_file: InfluxFileSettings = field(default_factory=InfluxFileSettings)
+
+    def settings_for(self, interface: str, public_key: str) -> TrackSettings:
+        """The effective tracking settings for one peer."""
+        merged = {**self.interface_overrides.get(interface, {}), **self.peer_overrides.get(public_key, {})}
+        return dataclasses.replace(self.track, **merged) if merged else self.track
+
+
+# ---- value parsers: each returns the typed value or raises ValueError(why) ----
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError("not a whole number") from None
+        if value < minimum:
+            raise ValueError(f"must be {minimum} or more")
+        return value
+
+    return parse
+
+
+def parse_loglevel(text: str) -> int:
+    if text.lstrip("-").isdigit():
+        value = int(text)
+        if not 0 <= value <= 50:
+            raise ValueError("numeric log level must be 0-50")
+        return value
+    names = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50}
+    try:
+        return names[text.lower()]
+    except KeyError:
+        raise ValueError("not a log level (debug, info, warning, error, critical or 0-50)") from None
+
+
+def _bool(text: str) -> bool:
+    states = configparser.ConfigParser.BOOLEAN_STATES
+    try:
+        return states[text.lower()]
+    except KeyError:
+        raise ValueError("not a boolean (yes/no, true/false, on/off, 1/0)") from None
+
+
+def _ip_address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError("not an IPv4 or IPv6 address") from None
+
+
+def _nonempty(text: str) -> str:
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _path(text: str) -> Path:
+    return Path(_nonempty(text))
+
+
+def _mode(text: str) -> int:
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise ValueError("not an octal file mode like 0644") from None
+    if not 0 <= value <= 0o777:
+        raise ValueError("file mode must be within 0000-0777")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One config key: where it may stand, how it parses, what it means (docs come from here)."""
+
+    name: str
+    attr: str
+    parse: Callable[[str], Any]
+    scopes: frozenset[str]  # "general", "interface", "peer", "output:influx"
+    doc: str
+
+
+_TRACK = frozenset({"general", "interface", "peer"})
+KEYS: tuple[Key, ...] = (
+    Key("cycle_time", "cycle_time_s", _positive_float, frozenset({"general"}), "seconds between cycles"),
+    Key("loglevel", "loglevel", parse_loglevel, frozenset({"general"}), "log level, a name or 0.2.0's number"),
+    Key("wg_command", "wg_command", _nonempty, frozenset({"general"}), "the wg binary"),
+    Key("wg_config_dir", "wg_config_dir", _path, frozenset({"general"}), "where <interface>.conf files live"),
+    Key("wg_timeout", "wg_timeout_s", _positive_float, frozenset({"general"}), "seconds a wg call may take"),
+    Key("ping_interval", "ping_interval", _int_at_least(0), _TRACK, "probe every N cycles; 0 = no probes"),
+    Key("ping_failafternum", "ping_failafternum", _int_at_least(1), _TRACK, "failed probes in a row before down"),
+    Key("ping_count", "ping_count", _int_at_least(1), _TRACK, "echo requests per probe"),
+    Key("ping_timeout", "ping_timeout_s", _positive_float, _TRACK, "seconds to wait for each echo reply"),
+    Key("ping_target", "ping_target", _ip_address, frozenset({"peer"}), "address to probe through the tunnel"),
+    Key("handshake_timeout", "handshake_timeout_s", _positive_float, _TRACK,
+        "handshake age (plus keepalive and 10 s) past which a link without other evidence is stale"),
+    Key("cycles_wait", "cycles_wait", _int_at_least(0), _TRACK, "cycles in down:waiting before re-resolving"),
+    Key("cycles_checking", "cycles_checking", _int_at_least(0), _TRACK, "cycles spent in down:checking"),
+    Key("cycles_checkperiod", "cycles_checkperiod", _int_at_least(1), _TRACK, "re-resolve every N cycles while checking"),
+    Key("cycles_slowcheckingperiod", "cycles_slowcheckingperiod", _int_at_least(1), _TRACK,
+        "back-off cap, then re-resolve every N cycles"),
+    Key("enabled", "enabled", _bool, frozenset({"output:influx"}), "write the line-protocol file"),
+    Key("filename", "filename", _path, frozenset({"output:influx"}), "path of the line-protocol file"),
+    Key("mode", "mode", _mode, frozenset({"output:influx"}), "file mode of the line-protocol file"),
+)
+_BY_NAME: dict[str, list[Key]] = {}
+for _key in KEYS:
+    _BY_NAME.setdefault(_key.name, []).append(_key)
+
+
+def _scope_of(section: str) -> str | None:
+    if section == "general":
+        return "general"
+    if section.startswith("interface:"):
+        return "interface"
+    if section.startswith("peer:"):
+        return "peer"
+    if section == "output:influx":
+        return "output:influx"
+    return None
+
+
+def _lookup(name: str, scope: str) -> Key | None:
+    return next((k for k in _BY_NAME.get(name, ()) if scope in k.scopes), None)
+
+
+class _Reader:
+    """Collects typed values per section, and every problem on the way."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def section(self, name: str, scope: str, items: Mapping[str, str]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for raw_key, raw_value in items.items():
+            value = raw_value.strip()
+            key = _lookup(raw_key, scope)
+            if key is None:
+                where = sorted({s for k in _BY_NAME.get(raw_key, ()) for s in k.scopes})
+                why = f"not valid here (belongs in {', '.join(where)})" if where else "unknown key"
+                self.problems.append(Problem(self.source, name, raw_key, value, why))
+                continue
+            try:
+                values[key.attr] = key.parse(value)
+            except ValueError as exc:
+                self.problems.append(Problem(self.source, name, raw_key, value, str(exc)))
+        return values
+
+
+def _check_track(reader: _Reader, section: str, settings: TrackSettings, cycle_time_s: float) -> None:
+    def bad(key: str, value: object, why: str) -> None:
+        reader.problems.append(Problem(reader.source, section, key, str(value), why))
+
+    if settings.cycles_slowcheckingperiod < settings.cycles_checkperiod:
+        bad("cycles_slowcheckingperiod", settings.cycles_slowcheckingperiod,
+            f"must be at least cycles_checkperiod ({settings.cycles_checkperiod})")
+    if settings.ping_interval and settings.ping_timeout_s * settings.ping_count >= cycle_time_s * settings.ping_interval:
+        bad("ping_timeout", settings.ping_timeout_s,
+            f"ping_count × ping_timeout must be shorter than the probe period "
+            f"({settings.ping_interval} × cycle_time {cycle_time_s:g} s)")
+
+
+def parse(text: str, source: str = "<string>") -> Config:
+    """Parse and validate config text; raise ``ConfigError`` listing every problem."""
+    # DEFAULT is read as an ordinary section so that we know which section set what.
+    parser = configparser.ConfigParser(interpolation=None, default_section="\0none", strict=True)
+    reader = _Reader(source)
+    try:
+        parser.read_string(text, source=source)
+    except configparser.Error as exc:
+        lineno = getattr(exc, "lineno", None)
+        section = getattr(exc, "section", None)
+        key = getattr(exc, "option", None)
+        why = exc.message.splitlines()[0] if hasattr(exc, "message") else str(exc)
+        if lineno:
+            why = f"line {lineno}: {why}"
+        raise ConfigError([Problem(source, section, key, None, why)]) from None
+
+    general: dict[str, Any] = {}
+    influx: dict[str, Any] = {}
+    interfaces: dict[str, dict[str, Any]] = {}
+    peers: dict[str, dict[str, Any]] = {}
+    if parser.has_section("DEFAULT"):
+        # [DEFAULT] applies to all sections, as in 0.2.0: each key goes where it is valid.
+        defaults = dict(parser.items("DEFAULT"))
+        unknown = {k: v for k, v in defaults.items() if k not in _BY_NAME}
+        reader.section("DEFAULT", "general", unknown)
+        general.update(reader.section("DEFAULT", "general",
+                                      {k: v for k, v in defaults.items() if _lookup(k, "general")}))
+        influx.update(reader.section("DEFAULT", "output:influx",
+                                     {k: v for k, v in defaults.items() if _lookup(k, "output:influx")}))
+    for name in parser.sections():
+        if name == "DEFAULT":
+            continue
+        scope = _scope_of(name)
+        items = dict(parser.items(name))
+        if scope is None:
+            reader.problems.append(Problem(source, name, None, None,
+                                           "unknown section (known: general, DEFAULT, interface:<name>, "
+                                           "peer:<public key>, output:influx)"))
+            continue
+        values = reader.section(name, scope, items)
+        if scope == "general":
+            general.update(values)
+        elif scope == "output:influx":
+            influx.update(values)
+        elif scope == "interface":
+            ifname = name.partition(":")[2]
+            if not ifname or len(ifname) > 15 or "/" in ifname or ifname.strip() != ifname:
+                reader.problems.append(Problem(source, name, None, None, "not a valid interface name"))
+            interfaces[ifname] = values
+        else:
+            key = name.partition(":")[2]
+            if not is_public_key(key):
+                reader.problems.append(Problem(source, name, None, None,
+                                               "not a WireGuard public key (44 base64 characters)"))
+            peers[key] = values
+
+    config_fields = {f.name for f in dataclasses.fields(Config)}
+    track = TrackSettings(**{k: v for k, v in general.items() if k not in config_fields})
+    top = {k: v for k, v in general.items() if k in config_fields}
+    config = Config(
+        path=source,
+        track=track,
+        interface_overrides=interfaces,
+        peer_overrides=peers,
+        influx_file=InfluxFileSettings(**influx),
+        **top,
+    )
+    if not reader.problems:
+        _check_track(reader, "general", config.track, config.cycle_time_s)
+        for ifname, over in interfaces.items():
+            _check_track(reader, f"interface:{ifname}", dataclasses.replace(track, **over), config.cycle_time_s)
+        for key, over in peers.items():
+            _check_track(reader, f"peer:{key}", dataclasses.replace(track, **over), config.cycle_time_s)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return config
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a config file; a missing or unreadable file is a ``ConfigError`` too."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), None, None, None, f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([Problem(str(path), None, None, None, "not UTF-8 text")]) from None
+    return parse(text, str(path))
+
+
+def describe(config: Config) -> str:
+    """Human-readable summary of what was understood (for ``--check-config``), by key name."""
+    lines = [f"config file: {config.path}"]
+    for key in KEYS:
+        if "general" in key.scopes:
+            holder: object = config if hasattr(config, key.attr) else config.track
+            value = getattr(holder, key.attr)
+            if key.name == "loglevel":
+                value = logging.getLevelName(value)
+            lines.append(f"[general] {key.name} = {value}")
+    by_attr = {k.attr: k.name for k in KEYS}
+    for ifname, over in config.interface_overrides.items():
+        lines.extend(f"[interface:{ifname}] {by_attr[k]} = {v}" for k, v in over.items())
+    for pubkey, over in config.peer_overrides.items():
+        lines.extend(f"[peer:{pubkey}] {by_attr[k]} = {v}" for k, v in over.items())
+    out = config.influx_file
+    lines.append(f"[output:influx] enabled = {out.enabled}, filename = {out.filename}, mode = {out.mode:04o}")
+    return "\n".join(lines)

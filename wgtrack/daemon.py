@@ -1,0 +1,220 @@
+"""The asyncio core: one cycle every ``cycle_time`` seconds, signals, reload and shutdown.
+
+Each cycle observes (``wg`` under a timeout), steps every peer's machine, runs the
+probes they ask for, then hands one immutable snapshot to the outputs. Signal handlers
+only set flags; the loop acts on them between cycles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+
+from wgtrack import config as config_mod
+from wgtrack import link, outputs, probe, sdnotify
+from wgtrack.config import Config, ConfigError
+from wgtrack.dump import parse_dump
+from wgtrack.errors import StartupError
+from wgtrack.outputs import Output
+from wgtrack.snapshot import Snapshot
+from wgtrack.tracker import PeerId, Tracker
+from wgtrack.wgcmd import show_all_dump
+from wgtrack.wgconf import load_interface_conf
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 3.0  # close outputs within this, so a stop stays well inside 5 s
+
+
+class Daemon:
+    """Runs cycles until told to stop; ``run()`` returns the process exit status."""
+
+    def __init__(self, config: Config, *, once: bool = False, loglevel_override: int | None = None) -> None:
+        self.config = config
+        self.once = once
+        self.loglevel_override = loglevel_override
+        self.tracker = Tracker(config)
+        self.outputs: list[Output] = []
+        self._failing: dict[str, str] = {}  # output name -> error of the current failure run
+        self._wg_error: str | None = None
+        self._dump_problems: tuple[str, ...] = ()
+        self._cycle = 0
+        self._started_ns = time.time_ns()
+        self._stop_signal: str | None = None
+        self._reload_requested = False
+        self._wake = asyncio.Event()  # stop or reload requested
+        self._stopping = asyncio.Event()  # stop requested: abandon a cycle in progress
+
+    # ---- signals: set flags, nothing else ----
+
+    def _request_stop(self, name: str) -> None:
+        self._stop_signal = name
+        self._stopping.set()
+        self._wake.set()
+
+    def _request_reload(self) -> None:
+        self._reload_requested = True
+        self._wake.set()
+
+    # ---- lifecycle ----
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig.name)
+        if not self.once:
+            loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        try:
+            self.outputs = await self._start_outputs(self.config)
+        except StartupError as exc:
+            log.error("cannot start: %s", exc)
+            return 1
+        sdnotify.notify("READY=1")
+        log.info("wgtrack started: cycle %g s, outputs: %s", self.config.cycle_time_s,
+                 ", ".join(o.name for o in self.outputs) or "none")
+        try:
+            await self._loop(loop)
+        finally:
+            sdnotify.notify("STOPPING=1")
+            await self._close_outputs(self.outputs)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+        if self._stop_signal:
+            log.info("received %s, stopped cleanly after %d cycles", self._stop_signal, self._cycle)
+        return 0
+
+    async def _loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            started = loop.time()
+            tick = asyncio.ensure_future(self._tick())
+            waker = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait({tick, waker}, return_when=asyncio.FIRST_COMPLETED)
+            waker.cancel()
+            if not tick.done():  # stop requested mid-cycle: abandon it
+                tick.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tick
+            if self._stop_signal or self.once:
+                return
+            # Deadlines come from the loop clock, so the period does not drift.
+            deadline = started + self.config.cycle_time_s
+            while not self._stop_signal:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), remaining)
+                self._wake.clear()
+                if self._reload_requested:
+                    self._reload_requested = False
+                    await self._reload()
+                    deadline = started + self.config.cycle_time_s
+            if self._stop_signal:
+                return
+
+    async def _reload(self) -> None:
+        sdnotify.reloading()
+        try:
+            new = await asyncio.to_thread(config_mod.load, self.config.path)
+            new_outputs = await self._start_outputs(new)
+        except (ConfigError, StartupError) as exc:
+            log.error("reload refused, still running on the previous config: %s", str(exc).replace("\n", "; "))
+            sdnotify.notify("READY=1")
+            return
+        old_outputs, self.outputs = self.outputs, new_outputs
+        await self._close_outputs(old_outputs)
+        self.config = new
+        self.tracker.set_config(new)
+        self.tracker.clear_interface_confs()  # wg configs are re-read on the next cycle
+        self._failing.clear()
+        if self.loglevel_override is None:
+            logging.getLogger().setLevel(new.loglevel)
+        log.info("reloaded %s: cycle %g s, outputs: %s", new.path, new.cycle_time_s,
+                 ", ".join(o.name for o in self.outputs) or "none")
+        sdnotify.notify("READY=1")
+
+    async def _start_outputs(self, config: Config) -> list[Output]:
+        built = outputs.build(config)
+        for output in built:
+            await output.start()
+        return built
+
+    async def _close_outputs(self, closing: list[Output]) -> None:
+        for output in closing:
+            try:
+                await asyncio.wait_for(output.close(), STOP_GRACE_S)
+            except Exception as exc:  # a broken output must not stop the others closing
+                log.warning("%s: close failed: %s", output.name, exc)
+
+    # ---- one cycle ----
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self._cycle += 1
+        wall_ns = time.time_ns()
+        wall = wall_ns / 1e9
+        result = await show_all_dump(self.config.wg_command, self.config.wg_timeout_s)
+        if result.error is not None:
+            if self._wg_error is None:
+                log.error("cannot read WireGuard state, outputs carry no peer data until it works: %s",
+                          result.error)
+            self._wg_error = result.error
+            self.tracker.forget()
+        else:
+            if self._wg_error is not None:
+                log.info("WireGuard state readable again")
+            self._wg_error = None
+            dump = parse_dump(result.stdout)
+            if dump.problems != self._dump_problems:
+                for problem in dump.problems:
+                    log.warning("wg show all dump: %s (line skipped)", problem)
+                self._dump_problems = dump.problems
+            await self._read_new_interface_confs([i.name for i in dump.interfaces])
+            probes = self.tracker.observe_dump(dump, loop.time(), wall)
+            await self._run_probes(probes)
+        snap = self.tracker.snapshot(
+            now=loop.time(), time_ns=wall_ns, cycle=self._cycle, wg_error=self._wg_error,
+            cycle_duration_s=round(loop.time() - started, 6), started_ns=self._started_ns,
+        )
+        await self._publish(snap)
+        log.debug("cycle %d done in %.3f s", self._cycle, loop.time() - started)
+
+    async def _read_new_interface_confs(self, present: list[str]) -> None:
+        new = [name for name in present if name not in self.tracker.known_interfaces()]
+        if not new:
+            return
+        confs = await asyncio.gather(*(
+            asyncio.to_thread(load_interface_conf, Path(self.config.wg_config_dir), name) for name in new
+        ))
+        for name, conf in zip(new, confs, strict=True):
+            self.tracker.set_interface_conf(name, conf)
+
+    async def _run_probes(self, probes: list[tuple[PeerId, link.Probe]]) -> None:
+        async def one(pid: PeerId, target: str) -> None:
+            settings = self.config.settings_for(*pid)
+            result = await probe.ping(target, settings.ping_count, settings.ping_timeout_s)
+            self.tracker.observe_probe(pid, result, asyncio.get_running_loop().time())
+
+        async with asyncio.TaskGroup() as group:
+            for pid, action in probes:
+                group.create_task(one(pid, action.target))
+
+    async def _publish(self, snap: Snapshot) -> None:
+        async def one(output: Output) -> None:
+            try:
+                await asyncio.wait_for(output.publish(snap), max(self.config.cycle_time_s, 5.0))
+            except Exception as exc:  # any output failure is logged, never fatal
+                text = f"{type(exc).__name__}: {exc}"
+                if output.name not in self._failing:
+                    log.error("%s: publish failed (logged once until it recovers): %s", output.name, text)
+                self._failing[output.name] = text
+            else:
+                if self._failing.pop(output.name, None) is not None:
+                    log.info("%s: publishing again", output.name)
+
+        await asyncio.gather(*(one(o) for o in self.outputs))

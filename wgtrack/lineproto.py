@@ -1,0 +1,109 @@
+"""Pure InfluxDB line-protocol renderer for snapshots (the Telegraf file and stdout formats).
+
+Escaping and number formatting match influxdb-client's ``Point.to_line_protocol`` (tests
+use it as the oracle); keys are sorted as InfluxDB recommends. No newline ever reaches a
+line: in names it is escaped as Point does, in string fields it becomes the text ``\\n``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+
+from wgtrack import __version__
+from wgtrack.snapshot import PeerView, Snapshot
+
+FieldValue = int | float | str | bool | None
+
+_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_STRING = str.maketrans({'"': r"\"", "\\": r"\\", "\n": r"\n", "\r": r"\r"})
+
+
+def _tag_value(value: str) -> str:
+    escaped = value.translate(_KEY)
+    # A trailing backslash would escape the separator that follows it.
+    return escaped + " " if escaped.endswith("\\") else escaped
+
+
+def _field(key: str, value: FieldValue) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int):
+        text = f"{value}i"
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        text = str(value)
+        if text.endswith(".0"):
+            text = text[:-2]
+    else:
+        text = '"' + value.translate(_STRING) + '"'
+    return f"{key.translate(_KEY)}={text}"
+
+
+def line(measurement: str, tags: Mapping[str, str | None], fields: Mapping[str, FieldValue], time_ns: int) -> str:
+    """One point. Empty tags and None or non-finite fields are left out; no fields, no line."""
+    parts = [measurement.translate(_MEASUREMENT)]
+    for key in sorted(tags):
+        value = tags[key]
+        if value:
+            parts.append(f"{key.translate(_KEY)}={_tag_value(value)}")
+    rendered = [f for f in (_field(k, fields[k]) for k in sorted(fields)) if f is not None]
+    if not rendered:
+        return ""
+    return f"{','.join(parts)} {','.join(rendered)} {time_ns}"
+
+
+def peer_fields(peer: PeerView) -> dict[str, FieldValue]:
+    """0.2.0's fields (now with integer counters) plus what operators need."""
+    return {
+        "transfer_rx": peer.rx_bytes,
+        "transfer_tx": peer.tx_bytes,
+        "status": peer.status,
+        "is_up": int(peer.is_up),
+        "latest_handshake": peer.latest_handshake,
+        "handshake_age_s": peer.handshake_age_s,
+        "endpoint": peer.endpoint,
+        "keepalive_s": peer.keepalive_s,
+        "rtt_ms": peer.rtt_ms,
+        "loss": peer.loss,
+    }
+
+
+def render_lines(snapshot: Snapshot) -> Iterator[str]:
+    """Every line of one snapshot: peers, then one per interface, then the tracker heartbeat."""
+    ts = snapshot.time_ns
+    peers_total = 0
+    for iface in snapshot.interfaces:
+        counts = {"up": 0, "down": 0, "idle": 0}
+        for peer in iface.peers:
+            tags = {"interface": iface.name, "peer": peer.public_key, "friendly_name": peer.friendly_name}
+            yield line("wgtrack", tags, peer_fields(peer), ts)
+            kind = "up" if peer.is_up else ("idle" if peer.status == "idle" else "down")
+            counts[kind] += 1
+        peers_total += len(iface.peers)
+        yield line("wgtrack_interface", {"interface": iface.name}, {
+            "peers": len(iface.peers),
+            "peers_up": counts["up"],
+            "peers_down": counts["down"],
+            "peers_idle": counts["idle"],
+            "listen_port": iface.listen_port,
+        }, ts)
+    yield line("wgtrack_tracker", {}, {
+        "cycle": snapshot.cycle,
+        "wg_ok": int(snapshot.wg_ok),
+        "wg_error": snapshot.wg_error,
+        "interfaces": len(snapshot.interfaces),
+        "peers": peers_total,
+        "cycle_duration_s": snapshot.cycle_duration_s,
+        "uptime_s": max(0, (snapshot.time_ns - snapshot.started_ns) // 1_000_000_000),
+        "version": __version__,
+    }, ts)
+
+
+def render(snapshot: Snapshot) -> str:
+    """The whole file text for one snapshot, newline-terminated."""
+    return "".join(text + "\n" for text in render_lines(snapshot) if text)

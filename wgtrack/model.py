@@ -1,0 +1,85 @@
+"""Typed records of what WireGuard reports: interfaces and peers, with no secrets in them."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRecord:
+    """One peer as the kernel or wireguard-go reports it at one instant."""
+
+    interface: str
+    public_key: str
+    endpoint: str | None  # numeric "ip:port" or "[v6]:port"; None when unknown
+    allowed_ips: tuple[str, ...]
+    latest_handshake: int  # epoch seconds, 0 = never
+    rx_bytes: int
+    tx_bytes: int
+    keepalive_s: int  # 0 = off
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceRecord:
+    """One WireGuard interface; the private key is deliberately not a field."""
+
+    name: str
+    public_key: str
+    listen_port: int | None
+    fwmark: int | None
+    peers: tuple[PeerRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Dump:
+    """A parsed ``wg show all dump``: the interfaces, and what could not be read."""
+
+    interfaces: tuple[InterfaceRecord, ...]
+    problems: tuple[str, ...] = ()
+
+
+def short_key(public_key: str) -> str:
+    """A log-friendly prefix of a public key (public keys are not secret, just long)."""
+    return public_key[:8] + "…"
+
+
+def split_endpoint(endpoint: str) -> tuple[str, int]:
+    """Split ``host:port`` / ``[v6]:port`` / ``[v6%zone]:port`` into host and port.
+
+    Raises ValueError when it is not of that shape.
+    """
+    if endpoint.startswith("["):
+        host, sep, rest = endpoint[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ValueError("bracketed endpoint without ]:port")
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = endpoint.rpartition(":")
+        if not sep or ":" in host:
+            raise ValueError("endpoint without :port (IPv6 needs brackets)")
+    if not host:
+        raise ValueError("endpoint without host")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError("endpoint port is not 1-65535")
+    return host, int(port_text)
+
+
+def is_ip_literal(host: str) -> bool:
+    """True for a numeric IPv4/IPv6 address (an IPv6 zone suffix is allowed)."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def single_host_address(cidr: str) -> str | None:
+    """The host address of a /32 or /128 allowed IP, else None (a range is never pinged)."""
+    try:
+        net = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return None
+    if net.num_addresses == 1:
+        return str(net.network_address)
+    return None

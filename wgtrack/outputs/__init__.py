@@ -1,0 +1,40 @@
+"""Outputs behind one small interface, and the registry that builds them from the config."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from wgtrack.config import Config
+from wgtrack.snapshot import Snapshot
+
+
+class Output(Protocol):
+    """Where snapshots go. ``publish`` must not block the event loop."""
+
+    name: str
+
+    def check(self) -> list[str]:
+        """Problems that would stop this output from working (empty when ready)."""
+        ...
+
+    async def start(self) -> None:
+        """Prepare; raise ``StartupError`` with a clear message when impossible."""
+        ...
+
+    async def publish(self, snapshot: Snapshot) -> None:
+        """Deliver one snapshot; raise on failure (the caller logs and carries on)."""
+        ...
+
+    async def close(self) -> None:
+        """Release resources."""
+        ...
+
+
+def build(config: Config) -> list[Output]:
+    """Every output the config enables."""
+    from wgtrack.outputs.influx_file import InfluxFile
+
+    outputs: list[Output] = []
+    if config.influx_file.enabled:
+        outputs.append(InfluxFile(config.influx_file))
+    return outputs

@@ -1,0 +1,150 @@
+"""Keeps one link machine per peer and turns dumps and probe results into snapshots.
+
+No I/O here: the daemon feeds it readings and carries out the actions it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from wgtrack import link
+from wgtrack.config import Config
+from wgtrack.model import Dump, PeerRecord, short_key, single_host_address
+from wgtrack.snapshot import InterfaceView, PeerView, Snapshot
+from wgtrack.wgconf import PeerConf
+
+log = logging.getLogger(__name__)
+
+PeerId = tuple[str, str]  # (interface, public key)
+
+
+@dataclass(slots=True)
+class _Tracked:
+    state: link.LinkState = field(default_factory=link.LinkState)
+    record: PeerRecord | None = None
+
+
+def probe_target(record: PeerRecord, configured: str | None) -> str | None:
+    """The configured target, else the first single-host allowed IP; never a network address."""
+    if configured:
+        return configured
+    for cidr in record.allowed_ips:
+        host = single_host_address(cidr)
+        if host is not None:
+            return host
+    return None
+
+
+class Tracker:
+    """All peers' link state, reconciled by (interface, public key) across dumps and reloads."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._peers: dict[PeerId, _Tracked] = {}
+        self._confs: dict[str, Mapping[str, PeerConf]] = {}
+        self._interfaces: Dump = Dump(())
+
+    def set_config(self, config: Config) -> None:
+        """Apply a reloaded config; every peer keeps its state."""
+        self.config = config
+
+    def clear_interface_confs(self) -> None:
+        """Forget what the wg configs said, so they are read again (on reload)."""
+        self._confs.clear()
+
+    def known_interfaces(self) -> set[str]:
+        return set(self._confs)
+
+    def set_interface_conf(self, ifname: str, peers: Mapping[str, PeerConf]) -> None:
+        self._confs[ifname] = peers
+
+    def name_of(self, pid: PeerId) -> str:
+        conf = self._confs.get(pid[0], {}).get(pid[1])
+        who = conf.friendly_name if conf and conf.friendly_name else short_key(pid[1])
+        return f"{pid[0]}/{who}"
+
+    def observe_dump(self, dump: Dump, now: float, wall: float) -> list[tuple[PeerId, link.Probe]]:
+        """Step every peer with its sample; return the probes to run."""
+        seen: set[PeerId] = set()
+        probes: list[tuple[PeerId, link.Probe]] = []
+        for iface in dump.interfaces:
+            for record in iface.peers:
+                pid = (iface.name, record.public_key)
+                seen.add(pid)
+                tracked = self._peers.get(pid)
+                if tracked is None:
+                    tracked = self._peers[pid] = _Tracked()
+                    log.info("%s: now tracked", self.name_of(pid))
+                tracked.record = record
+                settings = self.config.settings_for(*pid)
+                sample = link.Sample(record.latest_handshake, record.rx_bytes, record.keepalive_s, wall,
+                                     probe_target(record, settings.ping_target))
+                probes.extend((pid, a) for a in self._step(pid, tracked, sample, now) if isinstance(a, link.Probe))
+        for pid in set(self._peers) - seen:
+            log.info("%s: gone from WireGuard, no longer tracked", self.name_of(pid))
+            del self._peers[pid]
+        present = {iface.name for iface in dump.interfaces}
+        for ifname in set(self._confs) - present:
+            del self._confs[ifname]
+        self._interfaces = dump
+        return probes
+
+    def observe_probe(self, pid: PeerId, result: link.ProbeResult, now: float) -> None:
+        tracked = self._peers.get(pid)
+        if tracked is not None:
+            self._step(pid, tracked, result, now)
+
+    def _step(self, pid: PeerId, tracked: _Tracked, obs: link.Observation, now: float) -> list[link.Action]:
+        tracked.state, actions = link.step(tracked.state, obs, now, self.config.settings_for(*pid))
+        for action in actions:
+            if isinstance(action, link.Changed):
+                old = action.old.value if action.old else "new"
+                log.info("%s: %s -> %s (%s)", self.name_of(pid), old, action.new.value, action.reason)
+        return actions
+
+    def forget(self) -> None:
+        """wg could not be read: drop the picture of interfaces, keep the peers' memory."""
+        self._interfaces = Dump(())
+
+    def snapshot(self, *, now: float, time_ns: int, cycle: int, wg_error: str | None,
+                 cycle_duration_s: float, started_ns: int) -> Snapshot:
+        interfaces: list[InterfaceView] = []
+        if wg_error is None:
+            for iface in self._interfaces.interfaces:
+                confs = self._confs.get(iface.name, {})
+                views = self._views(iface.name, iface.peers, confs, now)
+                interfaces.append(InterfaceView(iface.name, iface.public_key, iface.listen_port, tuple(views)))
+        return Snapshot(time_ns=time_ns, cycle=cycle, wg_ok=wg_error is None, wg_error=wg_error,
+                        interfaces=tuple(interfaces), cycle_duration_s=cycle_duration_s, started_ns=started_ns)
+
+    def _views(self, ifname: str, records: Iterable[PeerRecord], confs: Mapping[str, PeerConf],
+               now: float) -> list[PeerView]:
+        views = []
+        for record in records:
+            tracked = self._peers.get((ifname, record.public_key))
+            if tracked is None:
+                continue
+            state = tracked.state
+            status = state.status or link.Status.IDLE
+            conf = confs.get(record.public_key)
+            age = state.handshake_age_s
+            views.append(PeerView(
+                interface=ifname,
+                public_key=record.public_key,
+                friendly_name=conf.friendly_name if conf else None,
+                endpoint=record.endpoint,
+                allowed_ips=record.allowed_ips,
+                latest_handshake=record.latest_handshake,
+                handshake_age_s=None if age is None else int(age),
+                rx_bytes=record.rx_bytes,
+                tx_bytes=record.tx_bytes,
+                keepalive_s=record.keepalive_s,
+                status=status.value,
+                is_up=status.is_up,
+                since_s=max(0.0, now - state.since),
+                rtt_ms=state.rtt_ms,
+                loss=state.loss,
+            ))
+        return views
