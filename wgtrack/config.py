@@ -257,7 +257,7 @@ def _check_track(reader: _Reader, section: str, settings: TrackSettings, cycle_t
     if settings.cycles_slowcheckingperiod < settings.cycles_checkperiod:
         bad("cycles_slowcheckingperiod", settings.cycles_slowcheckingperiod,
             f"must be at least cycles_checkperiod ({settings.cycles_checkperiod})")
-    if settings.ping_interval and settings.ping_timeout_s * settings.ping_count >= cycle_time_s * settings.ping_interval:
+    if settings.ping_interval and settings.ping_timeout_s * settings.ping_count > cycle_time_s * settings.ping_interval:
         bad("ping_timeout", settings.ping_timeout_s,
             f"ping_count × ping_timeout must be shorter than the probe period "
             f"({settings.ping_interval} × cycle_time {cycle_time_s:g} s)")

@@ -1,0 +1,128 @@
+"""Config: 0.2.0 files keep working, overrides apply, bad input names file/section/key/value."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from wgtrack import config
+from wgtrack.config import ConfigError, TrackSettings
+
+KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+# A config as wgtrack 0.2.0 documents it (every key it knows, numeric loglevel).
+V020 = """
+[general]
+cycle_time = 30
+ping_interval = 2
+ping_failafternum = 2
+cycles_wait = 2
+cycles_checking = 4
+cycles_checkperiod = 2
+cycles_slowcheckingperiod = 20
+loglevel = 20
+
+[interface:wg0]
+
+[output:influx]
+filename = /var/cache/wg-track_influx.out
+"""
+
+
+def test_defaults_are_those_of_020() -> None:
+    cfg = config.parse("")
+    assert cfg.cycle_time_s == 30
+    assert cfg.loglevel == logging.INFO
+    t = cfg.track
+    assert (t.ping_interval, t.ping_failafternum, t.cycles_wait, t.cycles_checking, t.cycles_checkperiod,
+            t.cycles_slowcheckingperiod) == (2, 2, 2, 4, 2, 20)
+    assert cfg.influx_file.filename == Path("/var/cache/wg-track_influx.out")
+    assert cfg.influx_file.enabled
+    assert cfg.wg_command == "wg" and cfg.wg_config_dir == Path("/etc/wireguard")
+
+
+def test_020_file_is_accepted_with_same_meaning() -> None:
+    cfg = config.parse(V020, "wgtrack.conf")
+    default = config.parse("", "wgtrack.conf")
+    assert cfg.track == default.track and cfg.influx_file == default.influx_file
+    assert (cfg.cycle_time_s, cfg.loglevel) == (default.cycle_time_s, default.loglevel)
+    assert cfg.settings_for("wg0", KEY) == default.track  # the empty [interface:wg0] changes nothing
+
+
+def test_default_section_applies_and_general_wins() -> None:
+    cfg = config.parse("[DEFAULT]\ncycle_time = 10\ncycles_wait = 5\nfilename = /tmp/x.out\n"
+                       "[general]\ncycles_wait = 7\n")
+    assert cfg.cycle_time_s == 10
+    assert cfg.track.cycles_wait == 7
+    assert cfg.influx_file.filename == Path("/tmp/x.out")
+
+
+@pytest.mark.parametrize("text,level", [("debug", 10), ("INFO", 20), ("40", 40), ("warning", 30)])
+def test_loglevel_names_and_numbers(text: str, level: int) -> None:
+    assert config.parse(f"[general]\nloglevel = {text}\n").loglevel == level
+
+
+def test_interface_and_peer_overrides_layer() -> None:
+    cfg = config.parse(f"[general]\nping_interval = 3\ncycles_wait = 4\n"
+                       f"[interface:wg1]\nping_interval = 0\ncycles_wait = 1\n"
+                       f"[peer:{KEY}]\ncycles_wait = 9\nping_target = 192.0.2.7\n")
+    assert cfg.settings_for("wg0", "x") == TrackSettings(ping_interval=3, cycles_wait=4)
+    assert cfg.settings_for("wg1", "x") == TrackSettings(ping_interval=0, cycles_wait=1)
+    assert cfg.settings_for("wg1", KEY) == TrackSettings(ping_interval=0, cycles_wait=9, ping_target="192.0.2.7")
+    assert cfg.settings_for("wg0", KEY).ping_interval == 3
+
+
+def errors(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        config.parse(text, "/etc/wgtrack.conf")
+    return [str(p) for p in info.value.problems]
+
+
+def test_zero_checkperiod_names_file_section_key_value() -> None:
+    assert errors("[general]\ncycles_checkperiod = 0\n") == [
+        "/etc/wgtrack.conf: [general] cycles_checkperiod = '0': must be 1 or more"]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = errors(f"[general]\ncycle_time = fast\nbogus = 1\nping_target = 192.0.2.1\n[nonsense]\n"
+                   f"[peer:short]\n[interface:wg0]\nloglevel = debug\n[peer:{KEY}]\nping_target = nohost\n")
+    assert found == [
+        "/etc/wgtrack.conf: [general] cycle_time = 'fast': not a number",
+        "/etc/wgtrack.conf: [general] bogus = '1': unknown key",
+        "/etc/wgtrack.conf: [general] ping_target = '192.0.2.1': not valid here (belongs in peer)",
+        "/etc/wgtrack.conf: [nonsense]: unknown section (known: general, DEFAULT, interface:<name>, "
+        "peer:<public key>, output:influx)",
+        "/etc/wgtrack.conf: [peer:short]: not a WireGuard public key (44 base64 characters)",
+        "/etc/wgtrack.conf: [interface:wg0] loglevel = 'debug': not valid here (belongs in general)",
+        f"/etc/wgtrack.conf: [peer:{KEY}] ping_target = 'nohost': not an IPv4 or IPv6 address",
+    ]
+
+
+def test_impossible_combinations() -> None:
+    assert errors("[general]\ncycles_checkperiod = 5\ncycles_slowcheckingperiod = 3\n") == [
+        "/etc/wgtrack.conf: [general] cycles_slowcheckingperiod = '3': must be at least cycles_checkperiod (5)"]
+    found = errors("[general]\ncycle_time = 1\nping_interval = 1\nping_timeout = 0.5\n[interface:wg0]\nping_timeout = 2\n")
+    assert found[0].startswith("/etc/wgtrack.conf: [interface:wg0] ping_timeout = '2.0': ping_count × ping_timeout")
+
+
+def test_syntax_errors_and_duplicates_are_config_errors() -> None:
+    assert errors("cycle_time = 3\n")[0].startswith("/etc/wgtrack.conf: line 1:")
+    assert "cycle_time" in errors("[general]\ncycle_time = 3\ncycle_time = 4\n")[0]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope.conf: cannot read: No such file"):
+        config.load(tmp_path / "nope.conf")
+
+
+def test_shipped_config_is_valid() -> None:
+    cfg = config.load(Path(__file__).parent.parent / "etc" / "wgtrack.conf")
+    assert cfg.cycle_time_s > 0
+
+
+def test_describe_names_keys() -> None:
+    text = config.describe(config.parse(f"[peer:{KEY}]\nping_target = 192.0.2.9\n"))
+    assert "[general] cycle_time = 30.0" in text
+    assert f"[peer:{KEY}] ping_target = 192.0.2.9" in text

@@ -1,0 +1,97 @@
+"""The dump parser over real captures in tests/data, plus garbage and secrets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wgtrack.dump import is_public_key, parse_dump
+
+DATA = Path(__file__).parent / "data"
+DUMPS = sorted(DATA.glob("*.dump"))
+
+
+def secrets_in(text: str) -> set[str]:
+    """Private keys (interface lines, field 2) and preshared keys (peer lines, field 3)."""
+    found = set()
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) == 5:
+            found.add(fields[1])
+        elif len(fields) == 9 and fields[2] != "(none)":
+            found.add(fields[2])
+    return found
+
+
+@pytest.mark.parametrize("path", DUMPS, ids=[p.name for p in DUMPS])
+def test_capture_parses_to_expected(path: Path) -> None:
+    dump = parse_dump(path.read_text())
+    got = {"interfaces": [dataclasses.asdict(i) for i in dump.interfaces], "problems": list(dump.problems)}
+    expected = json.loads(path.with_suffix(".expected.json").read_text())
+    # JSON has no tuples; compare through one JSON round trip.
+    assert json.loads(json.dumps(got)) == expected
+
+
+@pytest.mark.parametrize("path", DUMPS, ids=[p.name for p in DUMPS])
+def test_private_and_preshared_keys_are_dropped(path: Path) -> None:
+    text = path.read_text()
+    secrets = secrets_in(text)
+    assert secrets, "capture should contain at least one private key"
+    rendered = repr(parse_dump(text))
+    for secret in secrets:
+        assert secret not in rendered
+
+
+def test_mixed_capture_covers_the_hard_cases() -> None:
+    dump = parse_dump((DATA / "lab-mixed.dump").read_text())
+    by_name = {i.name: i for i in dump.interfaces}
+    assert by_name["wg1"].peers == ()  # interface with zero peers
+    peers = {p.public_key[:4]: p for p in by_name["wg0"].peers}
+    assert by_name["wg0"].fwmark == 0x1234
+    assert peers["qBOW"].keepalive_s == 25
+    assert peers["Eus3"].endpoint == "[fd00::5]:51820"
+    assert peers["4TFd"].endpoint is None and peers["4TFd"].allowed_ips == ()
+    assert peers["4TFd"].latest_handshake == 0
+
+
+def test_bad_lines_are_reported_without_content_and_others_kept() -> None:
+    text = (DATA / "synthetic-zone-and-bad-lines.dump").read_text()
+    dump = parse_dump(text)
+    assert [p.public_key[:4] for p in dump.interfaces[0].peers] == ["CCCC"]
+    assert dump.interfaces[0].peers[0].endpoint == "[fe80::1%eth0]:51820"
+    assert len(dump.problems) == 5
+    for problem in dump.problems:
+        assert "AAAA" not in problem and "DDDD" not in problem
+
+
+def test_empty_output_means_no_interfaces() -> None:
+    assert parse_dump("").interfaces == ()
+
+
+def test_private_key_in_a_malformed_line_never_reaches_problems() -> None:
+    private = "kEY1kEY1kEY1kEY1kEY1kEY1kEY1kEY1kEY1kEY1kEY="
+    dump = parse_dump(f"wg0\t{private}\tnot-a-key\t51820\toff\n")
+    assert private not in repr(dump)
+    assert dump.problems == ("line 1: interface public key is malformed",)
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=400))
+def test_garbage_never_raises(text: str) -> None:
+    parse_dump(text)
+
+
+@given(st.lists(st.sampled_from(["wg0", "(none)", "off", "0", "1", "[::1]:5", "1.2.3.4:5", "x", "",
+                                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]), min_size=1, max_size=10))
+def test_tab_joined_fragments_never_raise(fields: list[str]) -> None:
+    parse_dump("\t".join(fields) + "\n" + "\t".join(reversed(fields)))
+
+
+def test_is_public_key() -> None:
+    assert is_public_key("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+    assert not is_public_key("AAAA")
+    assert not is_public_key("!" * 43 + "=")
