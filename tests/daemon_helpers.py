@@ -1,0 +1,87 @@
+"""Run the real daemon as a subprocess and watch its output file and log."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests import lp
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_config(path: Path, out: Path, **general: object) -> Path:
+    lines = ["[general]"] + [f"{k} = {v}" for k, v in general.items()]
+    lines += ["[output:influx]", f"filename = {out}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Watched:
+    """A running daemon, its line-protocol file and its stderr log."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], out: Path, log: Path) -> None:
+        self.proc, self.out, self.log_path = proc, out, log
+
+    def text(self) -> str:
+        try:
+            return self.out.read_text()
+        except FileNotFoundError:
+            return ""
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def wait_for(self, what: str, predicate: Callable[[str], object], timeout: float = 30.0) -> str:
+        """Poll the output until ``predicate(text)`` holds; bounded by ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.text()
+            if text and predicate(text):
+                return text
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode} waiting for {what}:\n{self.log()}")
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}\n--- output:\n{self.text()}"
+                             f"\n--- log:\n{self.log()}")
+
+    def wait_log(self, needle: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"log never said {needle!r}:\n{self.log()}")
+
+    def status(self, key: str) -> str | None:
+        point = lp.peers(self.text()).get(key)
+        return None if point is None else str(point.fields["status"])
+
+    def cycle(self) -> int:
+        text = self.text()
+        return int(lp.tracker(text).fields["cycle"]) if text else 0  # type: ignore[call-overload]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> tuple[int, float]:
+        started = time.monotonic()
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(5)
+        return rc, time.monotonic() - started
+
+
+def start_local(config: Path, out: Path, log: Path, *args: str) -> Watched:
+    """Start ``python -m wgtrack`` here (no namespace), for tests with a fake wg."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with open(log, "ab") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "wgtrack", "-c", str(config), *args],
+                                stdout=subprocess.DEVNULL, stderr=err, env=env)
+    return Watched(proc, out, log)

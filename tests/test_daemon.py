@@ -1,0 +1,197 @@
+"""The real daemon process against a scripted fake ``wg`` (an edge fake): the lab tests repeat
+the important cases with real WireGuard; these cover what a real wg cannot easily be made to do
+(hang, fail, print garbage)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import lp
+from tests.daemon_helpers import REPO, Watched, start_local, write_config
+
+DATA = Path(__file__).parent / "data"
+KEY_A = "3+lM+fs3RsV/UxQbPxytzD5PTyVmnWCUghTX1P/wQBU="  # a peer in lab-mixed.dump
+
+
+@pytest.fixture
+def fakewg(tmp_path: Path) -> Path:
+    """A ``wg`` that prints ``dump`` (or hangs while ``hang`` exists, fails while ``fail`` exists)."""
+    script = tmp_path / "fakewg"
+    script.write_text(f"""#!/bin/sh
+d={tmp_path}
+[ -e $d/fail ] && {{ echo "Unable to access interface: Permission denied" >&2; exit 1; }}
+[ -e $d/hang ] && exec sleep 30
+[ -e $d/dump ] && cat $d/dump
+exit 0
+""")
+    script.chmod(0o755)
+    (tmp_path / "dump").write_text((DATA / "lab-mixed.dump").read_text())
+    return script
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, fakewg: Path) -> Iterator[Watched]:
+    out = tmp_path / "out" / "wgtrack.lp"
+    out.parent.mkdir()
+    conf = write_config(tmp_path / "wgtrack.conf", out, cycle_time=0.5, wg_command=fakewg,
+                        wg_timeout=1, ping_interval=0, loglevel="debug", wg_config_dir=tmp_path)
+    watched = start_local(conf, out, tmp_path / "log")
+    yield watched
+    if watched.proc.poll() is None:
+        watched.proc.kill()
+        watched.proc.wait(5)
+
+
+def test_writes_peers_and_interfaces(daemon: Watched) -> None:
+    text = daemon.wait_for("peers", lambda t: KEY_A in lp.peers(t))
+    points = lp.parse(text)
+    assert {p.tags.get("interface") for p in points if p.measurement == "wgtrack_interface"} == {"wg0", "wg1"}
+    assert len(lp.peers(text)) == 6
+    assert all(p.time_ns > 0 for p in points)
+
+
+def test_private_keys_never_reach_output_or_log(daemon: Watched, tmp_path: Path) -> None:
+    daemon.wait_for("a few cycles", lambda t: daemon.cycle() >= 3)
+    secrets = [line.split("\t")[1] for line in (DATA / "lab-mixed.dump").read_text().splitlines()
+               if len(line.split("\t")) == 5]
+    secrets += [line.split("\t")[2] for line in (DATA / "lab-mixed.dump").read_text().splitlines()
+                if len(line.split("\t")) == 9 and line.split("\t")[2] != "(none)"]
+    assert len(secrets) == 3
+    for secret in secrets:
+        # Without its trailing '=', so that an escaped '\=' in the file could not hide it.
+        assert secret[:-1] not in daemon.text() and secret[:-1] not in daemon.log()
+
+
+def test_hung_wg_marks_data_stale_and_recovers(daemon: Watched, tmp_path: Path) -> None:
+    daemon.wait_for("peers", lambda t: KEY_A in lp.peers(t))
+    (tmp_path / "hang").touch()
+    text = daemon.wait_for("stale", lambda t: lp.tracker(t).fields["wg_ok"] == 0, 10)
+    assert KEY_A not in lp.peers(text)  # no old data presented as current
+    assert "timed out after 1 s" in str(lp.tracker(text).fields["wg_error"])
+    (tmp_path / "hang").unlink()
+    daemon.wait_for("recovered", lambda t: KEY_A in lp.peers(t), 10)
+    assert daemon.log().count("cannot read WireGuard state") == 1
+    assert "WireGuard state readable again" in daemon.log()
+
+
+def test_failing_wg_is_logged_once_per_run(daemon: Watched, tmp_path: Path) -> None:
+    daemon.wait_for("peers", lambda t: KEY_A in lp.peers(t))
+    (tmp_path / "fail").touch()
+    c = daemon.cycle()
+    daemon.wait_for("several failed cycles", lambda t: lp.tracker(t).fields["wg_ok"] == 0 and daemon.cycle() > c + 3)
+    assert daemon.log().count("cannot read WireGuard state") == 1
+    assert "Permission denied" in daemon.log()
+    assert daemon.proc.poll() is None
+
+
+def test_vanished_interface_and_peer_leave_the_output(daemon: Watched, tmp_path: Path) -> None:
+    daemon.wait_for("wg1", lambda t: "interface=wg1" in t)
+    lines = [x for x in (DATA / "lab-mixed.dump").read_text().splitlines()
+             if not x.startswith("wg1\t") and KEY_A not in x]
+    (tmp_path / "dump").write_text("\n".join(lines) + "\n")
+    text = daemon.wait_for("wg1 and peer gone", lambda t: "interface=wg1" not in t and KEY_A not in lp.peers(t), 10)
+    assert len(lp.peers(text)) == 5
+    assert "gone from WireGuard" in daemon.log()
+
+
+def test_garbage_line_does_not_stop_the_others(daemon: Watched, tmp_path: Path) -> None:
+    (tmp_path / "dump").write_text((DATA / "synthetic-zone-and-bad-lines.dump").read_text())
+    text = daemon.wait_for("good peer", lambda t: "CCCC" in t, 10)
+    assert len(lp.peers(text)) == 1
+    assert "line 3: peer public key is malformed (line skipped)" in daemon.log()
+
+
+def test_sighup_applies_cycle_time_and_keeps_state(daemon: Watched, tmp_path: Path) -> None:
+    daemon.wait_for("cycles", lambda t: daemon.cycle() >= 2)
+    conf = tmp_path / "wgtrack.conf"
+    conf.write_text(conf.read_text().replace("cycle_time = 0.5", "cycle_time = 3"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_log("reloaded")
+    assert "cycle 3 s" in daemon.log()
+    c0, t0 = daemon.cycle(), time.monotonic()
+    time.sleep(4.5)
+    assert daemon.cycle() - c0 <= 2, "cycle_time 3 s should give at most 2 cycles in 4.5 s"
+    assert daemon.log().count("now tracked") == 6  # no peer was forgotten and re-added
+    del t0
+
+
+def test_sighup_with_broken_config_keeps_running(daemon: Watched, tmp_path: Path) -> None:
+    daemon.wait_for("cycles", lambda t: daemon.cycle() >= 2)
+    conf = tmp_path / "wgtrack.conf"
+    conf.write_text(conf.read_text().replace("[general]", "[general]\ncycles_checkperiod = 0"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_log("reload refused")
+    assert "[general] cycles_checkperiod = '0': must be 1 or more" in daemon.log()
+    c = daemon.cycle()
+    daemon.wait_for("more cycles at the old pace", lambda t: daemon.cycle() >= c + 3, 5)
+
+
+def test_sigterm_stops_cleanly_within_5s(daemon: Watched) -> None:
+    daemon.wait_for("cycles", lambda t: daemon.cycle() >= 2)
+    rc, took = daemon.stop(signal.SIGTERM)
+    assert rc == 0 and took < 5
+    assert daemon.log().count("received SIGTERM") == 1
+
+
+def test_sigterm_during_hung_wg_is_still_prompt(daemon: Watched, tmp_path: Path) -> None:
+    daemon.wait_for("cycles", lambda t: daemon.cycle() >= 1)
+    (tmp_path / "hang").touch()
+    time.sleep(0.7)
+    rc, took = daemon.stop(signal.SIGTERM)
+    assert rc == 0 and took < 5
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wgtrack", *args], capture_output=True, text=True, timeout=30,
+                          cwd=REPO)
+
+
+def test_help_and_version() -> None:
+    assert run_cli("--help").returncode == 0
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("wgtrack ")
+
+
+def test_check_config(tmp_path: Path) -> None:
+    good = write_config(tmp_path / "good.conf", tmp_path / "out.lp", cycle_time=5)
+    result = run_cli("--check-config", str(good))
+    assert result.returncode == 0, result.stderr
+    assert "[general] cycle_time = 5.0" in result.stdout
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[general]\ncycles_checkperiod = 0\n")
+    result = run_cli("-c", str(bad), "--check-config")
+    assert result.returncode == 1
+    assert f"{bad}: [general] cycles_checkperiod = '0': must be 1 or more" in result.stderr
+
+
+def test_missing_output_directory_is_a_clear_error_at_start(tmp_path: Path, fakewg: Path) -> None:
+    out = tmp_path / "nodir" / "out.lp"
+    conf = write_config(tmp_path / "c.conf", out, wg_command=fakewg)
+    result = run_cli("-c", str(conf), "--once")
+    assert result.returncode == 1
+    assert f"directory {out.parent} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert run_cli("--check-config", str(conf)).returncode == 1
+
+
+def test_bad_config_does_not_start(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[general]\ncycle_time = -1\n")
+    result = run_cli("-c", str(bad))
+    assert result.returncode == 1
+    assert "[general] cycle_time = '-1': must be a positive number of seconds" in result.stderr
+
+
+def test_once_writes_and_exits(tmp_path: Path, fakewg: Path) -> None:
+    out = tmp_path / "out.lp"
+    conf = write_config(tmp_path / "c.conf", out, wg_command=fakewg, ping_interval=0)
+    result = run_cli("-c", str(conf), "--once", "-l", "warning")
+    assert result.returncode == 0, result.stderr
+    assert len(lp.peers(out.read_text())) == 6

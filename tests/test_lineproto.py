@@ -1,0 +1,76 @@
+"""The line-protocol renderer: golden output, and escaping checked against influxdb-client."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from influxdb_client import Point
+
+from tests.snapshots import KEY_A, KEY_B, T_NS, peer, snapshot
+from wgtrack import __version__
+from wgtrack.lineproto import line, render
+
+GOLDEN = (
+    'wgtrack,friendly_name=alice,interface=wg0,peer=xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg\\= '
+    'endpoint="198.51.100.11:51820",handshake_age_s=100i,is_up=1i,keepalive_s=25i,'
+    'latest_handshake=1794999900i,loss=0,rtt_ms=0.25,status="up:ok",transfer_rx=1234i,transfer_tx=5678i '
+    f'{T_NS}\n'
+    'wgtrack,interface=wg0,peer=TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0\\= '
+    'is_up=0i,keepalive_s=0i,latest_handshake=0i,status="down",transfer_rx=0i,transfer_tx=96i '
+    f'{T_NS}\n'
+    f'wgtrack_interface,interface=wg0 listen_port=51820i,peers=2i,peers_down=1i,peers_idle=0i,peers_up=1i {T_NS}\n'
+    'wgtrack_tracker cycle=7i,cycle_duration_s=0.5,interfaces=1i,peers=2i,uptime_s=60i,'
+    f'version="{__version__}",wg_ok=1i {T_NS}\n'
+)
+
+
+def test_golden_file() -> None:
+    down = peer(KEY_B, friendly_name=None, endpoint=None, latest_handshake=0, handshake_age_s=None,
+                rx_bytes=0, tx_bytes=96, keepalive_s=0, status="down", is_up=False, rtt_ms=None, loss=None)
+    assert render(snapshot(peer(), down)) == GOLDEN
+
+
+def test_stale_snapshot_has_only_the_heartbeat() -> None:
+    text = render(snapshot(wg_ok=False, wg_error='wg show timed out after 5 s'))
+    assert text == ('wgtrack_tracker cycle=7i,cycle_duration_s=0.5,interfaces=0i,peers=0i,uptime_s=60i,'
+                    f'version="{__version__}",wg_error="wg show timed out after 5 s",wg_ok=0i {T_NS}\n')
+
+
+def test_counters_are_integers() -> None:
+    text = render(snapshot(peer()))
+    assert "transfer_rx=1234i" in text and "transfer_tx=5678i" in text and "is_up=1i" in text
+
+
+def test_every_line_has_the_timestamp() -> None:
+    for text in render(snapshot(peer(), peer(KEY_B))).splitlines():
+        assert text.endswith(f" {T_NS}")
+
+
+def oracle(measurement: str, tags: dict[str, str], fields: dict[str, object]) -> str:
+    point = Point(measurement)
+    for k, v in tags.items():
+        point.tag(k, v)
+    for k, v in fields.items():
+        point.field(k, v)
+    point.time(T_NS)
+    return point.to_line_protocol()
+
+
+names = st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]) | st.sampled_from(",= \"\\\t\n"),
+                min_size=1, max_size=12).filter(lambda s: not s.startswith("#"))
+values = st.one_of(st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=True, allow_infinity=True),
+                   st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]) | st.sampled_from('"\\ ,='),
+                           max_size=12))
+
+
+@given(names, st.dictionaries(names, names, max_size=3), st.dictionaries(names, values, min_size=1, max_size=4))
+def test_escaping_matches_influxdb_client(measurement: str, tags: dict[str, str],
+                                          fields: dict[str, object]) -> None:
+    assert line(measurement, tags, fields, T_NS) == oracle(measurement, tags, fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["a\nb", "a\r\nb", "x\\", 'q"uote'])
+def test_no_raw_newline_anywhere(text: str) -> None:
+    rendered = line(text, {"t": text}, {"f": text}, T_NS)
+    assert "\n" not in rendered and "\r" not in rendered
