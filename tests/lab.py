@@ -241,13 +241,14 @@ class Lab:
 
     def daemon(self, config: Path, *args: str, stderr: Path | None = None) -> subprocess.Popen[bytes]:
         """Run ``python -m wgtrack`` inside mon's network and mount namespaces."""
-        err = open(stderr, "ab") if stderr else subprocess.DEVNULL  # noqa: SIM115 - handed to Popen
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen(["nsenter", "-t", str(self.hosts["mon"].wg_pid), "-m", "-n",
-                                 sys.executable, "-m", "wgtrack", "-c", str(config), *args],
-                                stdout=subprocess.DEVNULL, stderr=err, env=env)
-        if stderr:
-            err.close()
+        argv = ["nsenter", "-t", str(self.hosts["mon"].wg_pid), "-m", "-n",
+                sys.executable, "-m", "wgtrack", "-c", str(config), *args]
+        if stderr is None:
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        else:
+            with open(stderr, "ab") as err:
+                proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env)
         self.procs.append(proc)
         return proc
 

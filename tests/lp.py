@@ -57,7 +57,10 @@ def parse(text: str) -> list[Point]:
             continue
         series, fields, ts = _TOKEN.findall(raw)
         head, *tag_parts = _split(series, ",")
-        tags = dict(tuple(_unescape(x) for x in _split(t, "=")) for t in tag_parts)  # type: ignore[misc]
+        tags: dict[str, str] = {}
+        for t in tag_parts:
+            k, v = _split(t, "=")
+            tags[_unescape(k)] = _unescape(v)
         field_map = {}
         for f in _split(fields, ","):
             key, value = _split(f, "=", )[0], "=".join(_split(f, "=")[1:])

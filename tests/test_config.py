@@ -103,8 +103,10 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_impossible_combinations() -> None:
     assert errors("[general]\ncycles_checkperiod = 5\ncycles_slowcheckingperiod = 3\n") == [
         "/etc/wgtrack.conf: [general] cycles_slowcheckingperiod = '3': must be at least cycles_checkperiod (5)"]
-    found = errors("[general]\ncycle_time = 1\nping_interval = 1\nping_timeout = 0.5\n[interface:wg0]\nping_timeout = 2\n")
-    assert found[0].startswith("/etc/wgtrack.conf: [interface:wg0] ping_timeout = '2.0': ping_count × ping_timeout")
+    found = errors("[general]\ncycle_time = 1\nping_interval = 1\nping_timeout = 0.5\n"
+                   "[interface:wg0]\nping_timeout = 2\n")
+    assert found[0].startswith(
+        "/etc/wgtrack.conf: [interface:wg0] ping_timeout = '2.0': ping_count × ping_timeout")
 
 
 def test_syntax_errors_and_duplicates_are_config_errors() -> None:
@@ -113,7 +115,7 @@ def test_syntax_errors_and_duplicates_are_config_errors() -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.conf: cannot read: No such file"):
+    with pytest.raises(ConfigError, match=r"nope\.conf: cannot read: No such file"):
         config.load(tmp_path / "nope.conf")
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from influxdb_client import Point
+from influxdb_client.client.write.point import Point
 
-from tests.snapshots import KEY_A, KEY_B, T_NS, peer, snapshot
+from tests.snapshots import KEY_B, T_NS, peer, snapshot
 from wgtrack import __version__
 from wgtrack.lineproto import line, render
 
@@ -49,10 +49,10 @@ def test_every_line_has_the_timestamp() -> None:
 
 def oracle(measurement: str, tags: dict[str, str], fields: dict[str, object]) -> str:
     point = Point(measurement)
-    for k, v in tags.items():
-        point.tag(k, v)
-    for k, v in fields.items():
-        point.field(k, v)
+    for tag, text in tags.items():
+        point.tag(tag, text)
+    for name, value in fields.items():
+        point.field(name, value)
     point.time(T_NS)
     return point.to_line_protocol()
 

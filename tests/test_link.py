@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wgtrack.config import TrackSettings
-from wgtrack.link import Changed, LinkState, Probe, ProbeResult, Sample, Status, step
+from wgtrack.link import Action, Changed, LinkState, Probe, ProbeResult, Sample, Status, step
 
 WALL = 1_800_000_000.0
 PROBES = TrackSettings(ping_interval=2, ping_failafternum=2)
@@ -19,8 +19,8 @@ def sample(handshake_age: float | None, rx: int, keepalive: int = 0, target: str
     return Sample(hs, rx, keepalive, wall, target)
 
 
-def run(settings: TrackSettings, *obs: Sample | ProbeResult) -> tuple[LinkState, list[object]]:
-    state, actions = LinkState(), []
+def run(settings: TrackSettings, *obs: Sample | ProbeResult) -> tuple[LinkState, list[Action]]:
+    state, actions = LinkState(), list[Action]()
     for i, o in enumerate(obs):
         state, new = step(state, o, float(i), settings)
         actions.extend(new)

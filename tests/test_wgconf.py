@@ -52,7 +52,8 @@ def test_secrets_are_not_kept() -> None:
 
 
 def test_problems_are_reported_and_other_peers_kept() -> None:
-    text = f"[Peer]\nEndpoint = nokey.test:1\n[Peer]\nPublicKey = {KEY_A}\nEndpoint = bad\n[Peer]\nPublicKey = {KEY_B}\n"
+    text = (f"[Peer]\nEndpoint = nokey.test:1\n[Peer]\nPublicKey = {KEY_A}\nEndpoint = bad\n"
+            f"[Peer]\nPublicKey = {KEY_B}\n")
     peers, problems = parse_wg_quick(text, "wg0.conf")
     assert set(peers) == {KEY_A, KEY_B}
     assert problems[0] == "wg0.conf:1: [Peer] without PublicKey"

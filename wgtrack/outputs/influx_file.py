@@ -22,10 +22,11 @@ class InfluxFile:
 
     def check(self) -> list[str]:
         directory = self.settings.filename.parent
+        where = f"[output:influx] filename = {str(self.settings.filename)!r}"
         if not directory.is_dir():
-            return [f"[output:influx] filename = {str(self.settings.filename)!r}: directory {directory} does not exist"]
+            return [f"{where}: directory {directory} does not exist"]
         if not os.access(directory, os.W_OK | os.X_OK):
-            return [f"[output:influx] filename = {str(self.settings.filename)!r}: directory {directory} is not writable"]
+            return [f"{where}: directory {directory} is not writable"]
         return []
 
     async def start(self) -> None:

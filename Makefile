@@ -1,0 +1,47 @@
+# wgtrack: the two commands of the README are `make demo` and `make test` (as root, Debian 12).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# --no-install-recommends: wireguard-tools would otherwise pull in a kernel image.
+SYSTEM_PACKAGES := python3 python3-venv wireguard-tools wireguard-go dnsmasq-base nftables iproute2 \
+	util-linux iputils-ping influxdb ca-certificates
+
+.PHONY: help system-deps venv test unit lab check demo bench clean
+
+help:
+	@echo "make demo   - build a WireGuard lab in network namespaces and watch wgtrack track it (root)"
+	@echo "make test   - install what is needed and run the whole suite, unit and lab (root)"
+	@echo "make check  - ruff and mypy"
+
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+venv: $(BIN)/python
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,dev,prometheus]'
+
+test: system-deps venv
+	$(BIN)/python -m pytest
+
+unit: venv
+	$(BIN)/python -m pytest -m 'not lab and not server'
+
+check: venv
+	$(BIN)/ruff check wgtrack tests bench
+	$(BIN)/mypy wgtrack tests bench
+
+demo: system-deps venv
+	$(BIN)/python -m tests.demo
+
+bench: system-deps venv
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
