@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -16,17 +14,6 @@ from tests.daemon_helpers import Watched, write_config
 from tests.lab import Lab, run
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    missing = [tool for tool in ("wg", "wireguard-go", "dnsmasq", "nft", "nsenter") if not shutil.which(tool)]
-    if os.geteuid() != 0 or missing:
-        pytest.fail(f"the lab needs root and {missing or 'its tools'}; run `make test` as root")
-    with Lab() as built:
-        for peer in built.peer_names:
-            built.handshake(peer)
-        yield built
 
 
 @pytest.fixture
