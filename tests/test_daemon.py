@@ -4,7 +4,9 @@ the important cases with real WireGuard; these cover what a real wg cannot easil
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -195,3 +197,43 @@ def test_once_writes_and_exits(tmp_path: Path, fakewg: Path) -> None:
     result = run_cli("-c", str(conf), "--once", "-l", "warning")
     assert result.returncode == 0, result.stderr
     assert len(lp.peers(out.read_text())) == 6
+
+
+def test_sd_notify_ready_reloading_stopping(tmp_path: Path, fakewg: Path) -> None:
+    out = tmp_path / "out.lp"
+    conf = write_config(tmp_path / "c.conf", out, cycle_time=0.5, wg_command=fakewg, ping_interval=0)
+    sock_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(sock_path))
+        sock.settimeout(10)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": str(sock_path)}
+        with open(tmp_path / "log", "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "wgtrack", "-c", str(conf)], stderr=log, env=env)
+        try:
+            assert sock.recv(4096) == b"READY=1"
+            proc.send_signal(signal.SIGHUP)
+            assert sock.recv(4096).startswith(b"RELOADING=1\nMONOTONIC_USEC=")
+            assert sock.recv(4096) == b"READY=1"
+            proc.send_signal(signal.SIGTERM)
+            assert sock.recv(4096) == b"STOPPING=1"
+            assert proc.wait(5) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+
+
+def test_conf_only_peer_and_hostname_peer_do_not_crash(tmp_path: Path, fakewg: Path) -> None:
+    # 0.2.0 crashed when the wg-quick config listed a peer absent from the live interface.
+    absent = "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZA="
+    (tmp_path / "wg0.conf").write_text(
+        f"[Interface]\nPrivateKey = x\n[Peer]\n# friendly_name = ghost\nPublicKey = {absent}\n"
+        f"Endpoint = ghost.lab.test:51820\n[Peer]\n# friendly_name = alice\nPublicKey = {KEY_A}\n"
+        "Endpoint = a.lab.test:51820\n")
+    out = tmp_path / "out.lp"
+    conf = write_config(tmp_path / "c.conf", out, wg_command=fakewg, ping_interval=0, wg_config_dir=tmp_path)
+    result = run_cli("-c", str(conf), "--once")
+    assert result.returncode == 0, result.stderr
+    peers = lp.peers(out.read_text())
+    assert absent not in peers
+    assert peers[KEY_A].tags["friendly_name"] == "alice"
