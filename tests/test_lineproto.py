@@ -20,7 +20,7 @@ GOLDEN = (
     'is_up=0i,keepalive_s=0i,latest_handshake=0i,status="down",transfer_rx=0i,transfer_tx=96i '
     f'{T_NS}\n'
     f'wgtrack_interface,interface=wg0 listen_port=51820i,peers=2i,peers_down=1i,peers_idle=0i,peers_up=1i {T_NS}\n'
-    'wgtrack_tracker cycle=7i,cycle_duration_s=0.5,interfaces=1i,peers=2i,uptime_s=60i,'
+    'wgtrack_tracker cycle=7i,cycle_duration_s=0.5,interfaces=1i,loop_lag_ms=0,peers=2i,uptime_s=60i,'
     f'version="{__version__}",wg_ok=1i {T_NS}\n'
 )
 
@@ -33,7 +33,7 @@ def test_golden_file() -> None:
 
 def test_stale_snapshot_has_only_the_heartbeat() -> None:
     text = render(snapshot(wg_ok=False, wg_error='wg show timed out after 5 s'))
-    assert text == ('wgtrack_tracker cycle=7i,cycle_duration_s=0.5,interfaces=0i,peers=0i,uptime_s=60i,'
+    assert text == ('wgtrack_tracker cycle=7i,cycle_duration_s=0.5,interfaces=0i,loop_lag_ms=0,peers=0i,uptime_s=60i,'
                     f'version="{__version__}",wg_error="wg show timed out after 5 s",wg_ok=0i {T_NS}\n')
 
 

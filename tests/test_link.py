@@ -55,11 +55,11 @@ def test_keepalive_threshold_includes_keepalive_and_margin() -> None:
 
 def test_probes_decide_down_after_failafternum_and_reply_recovers() -> None:
     fail = ProbeResult(ok=False, loss=1.0, reason="no reply")
-    state, actions = run(PROBES, sample(5, 100), fail)
+    state, actions = run(PROBES, sample(5, 100))
+    state, actions = step(state, fail, 1.0, PROBES)
     assert state.status is Status.UP and state.probe_failures == 1
-    state, actions = step(state, sample(6, 100, wall=WALL + 1), 2.0, PROBES)
-    assert Probe("192.0.2.2") in actions  # confirm quickly after a first failure
-    state, actions = step(state, fail, 3.0, PROBES)
+    assert actions == [Probe("192.0.2.2")]  # confirm at once, not a ping_interval later
+    state, actions = step(state, fail, 1.5, PROBES)
     assert state.status is Status.DOWN
     # A young handshake does not outvote failed probes.
     state, _ = step(state, sample(8, 100, wall=WALL + 3), 4.0, PROBES)

@@ -18,6 +18,7 @@ from typing import Any
 
 from wgtrack.dump import is_public_key
 from wgtrack.errors import WgtrackError
+from wgtrack.model import is_ip_literal, split_endpoint
 
 DEFAULT_PATH = Path("/etc/wgtrack.conf")
 
@@ -65,6 +66,8 @@ class TrackSettings:
     cycles_checking: int = 4
     cycles_checkperiod: int = 2
     cycles_slowcheckingperiod: int = 20
+    reresolve: bool = True  # re-resolve a hostname endpoint while the link is down
+    endpoint: str | None = None  # "host:port" when the wg-quick config does not say it
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,8 @@ class Config:
     wg_command: str = "wg"
     wg_config_dir: Path = Path("/etc/wireguard")
     wg_timeout_s: float = 5.0
+    dns_timeout_s: float = 2.0
+    hosts_file: Path = Path("/etc/hosts")
     track: TrackSettings = field(default_factory=TrackSettings)
     interface_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     peer_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -161,6 +166,13 @@ def _path(text: str) -> Path:
     return Path(_nonempty(text))
 
 
+def _hostname_endpoint(text: str) -> str:
+    host, _port = split_endpoint(text)
+    if is_ip_literal(host):
+        raise ValueError("names an address; re-resolution needs a hostname")
+    return text
+
+
 def _mode(text: str) -> int:
     try:
         value = int(text, 8)
@@ -189,6 +201,9 @@ KEYS: tuple[Key, ...] = (
     Key("wg_command", "wg_command", _nonempty, frozenset({"general"}), "the wg binary"),
     Key("wg_config_dir", "wg_config_dir", _path, frozenset({"general"}), "where <interface>.conf files live"),
     Key("wg_timeout", "wg_timeout_s", _positive_float, frozenset({"general"}), "seconds a wg call may take"),
+    Key("dns_timeout", "dns_timeout_s", _positive_float, frozenset({"general"}),
+        "seconds one DNS query may take when re-resolving"),
+    Key("hosts_file", "hosts_file", _path, frozenset({"general"}), "hosts file consulted before DNS"),
     Key("ping_interval", "ping_interval", _int_at_least(0), _TRACK, "probe every N cycles; 0 = no probes"),
     Key("ping_failafternum", "ping_failafternum", _int_at_least(1), _TRACK, "failed probes in a row before down"),
     Key("ping_count", "ping_count", _int_at_least(1), _TRACK, "echo requests per probe"),
@@ -202,6 +217,9 @@ KEYS: tuple[Key, ...] = (
         "re-resolve every N cycles while checking"),
     Key("cycles_slowcheckingperiod", "cycles_slowcheckingperiod", _int_at_least(1), _TRACK,
         "back-off cap, then re-resolve every N cycles"),
+    Key("reresolve", "reresolve", _bool, _TRACK, "re-resolve a hostname endpoint while the link is down"),
+    Key("endpoint", "endpoint", _hostname_endpoint, frozenset({"peer"}),
+        "hostname:port to re-resolve when no wg-quick config names one (systemd-networkd ...)"),
     Key("enabled", "enabled", _bool, frozenset({"output:influx"}), "write the line-protocol file"),
     Key("filename", "filename", _path, frozenset({"output:influx"}), "path of the line-protocol file"),
     Key("mode", "mode", _mode, frozenset({"output:influx"}), "file mode of the line-protocol file"),

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -20,14 +21,17 @@ from wgtrack.config import Config, ConfigError
 from wgtrack.dump import parse_dump
 from wgtrack.errors import StartupError
 from wgtrack.outputs import Output
+from wgtrack.resolve import Resolver
 from wgtrack.snapshot import Snapshot
 from wgtrack.tracker import PeerId, Tracker
-from wgtrack.wgcmd import show_all_dump
+from wgtrack.wgcmd import run_wg, show_all_dump
 from wgtrack.wgconf import load_interface_conf
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 3.0  # close outputs within this, so a stop stays well inside 5 s
+MAX_ACTION_CHAIN = 8  # probe -> resolve -> set -> probe ... never loops unbounded
+LAG_PERIOD_S = 0.1  # how often the loop-lag watchdog wakes
 
 
 class Daemon:
@@ -38,7 +42,11 @@ class Daemon:
         self.once = once
         self.loglevel_override = loglevel_override
         self.tracker = Tracker(config)
+        self.resolver = Resolver(config.hosts_file, config.dns_timeout_s)
         self.outputs: list[Output] = []
+        self._background: dict[PeerId, asyncio.Task[None]] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+        self._max_lag_s = 0.0
         self._failing: dict[str, str] = {}  # output name -> error of the current failure run
         self._wg_error: str | None = None
         self._dump_problems: tuple[str, ...] = ()
@@ -77,7 +85,15 @@ class Daemon:
         log.info("wgtrack started: cycle %g s, outputs: %s", self.config.cycle_time_s,
                  ", ".join(o.name for o in self.outputs) or "none")
         try:
-            await self._loop(loop)
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                watchdog = tasks.create_task(self._watch_lag())
+                try:
+                    await self._loop(loop)
+                finally:
+                    watchdog.cancel()
+                    for task in self._background.values():
+                        task.cancel()
         finally:
             sdnotify.notify("STOPPING=1")
             await self._close_outputs(self.outputs)
@@ -129,6 +145,7 @@ class Daemon:
         await self._close_outputs(old_outputs)
         self.config = new
         self.tracker.set_config(new)
+        self.resolver = Resolver(new.hosts_file, new.dns_timeout_s)
         self.tracker.clear_interface_confs()  # wg configs are re-read on the next cycle
         self._failing.clear()
         if self.loglevel_override is None:
@@ -175,12 +192,13 @@ class Daemon:
                     log.warning("wg show all dump: %s (line skipped)", problem)
                 self._dump_problems = dump.problems
             await self._read_new_interface_confs([i.name for i in dump.interfaces])
-            probes = self.tracker.observe_dump(dump, loop.time(), wall)
-            await self._run_probes(probes)
+            await self._carry_out_all(self.tracker.observe_dump(dump, loop.time(), wall))
         snap = self.tracker.snapshot(
             now=loop.time(), time_ns=wall_ns, cycle=self._cycle, wg_error=self._wg_error,
             cycle_duration_s=round(loop.time() - started, 6), started_ns=self._started_ns,
+            loop_lag_ms=round(self._max_lag_s * 1000, 3),
         )
+        self._max_lag_s = 0.0
         await self._publish(snap)
         log.debug("cycle %d done in %.3f s", self._cycle, loop.time() - started)
 
@@ -194,15 +212,73 @@ class Daemon:
         for name, conf in zip(new, confs, strict=True):
             self.tracker.set_interface_conf(name, conf)
 
-    async def _run_probes(self, probes: list[tuple[PeerId, link.Probe]]) -> None:
-        async def one(pid: PeerId, target: str) -> None:
-            settings = self.config.settings_for(*pid)
-            result = await probe.ping(target, settings.ping_count, settings.ping_timeout_s)
-            self.tracker.observe_probe(pid, result, asyncio.get_running_loop().time())
+    # ---- carrying out the machines' actions ----
 
-        async with asyncio.TaskGroup() as group:
-            for pid, action in probes:
-                group.create_task(one(pid, action.target))
+    async def _carry_out_all(self, todo: list[tuple[PeerId, link.Action]]) -> None:
+        """Run each peer's actions concurrently; probes finish within the cycle, while
+        re-resolution moves to a background task so a dead DNS server delays nobody."""
+        per_peer: dict[PeerId, list[link.Action]] = {}
+        for pid, action in todo:
+            per_peer.setdefault(pid, []).append(action)
+
+        async def peer(pid: PeerId, actions: list[link.Action]) -> None:
+            for action in actions:
+                if isinstance(action, link.Resolve):
+                    self._spawn(pid, action)
+                else:
+                    await self._carry_out(pid, action, 0)
+
+        await asyncio.gather(*(peer(pid, actions) for pid, actions in per_peer.items()))
+
+    def _spawn(self, pid: PeerId, action: link.Resolve) -> None:
+        running = self._background.get(pid)
+        if running is not None and not running.done():
+            return
+        assert self._tasks is not None
+        task = self._tasks.create_task(self._carry_out(pid, action, 0))
+        self._background[pid] = task
+        task.add_done_callback(lambda done: self._forget_background(pid, done))
+
+    def _forget_background(self, pid: PeerId, done: asyncio.Task[None]) -> None:
+        if self._background.get(pid) is done:
+            del self._background[pid]
+
+    async def _carry_out(self, pid: PeerId, action: link.Action, depth: int) -> None:
+        if depth >= MAX_ACTION_CHAIN:
+            log.warning("%s: action chain cut at %d steps", self.tracker.name_of(pid), depth)
+            return
+        try:
+            observation = await self._perform(pid, action)
+        except Exception:  # one peer's trouble must never stop the others
+            log.exception("%s: %s failed", self.tracker.name_of(pid), type(action).__name__)
+            return
+        if observation is None:
+            return
+        for follow in self.tracker.observe(pid, observation, asyncio.get_running_loop().time()):
+            await self._carry_out(pid, follow, depth + 1)
+
+    async def _perform(self, pid: PeerId, action: link.Action) -> link.Observation | None:
+        settings = self.config.settings_for(*pid)
+        if isinstance(action, link.Probe):
+            return await probe.ping(action.target, settings.ping_count, settings.ping_timeout_s)
+        if isinstance(action, link.Resolve):
+            log.info("%s: re-resolving %s", self.tracker.name_of(pid), action.hostname)
+            return await self.resolver.resolve(action.hostname)
+        if isinstance(action, link.SetEndpoint):
+            result = await run_wg(self.config.wg_command, ["set", pid[0], "peer", pid[1], "endpoint", action.endpoint],
+                                  self.config.wg_timeout_s)
+            return link.SetEndpointResult(action.endpoint, result.error is None, result.error)
+        if isinstance(action, link.TriggerHandshake):
+            _poke(action.target)
+        return None
+
+    async def _watch_lag(self) -> None:
+        """Measure how late the loop wakes us: the proof that nothing blocks it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(LAG_PERIOD_S)
+            self._max_lag_s = max(self._max_lag_s, loop.time() - before - LAG_PERIOD_S)
 
     async def _publish(self, snap: Snapshot) -> None:
         async def one(output: Output) -> None:
@@ -218,3 +294,14 @@ class Daemon:
                     log.info("%s: publishing again", output.name)
 
         await asyncio.gather(*(one(o) for o in self.outputs))
+
+
+def _poke(target: str) -> None:
+    """One UDP datagram into the tunnel (discard port): enough to make WireGuard handshake."""
+    family = socket.AF_INET6 if ":" in target else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.sendto(b"wgtrack", (target, 9))
+    except OSError as exc:
+        log.debug("handshake trigger to %s failed: %s", target, exc)

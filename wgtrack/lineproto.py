@@ -99,6 +99,7 @@ def render_lines(snapshot: Snapshot) -> Iterator[str]:
         "interfaces": len(snapshot.interfaces),
         "peers": peers_total,
         "cycle_duration_s": snapshot.cycle_duration_s,
+        "loop_lag_ms": snapshot.loop_lag_ms,
         "uptime_s": max(0, (snapshot.time_ns - snapshot.started_ns) // 1_000_000_000),
         "version": __version__,
     }, ts)

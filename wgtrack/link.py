@@ -1,16 +1,20 @@
 """The per-peer link state machine: pure, no I/O, time passed in.
 
-``step(state, observation, now)`` returns the next state and the actions the caller must
-carry out. Evidence of life is a new handshake, rx growth or a probe reply; tx is never
-evidence (it grows with our own retries to a dead peer).
+``step(state, observation, now, settings)`` returns the next state and the actions the caller
+must carry out. Evidence of life is a new handshake, rx growth or a probe reply; tx is never
+evidence (it grows with our own retries to a dead peer). ``TRANSITIONS`` lists every state
+change the machine can make; the docs' diagram is drawn from it and a property test checks
+that the machine never makes a change missing from it.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass, replace
 
 from wgtrack.config import TrackSettings
+from wgtrack.model import split_endpoint
 
 # A handshake is renewed at least every REKEY_AFTER_TIME (120 s) on a link with traffic and
 # a key is dead after REJECT_AFTER_TIME (180 s); keepalive silence and a margin come on top.
@@ -21,25 +25,66 @@ class Status(enum.Enum):
     """What the output ``status`` field says; the values are 0.2.0's names where they apply."""
 
     UP = "up:ok"
-    DOWN = "down"
     # Neither evidence of life nor of death: an idle link without keepalive and without
     # probes. 0.2.0 called this "down" 181 s after the last handshake; that was a lie.
     IDLE = "idle"
+    DOWN = "down"  # down, and nothing to re-resolve (numeric endpoint or reresolve = no)
+    WAITING = "down:waiting"  # down; re-resolution starts after cycles_wait quiet cycles
+    CHECKING = "down:checking"  # re-resolving every cycles_checkperiod cycles
+    BACKINGOFF = "down:backingoff"  # re-resolving with a doubling interval
+    SLOWCHECKING = "down:slowchecking"  # re-resolving every cycles_slowcheckingperiod cycles
 
     @property
     def is_up(self) -> bool:
         return self is Status.UP
 
+    @property
+    def is_down(self) -> bool:
+        return self not in (Status.UP, Status.IDLE)
+
+
+_DOWN_WITH_HOST = (Status.WAITING, Status.CHECKING, Status.BACKINGOFF, Status.SLOWCHECKING)
+_ALL_DOWN = (Status.DOWN, *_DOWN_WITH_HOST)
+
+# (from, to, why). ``None`` as from is a newly tracked peer.
+TRANSITIONS: tuple[tuple[Status | None, Status, str], ...] = (
+    *((old, Status.UP, "new handshake, rx growth, probe reply, or a young handshake")
+      for old in (None, Status.IDLE, *_ALL_DOWN)),
+    *((old, Status.IDLE, "no evidence either way") for old in (None, Status.UP)),
+    *((old, Status.DOWN, "probes failed or handshake stale despite keepalive; nothing to re-resolve")
+      for old in (None, Status.UP, Status.IDLE, *_DOWN_WITH_HOST)),
+    *((old, Status.WAITING, "down with a hostname endpoint, fewer than cycles_wait quiet cycles")
+      for old in (None, Status.UP, Status.IDLE, Status.DOWN)),
+    *((old, Status.CHECKING, "cycles_wait quiet cycles passed") for old in (None, Status.UP, Status.IDLE,
+                                                                             Status.DOWN, Status.WAITING)),
+    *((old, Status.BACKINGOFF, "cycles_checking spent; re-resolving with a doubling interval")
+      for old in (None, Status.UP, Status.IDLE, Status.DOWN, Status.WAITING, Status.CHECKING)),
+    *((old, Status.SLOWCHECKING, "back-off interval reached cycles_slowcheckingperiod")
+      for old in (None, Status.UP, Status.IDLE, Status.DOWN, Status.WAITING, Status.CHECKING,
+                  Status.BACKINGOFF)),
+)
+
+
+# ---- observations ----
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One dump reading of a peer. ``wall`` is the epoch time the dump was taken."""
+    """One dump reading of a peer, with what the config says about it.
+
+    ``wall`` is the epoch time of the dump; ``rand`` a number in [0, 1) from the caller's
+    random source, for jitter (tests pass fixed values).
+    """
 
     latest_handshake: int
     rx_bytes: int
     keepalive_s: int
     wall: float
     probe_target: str | None  # None when this peer cannot be probed
+    endpoint: str | None = None  # the endpoint WireGuard uses now
+    hostname: str | None = None  # set when the peer is eligible for re-resolution
+    port: int | None = None
+    handshake_target: str | None = None  # any address routed into this peer's tunnel
+    rand: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,26 +97,83 @@ class ProbeResult:
     reason: str = ""
 
 
-Observation = Sample | ProbeResult
+@dataclass(frozen=True, slots=True)
+class ResolveResult:
+    """Outcome of re-resolving the peer's hostname: addresses, or why there are none."""
+
+    addresses: tuple[str, ...] = ()
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
+class SetEndpointResult:
+    """Outcome of ``wg set ... endpoint``."""
+
+    endpoint: str
+    ok: bool
+    error: str | None = None
+
+
+Observation = Sample | ProbeResult | ResolveResult | SetEndpointResult
+
+
+# ---- actions ----
+
+@dataclass(frozen=True, slots=True)
 class Probe:
-    """Action: send a probe through the tunnel to ``target``."""
+    """Send a probe through the tunnel to ``target`` and report a ``ProbeResult``."""
 
     target: str
 
 
 @dataclass(frozen=True, slots=True)
+class TriggerHandshake:
+    """Send any packet into the tunnel (no probe target): WireGuard then starts a handshake."""
+
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """Resolve ``hostname`` and report a ``ResolveResult`` (never blocking the caller's loop)."""
+
+    hostname: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetEndpoint:
+    """Point the peer at ``endpoint`` (numeric) and report a ``SetEndpointResult``."""
+
+    endpoint: str
+    old: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Changed:
-    """Action: report a state change (the caller logs it and tells the outputs)."""
+    """Event: the status changed."""
 
     old: Status | None
     new: Status
     reason: str
 
 
-Action = Probe | Changed
+@dataclass(frozen=True, slots=True)
+class EndpointChanged:
+    """Event: wgtrack moved the peer to a new endpoint."""
+
+    old: str | None
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveFailed:
+    """Event: re-resolution or applying its result failed."""
+
+    reason: str
+
+
+Action = Probe | TriggerHandshake | Resolve | SetEndpoint | Changed | EndpointChanged | ResolveFailed
+Event = Changed | EndpointChanged | ResolveFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +190,14 @@ class LinkState:
     rtt_ms: float | None = None
     loss: float | None = None
     handshake_age_s: float | None = None
-    stale_limit_s: float = 0.0
+    endpoint: str | None = None
+    quiet_cycles: int = 0  # samples since the last evidence of life
+    resolves: int = 0  # re-resolutions issued in this down episode
+    last_resolve_at: int = -1  # quiet_cycles when the last one was issued
+    next_resolve_at: int = -1  # in back-off: quiet_cycles of the next one
+    backoff_cycles: int = 0  # current back-off interval (0 = not backing off)
+    resolving: bool = False
+    last_sample: Sample | None = None
 
 
 def stale_limit(settings: TrackSettings, keepalive_s: int) -> float:
@@ -100,6 +209,54 @@ def _move(state: LinkState, new: Status, now: float, reason: str) -> tuple[LinkS
     if state.status is new:
         return state, []
     return replace(state, status=new, since=now), [Changed(state.status, new, reason)]
+
+
+def _alive(state: LinkState, now: float, reason: str) -> tuple[LinkState, list[Action]]:
+    """Evidence of life: up, and the whole re-resolution schedule starts over."""
+    state = replace(state, probe_failures=0, quiet_cycles=0, resolves=0, last_resolve_at=-1,
+                    next_resolve_at=-1, backoff_cycles=0)
+    return _move(state, Status.UP, now, reason)
+
+
+def _down(state: LinkState, now: float, reason: str, settings: TrackSettings) -> tuple[LinkState, list[Action]]:
+    """Dead: plain ``down``, or the re-resolution schedule for a hostname peer."""
+    sample = state.last_sample
+    if sample is None or sample.hostname is None:
+        return _move(state, Status.DOWN, now, reason)
+    return _schedule(state, now, reason, settings, sample)
+
+
+def _schedule(state: LinkState, now: float, reason: str, s: TrackSettings,
+              sample: Sample) -> tuple[LinkState, list[Action]]:
+    """0.2.0's schedule, counted from the last evidence of life (the probes already waited).
+
+    waiting for ``cycles_wait``; then checking for ``cycles_checking``, re-resolving every
+    ``cycles_checkperiod``; then back-off from 2 × checkperiod, doubling up to
+    ``cycles_slowcheckingperiod``; then every slowcheckingperiod. Each back-off gap is
+    shortened by up to a quarter at random, so it never exceeds the cap.
+    """
+    q = state.quiet_cycles
+    wait, checking, period, cap = s.cycles_wait, s.cycles_checking, s.cycles_checkperiod, s.cycles_slowcheckingperiod
+    due = False
+    if q < wait:
+        status = Status.WAITING
+    elif q < wait + checking:
+        status = Status.CHECKING
+        due = state.resolves == 0 or (q - wait) % period == 0
+    else:
+        if state.backoff_cycles == 0:
+            state = replace(state, backoff_cycles=min(2 * period, cap), next_resolve_at=q if state.resolves == 0
+                            else max(state.last_resolve_at, 0) + min(2 * period, cap))
+        due = q >= state.next_resolve_at
+        status = Status.SLOWCHECKING if state.backoff_cycles >= cap else Status.BACKINGOFF
+    state, actions = _move(state, status, now, reason)
+    if due and not state.resolving and q != state.last_resolve_at:
+        state = replace(state, resolves=state.resolves + 1, last_resolve_at=q, resolving=True)
+        actions.append(Resolve(sample.hostname or ""))
+        if status in (Status.BACKINGOFF, Status.SLOWCHECKING):
+            gap = state.backoff_cycles - int(sample.rand * (state.backoff_cycles // 4 + 1))
+            state = replace(state, next_resolve_at=q + max(1, gap), backoff_cycles=min(2 * state.backoff_cycles, cap))
+    return state, actions
 
 
 def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings) -> tuple[LinkState, list[Action]]:
@@ -114,36 +271,38 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
         rx_bytes=s.rx_bytes,
         first_seen=now if state.first_seen is None else state.first_seen,
         handshake_age_s=age,
-        stale_limit_s=limit,
+        endpoint=s.endpoint,
+        quiet_cycles=state.quiet_cycles + 1,
+        last_sample=s,
     )
     actions: list[Action] = []
     if probing:
-        # Probe every ping_interval cycles while up; every cycle while a failure is being
-        # confirmed or the link is down, so recovery is seen at once.
-        if state.cycles_to_probe <= 0 or state.probe_failures or state.status is not Status.UP:
+        # Probe every ping_interval cycles while up; every cycle while down, so that
+        # recovery is seen at once (each probe also makes WireGuard retry its handshake).
+        if state.cycles_to_probe <= 0 or state.probe_failures or (state.status is not None and state.status.is_down):
             actions.append(Probe(s.probe_target or ""))
             state = replace(state, cycles_to_probe=settings.ping_interval - 1)
         else:
             state = replace(state, cycles_to_probe=state.cycles_to_probe - 1)
 
     if fresh_handshake or rx_grew:
-        state = replace(state, probe_failures=0)
-        state, changed = _move(state, Status.UP, now, "new handshake" if fresh_handshake else "rx grew")
+        state, changed = _alive(state, now, "new handshake" if fresh_handshake else "rx grew")
     elif probing and state.probe_failures >= settings.ping_failafternum:
-        state, changed = state, []  # probes own the verdict; they already said down
-    elif age is not None and age <= limit:
-        if state.status is Status.DOWN and probing:
-            changed = []  # a still-young handshake does not outvote failed probes
-        else:
-            state, changed = _move(state, Status.UP, now, f"handshake {age:.0f} s old")
+        state, changed = _down(state, now, f"{state.probe_failures} probes failed", settings)
+    elif age is not None and age <= limit and not (state.status is not None and state.status.is_down and probing):
+        # A young handshake is life, but it does not outvote failed probes: a blackholed
+        # link keeps its last handshake for up to three minutes.
+        state, changed = _move(state, Status.UP, now, f"handshake {age:.0f} s old")
     elif s.keepalive_s and (age is not None or now - (state.first_seen or now) > limit):
         # With keepalive a live link renews its handshake; an old or absent one is a dead link.
         what = f"handshake {age:.0f} s old" if age is not None else "no handshake"
-        state, changed = _move(state, Status.DOWN, now, f"{what} despite keepalive {s.keepalive_s} s")
+        state, changed = _down(state, now, f"{what} despite keepalive {s.keepalive_s} s", settings)
     elif probing:
         changed = []  # the probe sent this cycle decides
         if state.status is None:
             state, changed = _move(state, Status.IDLE, now, "awaiting first probe")
+        elif state.status.is_down:
+            state, changed = _down(state, now, "still no reply", settings)
     else:
         state, changed = _move(state, Status.IDLE, now, "no traffic and no probes: no evidence either way")
     return state, actions + changed
@@ -152,17 +311,78 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
 def _on_probe(state: LinkState, r: ProbeResult, now: float, settings: TrackSettings) -> tuple[LinkState, list[Action]]:
     state = replace(state, rtt_ms=r.rtt_ms, loss=r.loss)
     if r.ok:
-        state = replace(state, probe_failures=0)
-        return _move(state, Status.UP, now, "probe answered")
+        return _alive(state, now, "probe answered")
     failures = state.probe_failures + 1
     state = replace(state, probe_failures=failures)
     if failures >= settings.ping_failafternum:
-        return _move(state, Status.DOWN, now, f"{failures} probes failed ({r.reason or 'no reply'})")
-    return state, []
+        return _down(state, now, f"{failures} probes failed ({r.reason or 'no reply'})", settings)
+    # Confirm a first failure at once instead of a whole ping_interval later.
+    target = state.last_sample.probe_target if state.last_sample else None
+    return state, [Probe(target)] if target else []
+
+
+def _family(address: str) -> int:
+    return ipaddress.ip_address(address.split("%", 1)[0]).version
+
+
+def _format_endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if _family(address) == 6 else f"{address}:{port}"
+
+
+def choose_address(addresses: tuple[str, ...], current: str | None) -> str | None:
+    """Pick the address to apply: the current endpoint's family first; rotate past the
+    current address when there are several, so repeated failures try every record."""
+    current_host: str | None = None
+    if current:
+        try:
+            current_host = split_endpoint(current)[0]
+        except ValueError:
+            current_host = None
+    family = _family(current_host) if current_host else 4
+    ordered = [a for a in addresses if _family(a) == family] + [a for a in addresses if _family(a) != family]
+    if not ordered:
+        return None
+    if current_host in ordered:
+        return ordered[(ordered.index(current_host) + 1) % len(ordered)]
+    return ordered[0]
+
+
+def _on_resolve(state: LinkState, r: ResolveResult, now: float) -> tuple[LinkState, list[Action]]:
+    state = replace(state, resolving=False)
+    sample = state.last_sample
+    if sample is None or sample.hostname is None or sample.port is None or not state.status or not state.status.is_down:
+        return state, []  # the link came back meanwhile, or is no longer eligible
+    if r.error is not None or not r.addresses:
+        return state, [ResolveFailed(f"{sample.hostname}: {r.error or 'no addresses'}")]
+    address = choose_address(r.addresses, state.endpoint)
+    if address is None:
+        return state, [ResolveFailed(f"{sample.hostname}: no usable address")]
+    endpoint = _format_endpoint(address, sample.port)
+    if endpoint == state.endpoint:
+        return state, []  # same address: nothing to apply
+    return state, [SetEndpoint(endpoint, state.endpoint)]
+
+
+def _on_set(state: LinkState, r: SetEndpointResult) -> tuple[LinkState, list[Action]]:
+    if not r.ok:
+        return state, [ResolveFailed(f"setting endpoint {r.endpoint} failed: {r.error}")]
+    old, state = state.endpoint, replace(state, endpoint=r.endpoint)
+    actions: list[Action] = [EndpointChanged(old, r.endpoint)]
+    sample = state.last_sample
+    # Setting an endpoint sends nothing; a packet into the tunnel starts the handshake now.
+    if sample and sample.probe_target:
+        actions.append(Probe(sample.probe_target))
+    elif sample and sample.handshake_target:
+        actions.append(TriggerHandshake(sample.handshake_target))
+    return state, actions
 
 
 def step(state: LinkState, obs: Observation, now: float, settings: TrackSettings) -> tuple[LinkState, list[Action]]:
     """Advance one peer's machine by one observation. ``now`` is monotonic seconds."""
     if isinstance(obs, Sample):
         return _on_sample(state, obs, now, settings)
-    return _on_probe(state, obs, now, settings)
+    if isinstance(obs, ProbeResult):
+        return _on_probe(state, obs, now, settings)
+    if isinstance(obs, ResolveResult):
+        return _on_resolve(state, obs, now)
+    return _on_set(state, obs)

@@ -51,3 +51,4 @@ class Snapshot:
     interfaces: tuple[InterfaceView, ...]
     cycle_duration_s: float
     started_ns: int
+    loop_lag_ms: float = 0.0  # worst event-loop wake-up delay seen during the cycle

@@ -5,13 +5,15 @@ No I/O here: the daemon feeds it readings and carries out the actions it returns
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from wgtrack import link
 from wgtrack.config import Config
-from wgtrack.model import Dump, PeerRecord, short_key, single_host_address
+from wgtrack.model import Dump, PeerRecord, short_key, single_host_address, split_endpoint
 from wgtrack.snapshot import InterfaceView, PeerView, Snapshot
 from wgtrack.wgconf import PeerConf
 
@@ -37,11 +39,30 @@ def probe_target(record: PeerRecord, configured: str | None) -> str | None:
     return None
 
 
+def handshake_target(record: PeerRecord, probe: str | None) -> str | None:
+    """Any address routed into the peer's tunnel: a packet to it makes WireGuard handshake."""
+    if probe:
+        return probe
+    for cidr in record.allowed_ips:
+        try:
+            net = ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            continue
+        if net.prefixlen == 0:
+            continue  # a default route: any address would do, but choose none rather than guess
+        return str(net.network_address + 1) if net.num_addresses > 1 else str(net.network_address)
+    return None
+
+
+NON_EVENTS = (link.Probe, link.TriggerHandshake, link.Resolve, link.SetEndpoint)
+
+
 class Tracker:
     """All peers' link state, reconciled by (interface, public key) across dumps and reloads."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, rng: random.Random | None = None) -> None:
         self.config = config
+        self.rng = rng or random.Random()
         self._peers: dict[PeerId, _Tracked] = {}
         self._confs: dict[str, Mapping[str, PeerConf]] = {}
         self._interfaces: Dump = Dump(())
@@ -65,10 +86,22 @@ class Tracker:
         who = conf.friendly_name if conf and conf.friendly_name else short_key(pid[1])
         return f"{pid[0]}/{who}"
 
-    def observe_dump(self, dump: Dump, now: float, wall: float) -> list[tuple[PeerId, link.Probe]]:
-        """Step every peer with its sample; return the probes to run."""
+    def reresolve_source(self, pid: PeerId) -> tuple[str, int] | None:
+        """(hostname, port) when this peer is eligible for re-resolution."""
+        settings = self.config.settings_for(*pid)
+        if not settings.reresolve:
+            return None
+        if settings.endpoint:
+            return split_endpoint(settings.endpoint)
+        conf = self._confs.get(pid[0], {}).get(pid[1])
+        if conf and conf.endpoint_host and conf.endpoint_port:
+            return conf.endpoint_host, conf.endpoint_port
+        return None
+
+    def observe_dump(self, dump: Dump, now: float, wall: float) -> list[tuple[PeerId, link.Action]]:
+        """Step every peer with its sample; return the actions to carry out."""
         seen: set[PeerId] = set()
-        probes: list[tuple[PeerId, link.Probe]] = []
+        todo: list[tuple[PeerId, link.Action]] = []
         for iface in dump.interfaces:
             for record in iface.peers:
                 pid = (iface.name, record.public_key)
@@ -79,9 +112,15 @@ class Tracker:
                     log.info("%s: now tracked", self.name_of(pid))
                 tracked.record = record
                 settings = self.config.settings_for(*pid)
-                sample = link.Sample(record.latest_handshake, record.rx_bytes, record.keepalive_s, wall,
-                                     probe_target(record, settings.ping_target))
-                probes.extend((pid, a) for a in self._step(pid, tracked, sample, now) if isinstance(a, link.Probe))
+                target = probe_target(record, settings.ping_target)
+                source = self.reresolve_source(pid)
+                sample = link.Sample(
+                    latest_handshake=record.latest_handshake, rx_bytes=record.rx_bytes,
+                    keepalive_s=record.keepalive_s, wall=wall, probe_target=target, endpoint=record.endpoint,
+                    hostname=source[0] if source else None, port=source[1] if source else None,
+                    handshake_target=handshake_target(record, target), rand=self.rng.random(),
+                )
+                todo.extend((pid, a) for a in self._step(pid, tracked, sample, now))
         for pid in set(self._peers) - seen:
             log.info("%s: gone from WireGuard, no longer tracked", self.name_of(pid))
             del self._peers[pid]
@@ -89,12 +128,14 @@ class Tracker:
         for ifname in set(self._confs) - present:
             del self._confs[ifname]
         self._interfaces = dump
-        return probes
+        return todo
 
-    def observe_probe(self, pid: PeerId, result: link.ProbeResult, now: float) -> None:
+    def observe(self, pid: PeerId, obs: link.Observation, now: float) -> list[link.Action]:
+        """Feed a probe, resolve or set-endpoint result; return the follow-up actions."""
         tracked = self._peers.get(pid)
-        if tracked is not None:
-            self._step(pid, tracked, result, now)
+        if tracked is None:
+            return []  # the peer vanished while the action ran
+        return self._step(pid, tracked, obs, now)
 
     def _step(self, pid: PeerId, tracked: _Tracked, obs: link.Observation, now: float) -> list[link.Action]:
         tracked.state, actions = link.step(tracked.state, obs, now, self.config.settings_for(*pid))
@@ -102,14 +143,18 @@ class Tracker:
             if isinstance(action, link.Changed):
                 old = action.old.value if action.old else "new"
                 log.info("%s: %s -> %s (%s)", self.name_of(pid), old, action.new.value, action.reason)
-        return actions
+            elif isinstance(action, link.EndpointChanged):
+                log.info("%s: endpoint %s -> %s", self.name_of(pid), action.old or "(none)", action.new)
+            elif isinstance(action, link.ResolveFailed):
+                log.warning("%s: re-resolution failed: %s", self.name_of(pid), action.reason)
+        return [a for a in actions if isinstance(a, NON_EVENTS)]
 
     def forget(self) -> None:
         """wg could not be read: drop the picture of interfaces, keep the peers' memory."""
         self._interfaces = Dump(())
 
     def snapshot(self, *, now: float, time_ns: int, cycle: int, wg_error: str | None,
-                 cycle_duration_s: float, started_ns: int) -> Snapshot:
+                 cycle_duration_s: float, started_ns: int, loop_lag_ms: float = 0.0) -> Snapshot:
         interfaces: list[InterfaceView] = []
         if wg_error is None:
             for iface in self._interfaces.interfaces:
@@ -117,7 +162,8 @@ class Tracker:
                 views = self._views(iface.name, iface.peers, confs, now)
                 interfaces.append(InterfaceView(iface.name, iface.public_key, iface.listen_port, tuple(views)))
         return Snapshot(time_ns=time_ns, cycle=cycle, wg_ok=wg_error is None, wg_error=wg_error,
-                        interfaces=tuple(interfaces), cycle_duration_s=cycle_duration_s, started_ns=started_ns)
+                        interfaces=tuple(interfaces), cycle_duration_s=cycle_duration_s, started_ns=started_ns,
+                        loop_lag_ms=loop_lag_ms)
 
     def _views(self, ifname: str, records: Iterable[PeerRecord], confs: Mapping[str, PeerConf],
                now: float) -> list[PeerView]:

@@ -1,0 +1,85 @@
+"""Re-resolves endpoint hostnames: the hosts file first, then DNS with dnspython's async
+resolver. Every query has a timeout; failures are results, never exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
+
+from wgtrack.link import ResolveResult
+from wgtrack.model import is_ip_literal
+
+log = logging.getLogger(__name__)
+
+
+def parse_hosts(text: str, hostname: str) -> tuple[str, ...]:
+    """Addresses the hosts-file text gives ``hostname``, in file order."""
+    wanted = hostname.lower().rstrip(".")
+    found: list[str] = []
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        names = (f.lower().rstrip(".") for f in fields[1:])
+        if len(fields) >= 2 and wanted in names and is_ip_literal(fields[0]) and fields[0] not in found:
+            found.append(fields[0])
+    return tuple(found)
+
+
+def _read_hosts(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+class Resolver:
+    """One per daemon config; the DNS resolver is built off the loop on first use."""
+
+    def __init__(self, hosts_file: Path, timeout_s: float) -> None:
+        self.hosts_file = hosts_file
+        self.timeout_s = timeout_s
+        self._dns: dns.asyncresolver.Resolver | None = None
+
+    async def _resolver(self) -> dns.asyncresolver.Resolver:
+        if self._dns is None:
+            # Reading /etc/resolv.conf is file I/O: not on the loop.
+            self._dns = await asyncio.to_thread(dns.asyncresolver.Resolver)
+        return self._dns
+
+    async def resolve(self, hostname: str) -> ResolveResult:
+        from_hosts = parse_hosts(await asyncio.to_thread(_read_hosts, self.hosts_file), hostname)
+        if from_hosts:
+            return ResolveResult(from_hosts)
+        try:
+            resolver = await self._resolver()
+        except (dns.resolver.NoResolverConfiguration, OSError) as exc:
+            return ResolveResult(error=f"no DNS configuration: {exc}")
+        answers = await asyncio.gather(*(self._query(resolver, hostname, rdtype) for rdtype in ("A", "AAAA")))
+        addresses = tuple(a for found, _ in answers for a in found)
+        if addresses:
+            return ResolveResult(addresses)
+        errors = [err for _, err in answers if err]
+        return ResolveResult(error=errors[0] if errors else "no A or AAAA records")
+
+    async def _query(self, resolver: dns.asyncresolver.Resolver, hostname: str,
+                     rdtype: str) -> tuple[tuple[str, ...], str | None]:
+        try:
+            # The outer wait_for is a second guard: lifetime bounds dnspython's own retries.
+            answer = await asyncio.wait_for(resolver.resolve(hostname, rdtype, lifetime=self.timeout_s,
+                                                             search=False),
+                                            self.timeout_s + 1.0)
+        except dns.resolver.NXDOMAIN:
+            return (), "NXDOMAIN"
+        except dns.resolver.NoAnswer:
+            return (), None
+        except dns.resolver.NoNameservers:
+            return (), "SERVFAIL (no name server answered)"
+        except (dns.exception.Timeout, TimeoutError):
+            return (), f"DNS timeout after {self.timeout_s:g} s"
+        except dns.exception.DNSException as exc:
+            return (), f"DNS error: {exc}"
+        return tuple(rr.to_text() for rr in answer), None
