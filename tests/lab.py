@@ -24,6 +24,7 @@ DNS_IP = "198.51.100.53"
 MON_UNDERLAY = "198.51.100.1"
 MON_TUNNEL = "192.0.2.1"
 WG_PORT = 51820
+STALE_IP = "198.51.100.254"  # nobody has it: where a stale endpoint points
 
 
 def run(*args: str, check: bool = True, timeout: float = 20, input: str | None = None) -> str:
@@ -232,18 +233,47 @@ class Lab:
     def heal(self, host: str) -> None:
         self.exec(host, "nft", "delete", "table", "inet", f"{self.prefix[:-1]}blk")
 
-    def move_underlay(self, host: str, new_ip: str) -> None:
-        """Give ``host`` a new underlay address (a dynamic-IP change)."""
+    def move_underlay(self, host: str, new_ip: str, *, roam: bool = False) -> None:
+        """Give ``host`` a new underlay address (a dynamic-IP change).
+
+        By default the host's own idea of mon's address goes stale too (both sides dynamic):
+        it keeps its session but cannot reach mon, so only mon can re-establish the link, by
+        re-resolving. With ``roam`` it re-binds its socket (a new NAT port) and can speak first.
+        """
         h = self.hosts[host]
         run("ip", "-n", h.ns, "addr", "del", f"{h.underlay}/24", "dev", "eth0")
         run("ip", "-n", h.ns, "addr", "add", f"{new_ip}/24", "dev", "eth0")
         h.underlay = new_ip
+        mon = self.hosts["mon"].public_key
+        if roam:
+            # wireguard-go keeps sending from the vanished source address until it re-binds.
+            self.wg(host, "set", "wg0", "listen-port", str(WG_PORT + 1))
+        else:
+            self.wg(host, "set", "wg0", "peer", mon, "endpoint", f"{STALE_IP}:{WG_PORT}")
 
-    def daemon(self, config: Path, *args: str, stderr: Path | None = None) -> subprocess.Popen[bytes]:
+    def blackhole_dns(self) -> None:
+        """Drop every DNS query to dnsmasq: a dead DNS server."""
+        rules = (f"table inet {self.prefix[:-1]}dns {{\n"
+                 f"  chain i {{ type filter hook input priority 0; udp dport 53 drop; tcp dport 53 drop; }}\n}}\n")
+        run("ip", "netns", "exec", self.prefix + "lan", "nft", "-f", "-", input=rules)
+
+    def heal_dns(self) -> None:
+        run("ip", "netns", "exec", self.prefix + "lan", "nft", "delete", "table", "inet", f"{self.prefix[:-1]}dns")
+
+    def endpoint_of(self, peer: str) -> str:
+        """mon's current endpoint for ``peer``, as WireGuard reports it."""
+        for line in self.wg("mon", "show", "wg0", "endpoints").splitlines():
+            key, _, endpoint = line.partition("\t")
+            if key == self.hosts[peer].public_key:
+                return endpoint
+        raise KeyError(peer)
+
+    def daemon(self, config: Path, *args: str, stderr: Path | None = None,
+               python: str = sys.executable) -> subprocess.Popen[bytes]:
         """Run ``python -m wgtrack`` inside mon's network and mount namespaces."""
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         argv = ["nsenter", "-t", str(self.hosts["mon"].wg_pid), "-m", "-n",
-                sys.executable, "-m", "wgtrack", "-c", str(config), *args]
+                python, "-m", "wgtrack", "-c", str(config), *args]
         if stderr is None:
             proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         else:

@@ -1,0 +1,159 @@
+"""The link engine in the real lab: detection, re-resolution after an IP change, back-off,
+dead and lying DNS, probes off, idle links and roaming (wireguard-go, dnsmasq, nftables)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import lp
+from tests.daemon_helpers import Watched, write_config
+from tests.lab import Lab
+
+pytestmark = pytest.mark.lab
+
+FAST = dict(cycle_time=1, ping_interval=1, ping_failafternum=2, ping_timeout=0.5, cycles_wait=2, cycles_checking=4,
+            cycles_checkperiod=2, cycles_slowcheckingperiod=8, dns_timeout=1, loglevel="debug")
+
+
+def start(lab: Lab, tmp_path: Path, extra: str = "", **settings: object) -> Watched:
+    out = tmp_path / "wgtrack.lp"
+    conf = write_config(tmp_path / "wgtrack.conf", out, **{**FAST, **settings, "wg_config_dir": lab.wg_config_dir})
+    if extra:
+        conf.write_text(conf.read_text() + extra)
+    log = tmp_path / "log"
+    return Watched(lab.daemon(conf, stderr=log), out, log)
+
+
+@pytest.fixture
+def watched() -> Iterator[list[Watched]]:
+    started: list[Watched] = []
+    yield started
+    for w in started:
+        if w.proc.poll() is None:
+            w.stop()
+
+
+def key(lab: Lab, peer: str) -> str:
+    return lab.hosts[peer].public_key
+
+
+def all_up(lab: Lab, w: Watched) -> None:
+    w.wait_for("all up", lambda t: all(w.status(key(lab, p)) == "up:ok" for p in lab.peer_names), 20)
+
+
+def test_hostname_peer_walks_the_schedule_and_heals(lab: Lab, tmp_path: Path, watched: list[Watched]) -> None:
+    w = start(lab, tmp_path)
+    watched.append(w)
+    all_up(lab, w)
+    a = key(lab, "a")
+    lab.blackhole("a")
+    w.wait_for("a waiting", lambda t: w.status(a) in ("down:waiting", "down:checking"), 15)
+    w.wait_for("a checking", lambda t: w.status(a) == "down:checking", 15)
+    w.wait_for("a backing off", lambda t: w.status(a) == "down:backingoff", 20)
+    assert "re-resolving a.lab.test" in w.log()
+    assert "endpoint 198.51.100.11:51820 ->" not in w.log()  # DNS gave the same address: nothing applied
+    lab.heal("a")
+    w.wait_for("a up", lambda t: w.status(a) == "up:ok", 20)
+
+
+def test_ip_change_with_dns_updated_is_healed(lab: Lab, tmp_path: Path, watched: list[Watched]) -> None:
+    w = start(lab, tmp_path)
+    watched.append(w)
+    all_up(lab, w)
+    a = key(lab, "a")
+    lab.set_dns("a.lab.test", "198.51.100.21")
+    lab.move_underlay("a", "198.51.100.21")
+    changed = time.monotonic()
+    new = "198.51.100.21:51820"
+    text = w.wait_for("a healed at its new address",
+                      lambda t: w.status(a) == "up:ok" and lp.peers(t)[a].fields.get("endpoint") == new, 30)
+    print(f"healed {time.monotonic() - changed:.1f} s after the IP change")
+    assert "endpoint 198.51.100.11:51820 -> 198.51.100.21:51820" in w.log()
+    assert lab.endpoint_of("a") == "198.51.100.21:51820"
+    assert lp.peers(text)[key(lab, "b")].fields["status"] == "up:ok"
+
+
+def test_dns_updated_late_backs_off_then_heals(lab: Lab, tmp_path: Path, watched: list[Watched]) -> None:
+    w = start(lab, tmp_path)
+    watched.append(w)
+    all_up(lab, w)
+    a = key(lab, "a")
+    lab.move_underlay("a", "198.51.100.22")
+    w.wait_for("back-off", lambda t: w.status(a) in ("down:backingoff", "down:slowchecking"), 30)
+    resolves_before = w.log().count("re-resolving a.lab.test")
+    assert resolves_before >= 2
+    lab.set_dns("a.lab.test", "198.51.100.22")
+    w.wait_for("a up after the DNS update", lambda t: w.status(a) == "up:ok", 30)
+    assert "endpoint 198.51.100.11:51820 -> 198.51.100.22:51820" in w.log()
+
+
+def test_dead_dns_and_nxdomain_stall_nothing(lab: Lab, tmp_path: Path, watched: list[Watched]) -> None:
+    b = key(lab, "b")
+    w = start(lab, tmp_path, extra=f"[peer:{b}]\nendpoint = nothere.lab.test:51820\n")
+    watched.append(w)
+    all_up(lab, w)
+    lab.blackhole("b")
+    w.wait_log("nothere.lab.test: NXDOMAIN", 20)
+    lab.blackhole_dns()
+    lab.blackhole("a")
+    w.wait_log("a.lab.test: DNS timeout", 25)
+    # While DNS is dead: cycles on time, no loop stall, and c still tracked.
+    c0, t0 = w.cycle(), time.monotonic()
+    lags, durations = [], []
+    while time.monotonic() - t0 < 6:
+        tracker = lp.tracker(w.text())
+        lags.append(float(tracker.fields["loop_lag_ms"]))  # type: ignore[arg-type]
+        durations.append(float(tracker.fields["cycle_duration_s"]))  # type: ignore[arg-type]
+        time.sleep(0.25)
+    cycles = w.cycle() - c0
+    print(f"{cycles} cycles in 6 s, worst loop lag {max(lags):.1f} ms, worst cycle {max(durations):.2f} s")
+    assert cycles >= 5
+    assert max(lags) < 250, "the event loop was blocked"
+    assert max(durations) < 1.0
+    assert w.status(key(lab, "c")) == "up:ok"
+    assert w.proc.poll() is None
+
+
+def test_probes_off_recovers_from_handshake_alone(lab: Lab, tmp_path: Path, watched: list[Watched]) -> None:
+    c = key(lab, "c")
+    # A fresh peer entry on mon (no handshake yet) with keepalive, while c is unreachable.
+    lab.blackhole("c")
+    lab.wg("mon", "set", "wg0", "peer", c, "remove")
+    lab.wg("mon", "set", "wg0", "peer", c, "allowed-ips", "192.0.2.13/32", "endpoint", "198.51.100.13:51820",
+           "persistent-keepalive", "1")
+    w = start(lab, tmp_path, extra=f"[peer:{c}]\nhandshake_timeout = 2\n", ping_interval=0)
+    watched.append(w)
+    w.wait_for("c down from the handshake alone", lambda t: w.status(c) == "down", 25)
+    lab.heal("c")
+    healed = time.monotonic()
+    w.wait_for("c up from a new handshake", lambda t: w.status(c) == "up:ok", 20)
+    print(f"up {time.monotonic() - healed:.1f} s after healing, without probes")
+    assert "peer-c: down -> up:ok (new handshake)" in w.log()
+
+
+def test_idle_link_without_keepalive_is_not_down(lab: Lab, tmp_path: Path, watched: list[Watched]) -> None:
+    w = start(lab, tmp_path, ping_interval=0, handshake_timeout=1)
+    watched.append(w)
+    # Handshakes are ~1 s old; past 1 + 0 + 10 s without traffic the link is idle, not down.
+    w.wait_for("idle", lambda t: w.status(key(lab, "a")) == "idle" and w.status(key(lab, "b")) == "idle", 25)
+    time.sleep(2)
+    assert w.status(key(lab, "b")) == "idle"
+    assert "-> down" not in w.log()
+
+
+def test_roamed_peer_keeps_its_new_endpoint(lab: Lab, tmp_path: Path, watched: list[Watched]) -> None:
+    w = start(lab, tmp_path)
+    watched.append(w)
+    all_up(lab, w)
+    lab.move_underlay("a", "198.51.100.23", roam=True)
+    assert lab.ping("a", "192.0.2.1")  # a speaks first from its new address: WireGuard roams
+    assert lab.endpoint_of("a") == "198.51.100.23:51821"
+    c = w.cycle()
+    w.wait_for("a few cycles", lambda t: w.cycle() >= c + 5, 15)
+    assert lab.endpoint_of("a") == "198.51.100.23:51821"  # DNS still says .11: not overridden
+    assert w.status(key(lab, "a")) == "up:ok"
+    assert "re-resolving a.lab.test" not in w.log()
