@@ -48,9 +48,11 @@ _ALL_DOWN = (Status.DOWN, *_DOWN_WITH_HOST)
 
 # (from, to, why). ``None`` as from is a newly tracked peer.
 TRANSITIONS: tuple[tuple[Status | None, Status, str], ...] = (
-    *((old, Status.UP, "new handshake, rx growth, probe reply, or a young handshake")
-      for old in (None, Status.IDLE, *_ALL_DOWN)),
-    *((old, Status.IDLE, "no evidence either way") for old in (None, Status.UP)),
+    (None, Status.UP, "a handshake younger than the limit, or a probe reply"),
+    (Status.IDLE, Status.UP, "new handshake, rx growth or probe reply"),
+    *((old, Status.UP, "new handshake, rx growth or probe reply") for old in _ALL_DOWN),
+    *((old, Status.IDLE, "no evidence either way (no traffic, keepalive or probes)")
+      for old in (None, Status.UP, *_ALL_DOWN)),
     *((old, Status.DOWN, "probes failed or handshake stale despite keepalive; nothing to re-resolve")
       for old in (None, Status.UP, Status.IDLE, *_DOWN_WITH_HOST)),
     *((old, Status.WAITING, "down with a hostname endpoint, fewer than cycles_wait quiet cycles")
@@ -254,8 +256,9 @@ def _schedule(state: LinkState, now: float, reason: str, s: TrackSettings,
         state = replace(state, resolves=state.resolves + 1, last_resolve_at=q, resolving=True)
         actions.append(Resolve(sample.hostname or ""))
         if status in (Status.BACKINGOFF, Status.SLOWCHECKING):
-            gap = state.backoff_cycles - int(sample.rand * (state.backoff_cycles // 4 + 1))
-            state = replace(state, next_resolve_at=q + max(1, gap), backoff_cycles=min(2 * state.backoff_cycles, cap))
+            backoff = min(2 * state.backoff_cycles, cap) if state.resolves > 1 else state.backoff_cycles
+            gap = backoff - int(sample.rand * (backoff // 4 + 1))
+            state = replace(state, next_resolve_at=q + max(1, gap), backoff_cycles=backoff)
     return state, actions
 
 
@@ -289,9 +292,9 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
         state, changed = _alive(state, now, "new handshake" if fresh_handshake else "rx grew")
     elif probing and state.probe_failures >= settings.ping_failafternum:
         state, changed = _down(state, now, f"{state.probe_failures} probes failed", settings)
-    elif age is not None and age <= limit and not (state.status is not None and state.status.is_down and probing):
-        # A young handshake is life, but it does not outvote failed probes: a blackholed
-        # link keeps its last handshake for up to three minutes.
+    elif age is not None and age <= limit and not (state.status is not None and state.status.is_down):
+        # A young handshake keeps a link up, but only a new one brings a down link back: a
+        # blackholed link keeps its last handshake for up to three minutes.
         state, changed = _move(state, Status.UP, now, f"handshake {age:.0f} s old")
     elif s.keepalive_s and (age is not None or now - (state.first_seen or now) > limit):
         # With keepalive a live link renews its handshake; an old or absent one is a dead link.
