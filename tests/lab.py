@@ -268,17 +268,16 @@ class Lab:
                 return endpoint
         raise KeyError(peer)
 
-    def daemon(self, config: Path, *args: str, stderr: Path | None = None,
-               python: str = sys.executable) -> subprocess.Popen[bytes]:
+    def daemon(self, config: Path, *args: str, stderr: Path | None = None, stdout: Path | None = None,
+               python: str = sys.executable, pythonpath: bool = True) -> subprocess.Popen[bytes]:
         """Run ``python -m wgtrack`` inside mon's network and mount namespaces."""
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO)} if pythonpath else dict(os.environ)
         argv = ["nsenter", "-t", str(self.hosts["mon"].wg_pid), "-m", "-n",
                 python, "-m", "wgtrack", "-c", str(config), *args]
-        if stderr is None:
-            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        else:
-            with open(stderr, "ab") as err:
-                proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        with contextlib.ExitStack() as files:
+            out = files.enter_context(open(stdout, "ab")) if stdout else subprocess.DEVNULL
+            err = files.enter_context(open(stderr, "ab")) if stderr else subprocess.DEVNULL
+            proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
         self.procs.append(proc)
         return proc
 

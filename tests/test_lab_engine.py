@@ -157,3 +157,15 @@ def test_roamed_peer_keeps_its_new_endpoint(lab: Lab, tmp_path: Path, watched: l
     assert lab.endpoint_of("a") == "198.51.100.23:51821"  # DNS still says .11: not overridden
     assert w.status(key(lab, "a")) == "up:ok"
     assert "re-resolving a.lab.test" not in w.log()
+
+
+def test_check_config_reports_probe_targets_and_hostnames(lab: Lab, tmp_path: Path) -> None:
+    ranged = "5UQ3VvDvMWmwAl+PWREg8VpTToXU2vrp9oL8FAPHp0Q="
+    lab.wg("mon", "set", "wg0", "peer", ranged, "allowed-ips", "192.0.2.64/26")
+    conf = write_config(tmp_path / "c.conf", tmp_path / "x.lp", wg_config_dir=lab.wg_config_dir)
+    proc = lab.daemon(conf, "--check-config", stdout=tmp_path / "out")
+    assert proc.wait(30) == 0
+    report = (tmp_path / "out").read_text()
+    assert "wg0/peer-a (" in report and "probe 192.0.2.11; re-resolve a.lab.test:51820" in report
+    assert "probe 192.0.2.12; no re-resolution" in report
+    assert f"no ICMP probe: only network ranges (192.0.2.64/26); set [peer:{ranged}] ping_target" in report

@@ -10,6 +10,11 @@ import sys
 
 from wgtrack import __version__, config, outputs
 from wgtrack.daemon import Daemon
+from wgtrack.dump import parse_dump
+from wgtrack.model import short_key
+from wgtrack.tracker import Tracker, probe_target
+from wgtrack.wgcmd import show_all_dump
+from wgtrack.wgconf import load_interface_conf
 
 
 def _loglevel_arg(text: str) -> int:
@@ -41,6 +46,35 @@ def _setup_logging(level: int) -> None:
     logging.basicConfig(stream=sys.stderr, level=level, format=fmt, force=True)
 
 
+def peer_report(cfg: config.Config) -> list[str]:
+    """What wgtrack would do for each live peer: probe target and re-resolution source."""
+    result = asyncio.run(show_all_dump(cfg.wg_command, cfg.wg_timeout_s))
+    if result.error is not None:
+        return [f"WireGuard not readable now ({result.error}): per-peer checks skipped"]
+    tracker = Tracker(cfg)
+    lines = []
+    for iface in parse_dump(result.stdout).interfaces:
+        confs = load_interface_conf(cfg.wg_config_dir, iface.name)
+        tracker.set_interface_conf(iface.name, confs)
+        for peer in iface.peers:
+            pid = (iface.name, peer.public_key)
+            settings = cfg.settings_for(*pid)
+            name = tracker.name_of(pid)
+            target = probe_target(peer, settings.ping_target)
+            if settings.ping_interval == 0:
+                probe = "probes off"
+            elif target:
+                probe = f"probe {target}"
+            else:
+                ranges = ", ".join(peer.allowed_ips) or "no allowed IPs"
+                probe = (f"no ICMP probe: only network ranges ({ranges}); "
+                         f"set [peer:{peer.public_key}] ping_target")
+            source = tracker.reresolve_source(pid)
+            resolve = f"re-resolve {source[0]}:{source[1]}" if source else "no re-resolution"
+            lines.append(f"{name} ({short_key(peer.public_key)}): {probe}; {resolve}")
+    return lines or ["no WireGuard interface exists yet"]
+
+
 def check_config(path: str) -> int:
     """Validate a config and the outputs' prerequisites; print the result."""
     try:
@@ -49,6 +83,8 @@ def check_config(path: str) -> int:
         print(f"wgtrack: {path}: invalid configuration:\n{exc}", file=sys.stderr)
         return 1
     print(config.describe(cfg))
+    for line in peer_report(cfg):
+        print(line)
     problems = [p for output in outputs.build(cfg) for p in output.check()]
     for problem in problems:
         print(f"wgtrack: {path}: {problem}", file=sys.stderr)
