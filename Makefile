@@ -34,8 +34,8 @@ unit: venv
 	$(BIN)/python -m pytest -m 'not lab and not server'
 
 check: venv
-	$(BIN)/ruff check wgtrack tests
-	$(BIN)/mypy wgtrack tests
+	$(BIN)/ruff check wgtrack tests bench
+	$(BIN)/mypy wgtrack tests bench
 
 demo: system-deps venv
 	$(BIN)/python -m tests.demo

@@ -281,6 +281,25 @@ class Lab:
         self.procs.append(proc)
         return proc
 
+    def spawn_in_mon(self, argv: list[str], stdout: Path | None = None,
+                     stderr: Path | None = None) -> subprocess.Popen[bytes]:
+        """Run ``argv`` in mon's network and mount namespaces; the lab kills it on close."""
+        with contextlib.ExitStack() as files:
+            out = files.enter_context(open(stdout, "ab")) if stdout else subprocess.DEVNULL
+            err = files.enter_context(open(stderr, "ab")) if stderr else subprocess.DEVNULL
+            proc = subprocess.Popen(["nsenter", "-t", str(self.hosts["mon"].wg_pid), "-m", "-n", *argv],
+                                    stdout=out, stderr=err)
+        self.procs.append(proc)
+        return proc
+
+    def handshake_time(self, peer: str) -> int:
+        """mon's latest handshake with ``peer``, epoch seconds (0 = never)."""
+        for line in self.wg("mon", "show", "wg0", "latest-handshakes").splitlines():
+            key, _, value = line.partition("\t")
+            if key == self.hosts[peer].public_key:
+                return int(value)
+        raise KeyError(peer)
+
     # ---- tearing down ----
 
     @staticmethod

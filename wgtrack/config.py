@@ -80,6 +80,16 @@ class InfluxFileSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PrometheusSettings:
+    """``[output:prometheus]``: the scrape endpoint (prometheus_wireguard_exporter's port)."""
+
+    enabled: bool = True
+    listen: str = ":9586"
+    path: str = "/metrics"
+    web_config: Path | None = None  # Prometheus web config file: TLS and basic auth
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
 
@@ -95,6 +105,7 @@ class Config:
     interface_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     peer_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     influx_file: InfluxFileSettings = field(default_factory=InfluxFileSettings)
+    prometheus: PrometheusSettings | None = None  # None: no [output:prometheus] section
 
     def settings_for(self, interface: str, public_key: str) -> TrackSettings:
         """The effective tracking settings for one peer."""
@@ -173,6 +184,37 @@ def _hostname_endpoint(text: str) -> str:
     return text
 
 
+def split_listen(text: str) -> tuple[str | None, int]:
+    """``:9586`` (every address), ``127.0.0.1:9586``, ``[::1]:9586`` -> (host or None, port)."""
+    if text.startswith(":"):
+        host, port = None, text[1:]
+    elif text.startswith("["):
+        inner, sep, rest = text[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ValueError("IPv6 listen address must look like [::1]:9586")
+        host, port = inner, rest[1:]
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            raise ValueError("must be [host]:port, like :9586 or 127.0.0.1:9586")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("port must be 1-65535")
+    if host is not None and host != "localhost" and not is_ip_literal(host):
+        raise ValueError("host must be an IP address (or empty for every address)")
+    return host, int(port)
+
+
+def _listen(text: str) -> str:
+    split_listen(text)
+    return text
+
+
+def _url_path(text: str) -> str:
+    if not text.startswith("/") or " " in text:
+        raise ValueError("must be an absolute URL path like /metrics")
+    return text
+
+
 def _mode(text: str) -> int:
     try:
         value = int(text, 8)
@@ -220,7 +262,12 @@ KEYS: tuple[Key, ...] = (
     Key("reresolve", "reresolve", _bool, _TRACK, "re-resolve a hostname endpoint while the link is down"),
     Key("endpoint", "endpoint", _hostname_endpoint, frozenset({"peer"}),
         "hostname:port to re-resolve when no wg-quick config names one (systemd-networkd ...)"),
-    Key("enabled", "enabled", _bool, frozenset({"output:influx"}), "write the line-protocol file"),
+    Key("enabled", "enabled", _bool, frozenset({"output:influx", "output:prometheus"}),
+        "turn the output on or off"),
+    Key("listen", "listen", _listen, frozenset({"output:prometheus"}), "address:port to serve metrics on"),
+    Key("path", "path", _url_path, frozenset({"output:prometheus"}), "URL path of the metrics"),
+    Key("web_config", "web_config", _path, frozenset({"output:prometheus"}),
+        "Prometheus web config file (TLS, basic auth)"),
     Key("filename", "filename", _path, frozenset({"output:influx"}), "path of the line-protocol file"),
     Key("mode", "mode", _mode, frozenset({"output:influx"}), "file mode of the line-protocol file"),
 )
@@ -236,8 +283,8 @@ def _scope_of(section: str) -> str | None:
         return "interface"
     if section.startswith("peer:"):
         return "peer"
-    if section == "output:influx":
-        return "output:influx"
+    if section in ("output:influx", "output:prometheus"):
+        return section
     return None
 
 
@@ -300,6 +347,7 @@ def parse(text: str, source: str = "<string>") -> Config:
 
     general: dict[str, Any] = {}
     influx: dict[str, Any] = {}
+    prometheus: dict[str, Any] | None = None
     interfaces: dict[str, dict[str, Any]] = {}
     peers: dict[str, dict[str, Any]] = {}
     if parser.has_section("DEFAULT"):
@@ -319,13 +367,15 @@ def parse(text: str, source: str = "<string>") -> Config:
         if scope is None:
             reader.problems.append(Problem(source, name, None, None,
                                            "unknown section (known: general, DEFAULT, interface:<name>, "
-                                           "peer:<public key>, output:influx)"))
+                                           "peer:<public key>, output:influx, output:prometheus)"))
             continue
         values = reader.section(name, scope, items)
         if scope == "general":
             general.update(values)
         elif scope == "output:influx":
             influx.update(values)
+        elif scope == "output:prometheus":
+            prometheus = values
         elif scope == "interface":
             ifname = name.partition(":")[2]
             if not ifname or len(ifname) > 15 or "/" in ifname or ifname.strip() != ifname:
@@ -347,6 +397,7 @@ def parse(text: str, source: str = "<string>") -> Config:
         interface_overrides=interfaces,
         peer_overrides=peers,
         influx_file=InfluxFileSettings(**influx),
+        prometheus=None if prometheus is None else PrometheusSettings(**prometheus),
         **top,
     )
     if not reader.problems:
@@ -388,4 +439,8 @@ def describe(config: Config) -> str:
         lines.extend(f"[peer:{pubkey}] {by_attr[k]} = {v}" for k, v in over.items())
     out = config.influx_file
     lines.append(f"[output:influx] enabled = {out.enabled}, filename = {out.filename}, mode = {out.mode:04o}")
+    if config.prometheus is not None:
+        prom = config.prometheus
+        lines.append(f"[output:prometheus] enabled = {prom.enabled}, listen = {prom.listen}, path = {prom.path}, "
+                     f"web_config = {prom.web_config or '(none)'}")
     return "\n".join(lines)

@@ -47,6 +47,8 @@ class Daemon:
         self._background: dict[PeerId, asyncio.Task[None]] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self._max_lag_s = 0.0
+        self._last_success_ns = 0
+        self._errors: dict[str, int] = {"wg": 0, "parse": 0, "output": 0}
         self._failing: dict[str, str] = {}  # output name -> error of the current failure run
         self._wg_error: str | None = None
         self._dump_problems: tuple[str, ...] = ()
@@ -181,12 +183,15 @@ class Daemon:
                 log.error("cannot read WireGuard state, outputs carry no peer data until it works: %s",
                           result.error)
             self._wg_error = result.error
+            self._errors["wg"] += 1
             self.tracker.forget()
         else:
             if self._wg_error is not None:
                 log.info("WireGuard state readable again")
             self._wg_error = None
+            self._last_success_ns = wall_ns
             dump = parse_dump(result.stdout)
+            self._errors["parse"] += len(dump.problems)
             if dump.problems != self._dump_problems:
                 for problem in dump.problems:
                     log.warning("wg show all dump: %s (line skipped)", problem)
@@ -196,7 +201,8 @@ class Daemon:
         snap = self.tracker.snapshot(
             now=loop.time(), time_ns=wall_ns, cycle=self._cycle, wg_error=self._wg_error,
             cycle_duration_s=round(loop.time() - started, 6), started_ns=self._started_ns,
-            loop_lag_ms=round(self._max_lag_s * 1000, 3),
+            loop_lag_ms=round(self._max_lag_s * 1000, 3), last_success_ns=self._last_success_ns,
+            errors=tuple(sorted(self._errors.items())),
         )
         self._max_lag_s = 0.0
         await self._publish(snap)
@@ -286,6 +292,7 @@ class Daemon:
                 await asyncio.wait_for(output.publish(snap), max(self.config.cycle_time_s, 5.0))
             except Exception as exc:  # any output failure is logged, never fatal
                 text = f"{type(exc).__name__}: {exc}"
+                self._errors["output"] += 1
                 if output.name not in self._failing:
                     log.error("%s: publish failed (logged once until it recovers): %s", output.name, text)
                 self._failing[output.name] = text

@@ -24,6 +24,9 @@ class PeerView:
     since_s: float  # seconds in this status
     rtt_ms: float | None
     loss: float | None
+    reresolves: int = 0  # re-resolutions started while this peer was tracked
+    endpoint_changes: int = 0  # endpoints wgtrack applied
+    friendly_labels: tuple[tuple[str, str], ...] = ()  # from "# friendly_json = {...}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +55,5 @@ class Snapshot:
     cycle_duration_s: float
     started_ns: int
     loop_lag_ms: float = 0.0  # worst event-loop wake-up delay seen during the cycle
+    last_success_ns: int = 0  # when wg was last read successfully (0 = never)
+    errors: tuple[tuple[str, int], ...] = ()  # cumulative collection errors by kind

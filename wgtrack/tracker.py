@@ -26,6 +26,8 @@ PeerId = tuple[str, str]  # (interface, public key)
 class _Tracked:
     state: link.LinkState = field(default_factory=link.LinkState)
     record: PeerRecord | None = None
+    reresolves: int = 0
+    endpoint_changes: int = 0
 
 
 def probe_target(record: PeerRecord, configured: str | None) -> str | None:
@@ -143,7 +145,10 @@ class Tracker:
             if isinstance(action, link.Changed):
                 old = action.old.value if action.old else "new"
                 log.info("%s: %s -> %s (%s)", self.name_of(pid), old, action.new.value, action.reason)
+            elif isinstance(action, link.Resolve):
+                tracked.reresolves += 1
             elif isinstance(action, link.EndpointChanged):
+                tracked.endpoint_changes += 1
                 log.info("%s: endpoint %s -> %s", self.name_of(pid), action.old or "(none)", action.new)
             elif isinstance(action, link.ResolveFailed):
                 log.warning("%s: re-resolution failed: %s", self.name_of(pid), action.reason)
@@ -154,7 +159,8 @@ class Tracker:
         self._interfaces = Dump(())
 
     def snapshot(self, *, now: float, time_ns: int, cycle: int, wg_error: str | None,
-                 cycle_duration_s: float, started_ns: int, loop_lag_ms: float = 0.0) -> Snapshot:
+                 cycle_duration_s: float, started_ns: int, loop_lag_ms: float = 0.0,
+                 last_success_ns: int = 0, errors: tuple[tuple[str, int], ...] = ()) -> Snapshot:
         interfaces: list[InterfaceView] = []
         if wg_error is None:
             for iface in self._interfaces.interfaces:
@@ -163,7 +169,7 @@ class Tracker:
                 interfaces.append(InterfaceView(iface.name, iface.public_key, iface.listen_port, tuple(views)))
         return Snapshot(time_ns=time_ns, cycle=cycle, wg_ok=wg_error is None, wg_error=wg_error,
                         interfaces=tuple(interfaces), cycle_duration_s=cycle_duration_s, started_ns=started_ns,
-                        loop_lag_ms=loop_lag_ms)
+                        loop_lag_ms=loop_lag_ms, last_success_ns=last_success_ns, errors=errors)
 
     def _views(self, ifname: str, records: Iterable[PeerRecord], confs: Mapping[str, PeerConf],
                now: float) -> list[PeerView]:
@@ -192,5 +198,8 @@ class Tracker:
                 since_s=max(0.0, now - state.since),
                 rtt_ms=state.rtt_ms,
                 loss=state.loss,
+                reresolves=tracked.reresolves,
+                endpoint_changes=tracked.endpoint_changes,
+                friendly_labels=tuple(sorted(conf.friendly_json.items())) if conf else (),
             ))
         return views

@@ -1,0 +1,197 @@
+"""``make bench``: wgtrack against wgtrack 0.2.0 (installed from PyPI into a venv here), in the
+real lab, with the same config file, side by side in one run.
+
+Two config files: 0.2.0's defaults (cycle_time 30) and the shipped ``etc/wgtrack.conf``.
+Two scenarios, each in a lab of its own (all labs run in parallel, so one run takes about as
+long as 0.2.0's slowest recovery, ~7 minutes):
+
+- break: the link to the hostname peer is blackholed; time until a down status, and until the
+  first re-resolution is logged;
+- ipchange: the hostname peer moves to a new address and its DNS record is updated at the
+  same moment; time until the first re-resolution, until the handshake at the new address,
+  until ``up:ok``, and how many cycles ``up:ok`` lagged the handshake.
+
+Medians over ``--runs`` runs are printed, with the ratio ours / 0.2.0. Root, Debian 12.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests import lp
+from tests.lab import Lab, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_020 = REPO / "bench" / ".venv-wgtrack-0.2.0"
+NEW_IP = "198.51.100.31"
+SCENARIO_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class Impl:
+    name: str
+    python: str
+    resolve_marker: str  # the log line that says a re-resolution started
+    pythonpath: bool
+
+
+def ensure_020() -> str:
+    python = VENV_020 / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV_020)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "wgtrack==0.2.0"],
+                       check=True)
+    return str(python)
+
+
+def config_text(kind: str, out: Path) -> str:
+    if kind == "0.2.0 defaults":
+        return f"[general]\nloglevel = 20\n\n[output:influx]\nfilename = {out}\n"
+    shipped = (REPO / "etc" / "wgtrack.conf").read_text()
+    return shipped.replace("#filename = /var/cache/wg-track_influx.out", f"filename = {out}")
+
+
+@dataclass
+class Result:
+    impl: str
+    config: str
+    scenario: str
+    figures: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def run_scenario(impl: Impl, config: str, scenario: str) -> Result:
+    result = Result(impl.name, config, scenario)
+    lab = Lab()
+    try:
+        lab.build()
+        for peer in lab.peer_names:
+            lab.handshake(peer)
+        out, log = lab.dir / "out.lp", lab.dir / "log"
+        conf = lab.dir / "wgtrack.conf"
+        conf.write_text(config_text(config, out))
+        # 0.2.0 hard-codes /etc/wireguard: both get the lab's configs there, inside mon's own
+        # mount namespace only, so both read the very same files.
+        env = "PYTHONPATH=" + str(REPO) if impl.pythonpath else "PYTHONNOUSERSITE=1"
+        script = (f"mount --bind {lab.wg_config_dir} /etc/wireguard && "
+                  f"exec env {env} {impl.python} -m wgtrack -c {conf}")
+        lab.spawn_in_mon(["sh", "-c", script], stderr=log)
+        a = lab.hosts["a"].public_key
+
+        def status() -> str | None:
+            try:
+                point = lp.peers(out.read_text()).get(a)
+            except (FileNotFoundError, ValueError):
+                return None
+            return None if point is None else str(point.fields.get("status"))
+
+        wait_until("a up:ok before the event", lambda: status() == "up:ok", 240, interval=0.25)
+        resolves_before = log.read_text().count(impl.resolve_marker)
+        handshake_before = lab.handshake_time("a")
+        if scenario == "break":
+            lab.blackhole("a")
+        else:
+            lab.set_dns("a.lab.test", NEW_IP)
+            lab.move_underlay("a", NEW_IP)
+        t0 = time.monotonic()
+        seen_down = False
+        versions: list[tuple[int, str]] = []  # (file timestamp ns, status of a), one per cycle
+        handshake_at: float | None = None
+        handshake_epoch = 0
+        figures = result.figures
+        while time.monotonic() - t0 < SCENARIO_TIMEOUT_S:
+            now = time.monotonic() - t0
+            st = status()
+            text = out.read_text() if out.exists() else ""
+            if text:
+                with_ts = lp.peers(text).get(a)
+                if with_ts and (not versions or versions[-1][0] != with_ts.time_ns):
+                    versions.append((with_ts.time_ns, str(with_ts.fields.get("status"))))
+            if st and st.startswith("down") and not seen_down:
+                seen_down = True
+                figures["down_s"] = now
+            if "resolve_s" not in figures and log.read_text().count(impl.resolve_marker) > resolves_before:
+                figures["resolve_s"] = now
+            if scenario == "ipchange":
+                if handshake_at is None and lab.handshake_time("a") > handshake_before:
+                    handshake_at, handshake_epoch = now, lab.handshake_time("a")
+                    figures["handshake_s"] = now
+                if handshake_at is not None and st == "up:ok" and "up_s" not in figures:
+                    figures["up_s"] = now
+                    figures["up_after_handshake_s"] = now - handshake_at
+                    after = [s for ts, s in versions if ts >= handshake_epoch * 1_000_000_000]
+                    # cycles written after the handshake before one said up:ok (0 = same cycle)
+                    figures["cycles_late"] = float(after.index("up:ok")) if "up:ok" in after else float(len(after))
+                    break
+            elif seen_down and "resolve_s" in figures:
+                break
+            time.sleep(0.25)
+        else:
+            result.error = f"timed out after {SCENARIO_TIMEOUT_S:.0f} s: {sorted(figures)}"
+    except Exception as exc:  # a broken run is reported, the others still count
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        lab.close()
+    return result
+
+
+METRICS = [
+    ("break", "down_s", "break seen down (s)"),
+    ("break", "resolve_s", "first re-resolve after a break (s)"),
+    ("ipchange", "resolve_s", "first re-resolve after an IP change (s)"),
+    ("ipchange", "up_s", "up:ok after an IP change (s)"),
+    ("ipchange", "up_after_handshake_s", "up:ok after the handshake completed (s)"),
+    ("ipchange", "cycles_late", "cycles up:ok lagged the handshake"),
+]
+
+
+def report(results: list[Result], impls: list[str], configs: list[str]) -> None:
+    def median(impl: str, config: str, scenario: str, key: str) -> float | None:
+        values = [r.figures[key] for r in results
+                  if (r.impl, r.config, r.scenario) == (impl, config, scenario) and key in r.figures and not r.error]
+        return statistics.median(values) if values else None
+
+    for config in configs:
+        print(f"\n== config: {config} ==")
+        print(f"{'metric':<42} {impls[0]:>14} {impls[1]:>14} {'ratio':>7}")
+        for scenario, key, label in METRICS:
+            old, new = (median(i, config, scenario, key) for i in impls)
+            ratio = f"{new / old:.2f}" if old and new is not None else "-"
+            print(f"{label:<42} {_fmt(old):>14} {_fmt(new):>14} {ratio:>7}")
+    errors = [r for r in results if r.error]
+    for r in errors:
+        print(f"run failed: {r.impl} / {r.config} / {r.scenario}: {r.error}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--configs", default="0.2.0 defaults,shipped etc/wgtrack.conf")
+    args = parser.parse_args()
+    impls = [Impl("wgtrack 0.2.0", ensure_020(), "Resolving [a.lab.test]", pythonpath=False),
+             Impl("wgtrack (ours)", sys.executable, "re-resolving a.lab.test", pythonpath=True)]
+    configs = args.configs.split(",")
+    jobs = [(impl, config, scenario) for impl in impls for config in configs for scenario in ("break", "ipchange")
+            for _ in range(args.runs)]
+    print(f"{len(jobs)} lab runs in parallel; 0.2.0 with cycle_time 30 needs about 7 minutes ...", flush=True)
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        results = list(pool.map(lambda job: run_scenario(*job), jobs))
+    print(f"done in {time.monotonic() - started:.0f} s; medians of {args.runs} runs; ratio = ours / 0.2.0")
+    report(results, [i.name for i in impls], configs)
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""``[output:prometheus]``: a scrape endpoint served from the daemon's own event loop.
+
+A scrape renders the latest snapshot (in a worker thread, so a big exposition never stalls
+the loop); it never runs ``wg`` and never waits for a cycle. Before the first cycle, and when
+``wg`` fails, it still answers: ``wgtrack_up`` and the error counters say why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import socket
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from wgtrack.config import PrometheusSettings, split_listen
+from wgtrack.errors import StartupError
+from wgtrack.promexport import SnapshotCollector
+from wgtrack.snapshot import Snapshot
+from wgtrack.webconfig import Authenticator, WebConfig
+from wgtrack.webconfig import load as load_web_config
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_S = 10.0
+MAX_HEADER_LINES = 100
+
+
+class PrometheusExporter:
+    """The HTTP endpoint; ``publish`` only swaps the snapshot the collector serves."""
+
+    name = "output:prometheus"
+
+    def __init__(self, settings: PrometheusSettings) -> None:
+        self.settings = settings
+        self.collector = SnapshotCollector()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.collector)
+        self._server: asyncio.Server | None = None
+        self._web = WebConfig()
+        self._auth: Authenticator | None = None
+
+    def check(self) -> list[str]:
+        where = f"[output:prometheus] listen = {self.settings.listen!r}"
+        try:
+            self._load_web_config()
+        except StartupError as exc:
+            return [f"[output:prometheus] web_config: {exc}"]
+        host, port = split_listen(self.settings.listen)
+        try:
+            for family, _, _, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                               flags=socket.AI_PASSIVE):
+                with socket.socket(family, socket.SOCK_STREAM) as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if family == socket.AF_INET6:
+                        probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    probe.bind(address)
+        except OSError as exc:
+            return [f"{where}: cannot listen: {exc.strerror or exc}"]
+        return []
+
+    def _load_web_config(self) -> None:
+        if self.settings.web_config is not None:
+            self._web = load_web_config(self.settings.web_config)
+            self._auth = Authenticator(self._web.users) if self._web.users else None
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._load_web_config)
+        host, port = split_listen(self.settings.listen)
+        try:
+            self._server = await asyncio.start_server(self._handle, host, port, ssl=self._web.ssl_context,
+                                                      reuse_address=True, limit=16384)
+        except OSError as exc:
+            raise StartupError(f"[output:prometheus] listen = {self.settings.listen!r}: cannot listen: "
+                               f"{exc.strerror or exc}") from None
+        scheme = "https" if self._web.ssl_context else "http"
+        log.info("serving metrics on %s://%s%s%s", scheme, self.settings.listen, self.settings.path,
+                 " with basic auth" if self._auth else "")
+
+    async def publish(self, snapshot: Snapshot) -> None:
+        self.collector.snapshot = snapshot
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(self._serve(reader, writer), REQUEST_TIMEOUT_S)
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            pass  # a slow, broken or hostile client only loses its own request
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = (await reader.readline()).decode("latin-1").split()
+        headers: dict[str, str] = {}
+        for _ in range(MAX_HEADER_LINES):
+            line = (await reader.readline()).decode("latin-1")
+            if line in ("\r\n", "\n", ""):
+                break
+            key, _, value = line.partition(":")
+            headers[key.strip().lower()] = value.strip()
+        if len(request) < 2:
+            return await self._respond(writer, 400, b"bad request\n")
+        method, target = request[0], request[1].split("?", 1)[0]
+        if self._auth is not None and not await self._authorized(headers.get("authorization", "")):
+            return await self._respond(writer, 401, b"unauthorized\n",
+                                       [("WWW-Authenticate", 'Basic realm="wgtrack"')])
+        if method not in ("GET", "HEAD"):
+            return await self._respond(writer, 405, b"method not allowed\n")
+        if target == self.settings.path:
+            body = await asyncio.to_thread(generate_latest, self.registry)
+            return await self._respond(writer, 200, body, [("Content-Type", CONTENT_TYPE_LATEST)],
+                                       head=method == "HEAD")
+        if target == "/":
+            page = f'<html><body><a href="{self.settings.path}">wgtrack metrics</a></body></html>\n'.encode()
+            return await self._respond(writer, 200, page, [("Content-Type", "text/html")], head=method == "HEAD")
+        return await self._respond(writer, 404, b"not found\n")
+
+    async def _authorized(self, header: str) -> bool:
+        assert self._auth is not None
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        if not sep:
+            return False
+        if self._auth.known_good(user, password):
+            return True
+        return await asyncio.to_thread(self._auth.check, user, password)
+
+    @staticmethod
+    async def _respond(writer: asyncio.StreamWriter, status: int, body: bytes,
+                       headers: list[tuple[str, str]] | None = None, head: bool = False) -> None:
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+                  405: "Method Not Allowed"}[status]
+        lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(body)}", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in headers or []]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else body))
+        await writer.drain()

@@ -1,0 +1,136 @@
+"""Prometheus metric families built from one snapshot: the de-facto ``wireguard_*`` names
+(prometheus_wireguard_exporter) plus wgtrack's own ``wgtrack_*`` series.
+
+Pure: ``families(snapshot)`` only reads the immutable snapshot, so a scrape never runs ``wg``
+and never waits on a cycle.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from wgtrack import __version__
+from wgtrack.link import Status
+from wgtrack.snapshot import PeerView, Snapshot
+
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_RESERVED = {"interface", "public_key", "allowed_ips", "friendly_name", "state", "endpoint", "kind", "version"}
+STATES = tuple(s.value for s in Status)
+
+
+def valid_label(name: str) -> bool:
+    """A friendly_json key usable as a label: Prometheus syntax, not ours, not ``__`` reserved."""
+    return bool(_LABEL.match(name)) and not name.startswith("__") and name not in _RESERVED
+
+
+def _compat_labels(peer: PeerView) -> tuple[list[str], list[str]]:
+    names = ["interface", "public_key", "allowed_ips"]
+    values = [peer.interface, peer.public_key, ",".join(peer.allowed_ips)]
+    if peer.friendly_name:
+        names.append("friendly_name")
+        values.append(peer.friendly_name)
+    for key, value in peer.friendly_labels:
+        if valid_label(key):
+            names.append(key)
+            values.append(value)
+    return names, values
+
+
+def _peer_labels(peer: PeerView) -> list[str]:
+    return [peer.interface, peer.public_key, peer.friendly_name or ""]
+
+
+PEER = ["interface", "public_key", "friendly_name"]
+
+
+def families(snap: Snapshot | None) -> Iterator[Metric]:
+    """Every metric family for one snapshot (``None``: before the first cycle)."""
+    build = InfoMetricFamily("wgtrack_build", "wgtrack version", labels=["version"])
+    build.add_metric([__version__], {})
+    yield build
+    if snap is None:
+        return
+    yield GaugeMetricFamily("wgtrack_up", "1 when the last cycle read WireGuard successfully", value=int(snap.wg_ok))
+    yield GaugeMetricFamily("wgtrack_last_collection_timestamp_seconds",
+                            "When WireGuard was last read successfully (0 = never)",
+                            value=snap.last_success_ns / 1e9)
+    yield GaugeMetricFamily("wgtrack_cycle_duration_seconds", "How long the last cycle took",
+                            value=snap.cycle_duration_s)
+    yield GaugeMetricFamily("wgtrack_event_loop_lag_seconds", "Worst event-loop wake-up delay in the last cycle",
+                            value=snap.loop_lag_ms / 1000)
+    errors = CounterMetricFamily("wgtrack_collection_errors", "Collection errors by kind (wg, parse, output)",
+                                 labels=["kind"])
+    for kind, count in snap.errors:
+        errors.add_metric([kind], count)
+    yield errors
+
+    # Family objects are created once and filled peer by peer: one pass over the peers.
+    sent = CounterMetricFamily("wireguard_sent_bytes", "Bytes sent to the peer")
+    received = CounterMetricFamily("wireguard_received_bytes", "Bytes received from the peer")
+    latest = GaugeMetricFamily("wireguard_latest_handshake_seconds",
+                               "Epoch seconds of the latest handshake (0 = never)")
+    delay = GaugeMetricFamily("wireguard_latest_handshake_delay_seconds", "Seconds since the latest handshake")
+    up = GaugeMetricFamily("wgtrack_peer_up", "1 when the link shows evidence of life", labels=PEER)
+    state = GaugeMetricFamily("wgtrack_peer_state", "1 for the peer's current state, 0 for the others",
+                              labels=[*PEER, "state"])
+    since = GaugeMetricFamily("wgtrack_peer_state_seconds", "Seconds since the last state change", labels=PEER)
+    rtt = GaugeMetricFamily("wgtrack_peer_probe_rtt_seconds", "Round-trip time of the last probe", labels=PEER)
+    loss = GaugeMetricFamily("wgtrack_peer_probe_loss_ratio", "Packet loss of the last probe (0-1)", labels=PEER)
+    reresolves = CounterMetricFamily("wgtrack_peer_reresolves", "Endpoint re-resolutions started", labels=PEER)
+    changes = CounterMetricFamily("wgtrack_peer_endpoint_changes", "Endpoints applied by wgtrack", labels=PEER)
+    keepalive = GaugeMetricFamily("wgtrack_peer_keepalive_seconds", "Persistent keepalive (0 = off)", labels=PEER)
+    info = InfoMetricFamily("wgtrack_peer", "Peer facts that change: endpoint and allowed IPs",
+                            labels=[*PEER, "endpoint", "allowed_ips"])
+    iface_up = GaugeMetricFamily("wgtrack_interface_up", "1 for every interface present", labels=["interface"])
+    iface_peers = GaugeMetricFamily("wgtrack_interface_peers", "Peers per interface by state",
+                                    labels=["interface", "state"])
+    for iface in snap.interfaces:
+        iface_up.add_metric([iface.name], 1)
+        counts = dict.fromkeys(STATES, 0)
+        for peer in iface.peers:
+            counts[peer.status] = counts.get(peer.status, 0) + 1
+            names, values = _compat_labels(peer)
+            for family, value in ((sent, peer.tx_bytes), (received, peer.rx_bytes),
+                                  (latest, peer.latest_handshake)):
+                family.samples.append(_sample(family, names, values, value))
+            if peer.handshake_age_s is not None:
+                delay.samples.append(_sample(delay, names, values, peer.handshake_age_s))
+            labels = _peer_labels(peer)
+            up.add_metric(labels, int(peer.is_up))
+            for name in STATES:
+                state.add_metric([*labels, name], int(peer.status == name))
+            since.add_metric(labels, round(peer.since_s, 3))
+            if peer.rtt_ms is not None:
+                rtt.add_metric(labels, peer.rtt_ms / 1000)
+            if peer.loss is not None:
+                loss.add_metric(labels, peer.loss)
+            reresolves.add_metric(labels, peer.reresolves)
+            changes.add_metric(labels, peer.endpoint_changes)
+            keepalive.add_metric(labels, peer.keepalive_s)
+            info.add_metric(labels, {"endpoint": peer.endpoint or "", "allowed_ips": ",".join(peer.allowed_ips)})
+        for name, count in counts.items():
+            iface_peers.add_metric([iface.name, name], count)
+    yield from (sent, received, latest, delay, up, state, since, rtt, loss, reresolves, changes, keepalive, info,
+                iface_up, iface_peers)
+
+
+def _sample(family: Metric, names: list[str], values: list[str], value: float):  # type: ignore[no-untyped-def]
+    """A sample with this peer's own label set (friendly_json keys may differ per peer)."""
+    from prometheus_client.samples import Sample
+
+    suffix = "_total" if family.type == "counter" else ""
+    return Sample(family.name + suffix, dict(zip(names, values, strict=True)), value, None, None)
+
+
+class SnapshotCollector(Collector):
+    """Serves whatever snapshot was published last."""
+
+    def __init__(self) -> None:
+        self.snapshot: Snapshot | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        return families(self.snapshot)
