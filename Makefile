@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # --no-install-recommends: wireguard-tools would otherwise pull in a kernel image.
 SYSTEM_PACKAGES := python3 python3-venv wireguard-tools wireguard-go dnsmasq-base nftables iproute2 \
-	util-linux iputils-ping influxdb ca-certificates
+	util-linux iputils-ping influxdb prometheus openssl ca-certificates
 
 .PHONY: help system-deps venv test unit lab check demo bench clean
 

@@ -213,6 +213,12 @@ class Lab:
     def exec(self, host: str, *args: str, check: bool = True, timeout: float = 20) -> str:
         return run("ip", "netns", "exec", self.hosts[host].ns, *args, check=check, timeout=timeout)
 
+    def http_get(self, host: str, url: str, timeout: float = 10) -> str:
+        """GET ``url`` from inside ``host``'s network namespace (where the lab's servers are)."""
+        code = ("import sys, urllib.request; "
+                "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
+        return run("ip", "netns", "exec", self.hosts[host].ns, sys.executable, "-c", code, url, timeout=timeout)
+
     def ping(self, host: str, target: str) -> bool:
         proc = subprocess.run(["ip", "netns", "exec", self.hosts[host].ns, "ping", "-c1", "-W1", "-q", target],
                               capture_output=True, timeout=5)

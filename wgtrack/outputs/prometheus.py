@@ -12,6 +12,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import os
 import socket
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -74,8 +75,9 @@ class PrometheusExporter:
             self._server = await asyncio.start_server(self._handle, host, port, ssl=self._web.ssl_context,
                                                       reuse_address=True, limit=16384)
         except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise StartupError(f"[output:prometheus] listen = {self.settings.listen!r}: cannot listen: "
-                               f"{exc.strerror or exc}") from None
+                               f"{reason}") from None
         scheme = "https" if self._web.ssl_context else "http"
         log.info("serving metrics on %s://%s%s%s", scheme, self.settings.listen, self.settings.path,
                  " with basic auth" if self._auth else "")

@@ -1,0 +1,164 @@
+"""The Prometheus exporter in-process on a free loopback port: names, health, auth, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import shutil
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from tests.servers import free_port
+from tests.snapshots import KEY_A, KEY_B, peer, snapshot
+from wgtrack.config import PrometheusSettings
+from wgtrack.errors import StartupError
+from wgtrack.outputs.prometheus import PrometheusExporter
+from wgtrack.promexport import valid_label
+
+
+class Running:
+    """An exporter served by an event loop in a background thread."""
+
+    def __init__(self, settings: PrometheusSettings) -> None:
+        import threading
+
+        self.exporter = PrometheusExporter(settings)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.exporter.start(), self.loop).result(10)
+
+    def publish(self, snap: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.exporter.publish(snap), self.loop).result(5)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.exporter.close(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def running(port: int) -> Iterator[Running]:
+    r = Running(PrometheusSettings(listen=f"127.0.0.1:{port}"))
+    yield r
+    r.close()
+
+
+def get(url: str, headers: dict[str, str] | None = None, context: ssl.SSLContext | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_answers_before_the_first_cycle(running: Running, port: int) -> None:
+    status, body = get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200
+    assert 'wgtrack_build_info{version="' in body
+
+
+def test_compatible_and_new_series(running: Running, port: int) -> None:
+    running.publish(snapshot(peer(friendly_labels=(("owner", "bob"), ("bad-key", "x"))),
+                             peer(KEY_B, friendly_name=None, handshake_age_s=None, latest_handshake=0,
+                                  status="down:checking", is_up=False)))
+    status, body = get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200
+    compat = (f'wireguard_sent_bytes_total{{allowed_ips="192.0.2.11/32",friendly_name="alice",interface="wg0",'
+              f'owner="bob",public_key="{KEY_A}"}} 5678.0')
+    assert compat in body
+    assert "bad-key" not in body  # invalid label names from friendly_json are dropped
+    b_compat = f'{{allowed_ips="192.0.2.11/32",interface="wg0",public_key="{KEY_B}"}}'
+    b_own = f'{{friendly_name="",interface="wg0",public_key="{KEY_B}"'
+    assert f"wireguard_latest_handshake_seconds{b_compat} 0.0" in body
+    assert f"wireguard_latest_handshake_delay_seconds{b_compat}" not in body  # never handshaked: no age
+    assert f"wgtrack_peer_up{b_own}}} 0.0" in body
+    assert f'wgtrack_peer_state{b_own},state="down:checking"}} 1.0' in body
+    assert 'wgtrack_interface_peers{interface="wg0",state="up:ok"} 1.0' in body
+    info = [line for line in body.splitlines() if line.startswith("wgtrack_peer_info{")]
+    assert len(info) == 2 and 'endpoint="198.51.100.11:51820"' in info[0]
+    assert "wgtrack_up 1.0" in body
+
+
+def test_wg_failure_is_visible(running: Running, port: int) -> None:
+    running.publish(snapshot(wg_ok=False, wg_error="wg show timed out"))
+    _, body = get(f"http://127.0.0.1:{port}/metrics")
+    assert "wgtrack_up 0.0" in body
+    assert "wireguard_sent_bytes_total{" not in body
+
+
+def test_unknown_path_is_404(running: Running, port: int) -> None:
+    assert get(f"http://127.0.0.1:{port}/nope")[0] == 404
+
+
+@pytest.mark.parametrize("name,ok", [("owner", True), ("site_2", True), ("2x", False), ("__x", False),
+                                     ("interface", False), ("a-b", False)])
+def test_label_validation(name: str, ok: bool) -> None:
+    assert valid_label(name) is ok
+
+
+def test_port_in_use_is_a_clear_error(port: int) -> None:
+    first = Running(PrometheusSettings(listen=f"127.0.0.1:{port}"))
+    try:
+        second = PrometheusExporter(PrometheusSettings(listen=f"127.0.0.1:{port}"))
+        assert second.check() == [f"[output:prometheus] listen = '127.0.0.1:{port}': cannot listen: "
+                                  "Address already in use"]
+        with pytest.raises(StartupError, match="Address already in use"):
+            asyncio.run(second.start())
+    finally:
+        first.close()
+
+
+def make_cert(tmp_path: Path) -> None:
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True, timeout=60)
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
+def test_tls_and_basic_auth(tmp_path: Path, port: int) -> None:
+    make_cert(tmp_path)
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    web = tmp_path / "web.yml"
+    web.write_text(f"tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n"
+                   f"basic_auth_users:\n  prom: '{hashed}'\n")
+    r = Running(PrometheusSettings(listen=f"127.0.0.1:{port}", web_config=web))
+    try:
+        context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        url = f"https://127.0.0.1:{port}/metrics"
+        assert get(url, context=context)[0] == 401  # unauthenticated scrape refused
+        bad = base64.b64encode(b"prom:wrong").decode()
+        assert get(url, {"Authorization": f"Basic {bad}"}, context)[0] == 401
+        good = base64.b64encode(b"prom:s3cret").decode()
+        status, body = get(url, {"Authorization": f"Basic {good}"}, context)
+        assert status == 200 and "wgtrack_build_info" in body
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            get(f"http://127.0.0.1:{port}/metrics")  # plain HTTP gets no answer on a TLS port
+    finally:
+        r.close()
+
+
+def test_bad_web_config_is_a_clear_error(tmp_path: Path, port: int) -> None:
+    web = tmp_path / "web.yml"
+    web.write_text("tls_server_config:\n  cert_file: missing.pem\n  key_file: missing.key\n")
+    problems = PrometheusExporter(PrometheusSettings(listen=f"127.0.0.1:{port}", web_config=web)).check()
+    assert len(problems) == 1 and "cannot load" in problems[0] and "missing.pem" in problems[0]
+    web.write_text("basic_auth_users:\n  prom: plaintext-password\n")
+    problems = PrometheusExporter(PrometheusSettings(listen=f"127.0.0.1:{port}", web_config=web)).check()
+    assert problems == [f"[output:prometheus] web_config: {web}: basic_auth_users: the entry for 'prom' "
+                        "is not a bcrypt hash"]
+    assert "plaintext-password" not in problems[0]
