@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 3.0  # close outputs within this, so a stop stays well inside 5 s
 MAX_ACTION_CHAIN = 8  # probe -> resolve -> set -> probe ... never loops unbounded
+# A cycle waits this long (at most) for the re-resolutions it started, so that a heal with a
+# healthy DNS server is reported in the same cycle; a dead one just finishes in the background.
+BACKGROUND_WAIT_MAX_S = 2.0
+BACKGROUND_WAIT_SHARE = 0.3  # of cycle_time
 LAG_PERIOD_S = 0.1  # how often the loop-lag watchdog wakes
 
 
@@ -226,24 +230,31 @@ class Daemon:
         per_peer: dict[PeerId, list[link.Action]] = {}
         for pid, action in todo:
             per_peer.setdefault(pid, []).append(action)
+        spawned: list[asyncio.Task[None]] = []
 
         async def peer(pid: PeerId, actions: list[link.Action]) -> None:
             for action in actions:
                 if isinstance(action, link.Resolve):
-                    self._spawn(pid, action)
+                    task = self._spawn(pid, action)
+                    if task is not None:
+                        spawned.append(task)
                 else:
                     await self._carry_out(pid, action, 0)
 
         await asyncio.gather(*(peer(pid, actions) for pid, actions in per_peer.items()))
+        if spawned:
+            budget = min(BACKGROUND_WAIT_MAX_S, BACKGROUND_WAIT_SHARE * self.config.cycle_time_s)
+            await asyncio.wait(spawned, timeout=budget)
 
-    def _spawn(self, pid: PeerId, action: link.Resolve) -> None:
+    def _spawn(self, pid: PeerId, action: link.Resolve) -> asyncio.Task[None] | None:
         running = self._background.get(pid)
         if running is not None and not running.done():
-            return
+            return None
         assert self._tasks is not None
         task = self._tasks.create_task(self._carry_out(pid, action, 0))
         self._background[pid] = task
         task.add_done_callback(lambda done: self._forget_background(pid, done))
+        return task
 
     def _forget_background(self, pid: PeerId, done: asyncio.Task[None]) -> None:
         if self._background.get(pid) is done:
