@@ -42,6 +42,7 @@ demo: system-deps venv
 
 bench: system-deps venv
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.scrape
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
