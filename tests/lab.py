@@ -57,6 +57,11 @@ class Host:
     public_key: str
     wg_pid: int = 0
 
+    @property
+    def tunnel6(self) -> str:
+        """The IPv6 tunnel address: fd00:2:: plus the IPv4 tunnel address's last byte."""
+        return f"fd00:2::{self.tunnel.rsplit('.', 1)[1]}"
+
 
 class Lab:
     """Build with ``Lab().build()``; always ``close()`` (it is also a context manager)."""
@@ -155,6 +160,7 @@ class Lab:
         run("ip", "-n", host.ns, "link", "set", "eth0", "up")
         host.wg_pid = self._start_wireguard_go(host.ns, "wg0")
         run("ip", "-n", host.ns, "addr", "add", f"{host.tunnel}/24", "dev", "wg0")
+        run("ip", "-n", host.ns, "addr", "add", f"{host.tunnel6}/64", "dev", "wg0", "nodad")
         run("ip", "-n", host.ns, "link", "set", "wg0", "up")
 
     def _start_wireguard_go(self, ns: str, ifname: str) -> int:
@@ -188,9 +194,9 @@ class Lab:
         for short in self.peer_names:
             peer = self.hosts[short]
             self.wg(short, "set", "wg0", "private-key", str(peer.private_key_file), "listen-port", str(WG_PORT),
-                    "peer", mon.public_key, "allowed-ips", "192.0.2.0/24",
+                    "peer", mon.public_key, "allowed-ips", "192.0.2.0/24,fd00:2::/64",
                     "endpoint", f"{MON_UNDERLAY}:{WG_PORT}")
-            self.wg("mon", "set", "wg0", "peer", peer.public_key, "allowed-ips", f"{peer.tunnel}/32",
+            self.wg("mon", "set", "wg0", "peer", peer.public_key, "allowed-ips", f"{peer.tunnel}/32,{peer.tunnel6}/128",
                     "endpoint", f"{peer.underlay}:{WG_PORT}")
 
     def _write_wg_quick_conf(self) -> None:

@@ -169,3 +169,14 @@ def test_check_config_reports_probe_targets_and_hostnames(lab: Lab, tmp_path: Pa
     assert "wg0/peer-a (" in report and "probe 192.0.2.11; re-resolve a.lab.test:51820" in report
     assert "probe 192.0.2.12; no re-resolution" in report
     assert f"no ICMP probe: only network ranges (192.0.2.64/26); set [peer:{ranged}] ping_target" in report
+
+
+def test_ipv6_probe_through_the_tunnel(lab: Lab, tmp_path: Path, watched: list[Watched]) -> None:
+    c = key(lab, "c")
+    w = start(lab, tmp_path, extra=f"[peer:{c}]\nping_target = {lab.hosts['c'].tunnel6}\n")
+    watched.append(w)
+    text = w.wait_for("c up with an IPv6 probe RTT", lambda t: w.status(c) == "up:ok" and "rtt_ms" in
+                      lp.peers(t)[c].fields, 20)
+    assert float(lp.peers(text)[c].fields["rtt_ms"]) > 0  # type: ignore[arg-type]
+    lab.blackhole("c")
+    w.wait_for("c down by IPv6 probes", lambda t: w.status(c) == "down", 20)
