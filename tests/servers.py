@@ -21,8 +21,9 @@ def free_port() -> int:
 
 def http(url: str, data: bytes | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()

@@ -59,8 +59,10 @@ def running(port: int) -> Iterator[Running]:
 
 def get(url: str, headers: dict[str, str] | None = None, context: ssl.SSLContext | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url, headers=headers or {})
+    # Loopback never goes through a proxy (package builds set http_proxy to a dead one).
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
     try:
-        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+        with opener.open(request, timeout=5) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
