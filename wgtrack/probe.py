@@ -1,29 +1,59 @@
-"""ICMP echo probes through the tunnel, with icmplib: raw socket as root, datagram otherwise."""
+"""ICMP echo probes through the tunnel, with icmplib: raw socket as root, datagram otherwise.
+
+icmplib 3 has ``async_ping``; Debian 12 ships icmplib 2.1, which has only the blocking
+``ping``. There each probe runs in a worker thread of its own pool (never on the event loop),
+with a random ICMP id so that concurrent probes cannot take each other's replies.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import random
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import icmplib
 
 from wgtrack.link import ProbeResult
 
+PROBE_THREADS = 64  # concurrent blocking probes with icmplib 2 (each mostly waits)
+_pool: ThreadPoolExecutor | None = None
+
+
+def _result(host: Any) -> ProbeResult:
+    if host.is_alive:
+        return ProbeResult(ok=True, rtt_ms=host.avg_rtt, loss=host.packet_loss)
+    return ProbeResult(ok=False, loss=host.packet_loss, reason="no reply")
+
 
 async def ping(target: str, count: int, timeout_s: float) -> ProbeResult:
     """Probe ``target``; an unreachable or refused probe is a failed result, not an exception."""
+    if hasattr(icmplib, "async_ping"):
+        request = icmplib.async_ping(target, count=count, interval=0.2, timeout=timeout_s,
+                                     privileged=os.geteuid() == 0)
+        return await _bounded(request, count, timeout_s)
+    return await ping_in_thread(target, count, timeout_s)
+
+
+async def ping_in_thread(target: str, count: int, timeout_s: float) -> ProbeResult:
+    """The icmplib 2 path: the blocking ``icmplib.ping`` in a worker thread."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="wgtrack-probe")
+    call = functools.partial(icmplib.ping, target, count=count, interval=0.2, timeout=timeout_s,
+                             id=random.randint(1, 0xFFFF), privileged=os.geteuid() == 0)
+    return await _bounded(asyncio.get_running_loop().run_in_executor(_pool, call), count, timeout_s)
+
+
+async def _bounded(request: Any, count: int, timeout_s: float) -> ProbeResult:
     try:
-        host = await asyncio.wait_for(
-            icmplib.async_ping(target, count=count, interval=0.2, timeout=timeout_s,
-                               privileged=os.geteuid() == 0),
-            timeout=count * (timeout_s + 0.2) + 1.0,
-        )
+        host = await asyncio.wait_for(request, timeout=count * (timeout_s + 0.2) + 1.0)
     except TimeoutError:
         return ProbeResult(ok=False, loss=1.0, reason="probe timed out")
     except icmplib.ICMPLibError as exc:
         return ProbeResult(ok=False, loss=1.0, reason=f"{type(exc).__name__}: {exc}")
     except OSError as exc:
         return ProbeResult(ok=False, loss=1.0, reason=f"socket error: {exc.strerror or exc}")
-    if host.is_alive:
-        return ProbeResult(ok=True, rtt_ms=host.avg_rtt, loss=host.packet_loss)
-    return ProbeResult(ok=False, loss=host.packet_loss, reason="no reply")
+    return _result(host)
