@@ -10,7 +10,7 @@ SYSTEM_PACKAGES := python3 python3-venv wireguard-tools wireguard-go dnsmasq-bas
 	python3-icmplib python3-dnspython python3-prometheus-client python3-yaml python3-bcrypt \
 	python3-pytest python3-hypothesis
 
-.PHONY: help system-deps venv test unit lab check demo bench clean
+.PHONY: help system-deps venv test unit lab check demo bench deb clean
 
 help:
 	@echo "make demo   - build a WireGuard lab in network namespaces and watch wgtrack track it (root)"
@@ -46,6 +46,9 @@ demo: system-deps venv
 bench: system-deps venv
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.scrape
+
+deb:
+	PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
