@@ -237,3 +237,14 @@ def test_conf_only_peer_and_hostname_peer_do_not_crash(tmp_path: Path, fakewg: P
     peers = lp.peers(out.read_text())
     assert absent not in peers
     assert peers[KEY_A].tags["friendly_name"] == "alice"
+
+
+def test_stdout_lines_for_telegraf_execd(tmp_path: Path, fakewg: Path) -> None:
+    conf = write_config(tmp_path / "c.conf", tmp_path / "out.lp", wg_command=fakewg, ping_interval=0,
+                        loglevel="debug")
+    result = run_cli("-c", str(conf), "--once", "--stdout")
+    assert result.returncode == 0, result.stderr
+    assert len(lp.peers(result.stdout)) == 6  # line protocol on stdout ...
+    assert "DEBUG" not in result.stdout and "DEBUG" in result.stderr  # ... and logs only on stderr
+    conf.write_text(conf.read_text() + "[output:stdout]\n")
+    assert len(lp.peers(run_cli("-c", str(conf), "--once").stdout)) == 6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--check-config", nargs="?", const="", default=None, metavar="FILE",
                         help="validate the config (FILE, else --config), print what was understood, exit 0 or 1")
     parser.add_argument("--once", action="store_true", help="run one cycle, write the outputs and exit")
+    parser.add_argument("--stdout", action="store_true",
+                        help="also write the line protocol to stdout each cycle (Telegraf inputs.execd)")
     parser.add_argument("--version", action="version", version=f"wgtrack {__version__}")
     return parser
 
@@ -103,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"wgtrack: {args.config}: invalid configuration, not starting:\n{exc}", file=sys.stderr)
         return 1
+    if args.stdout:
+        cfg = dataclasses.replace(cfg, stdout=True)
     _setup_logging(args.loglevel if args.loglevel is not None else cfg.loglevel)
     daemon = Daemon(cfg, once=args.once, loglevel_override=args.loglevel)
     return asyncio.run(daemon.run())

@@ -106,6 +106,7 @@ class Config:
     peer_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     influx_file: InfluxFileSettings = field(default_factory=InfluxFileSettings)
     prometheus: PrometheusSettings | None = None  # None: no [output:prometheus] section
+    stdout: bool = False  # [output:stdout] (or --stdout): line protocol on stdout for inputs.execd
 
     def settings_for(self, interface: str, public_key: str) -> TrackSettings:
         """The effective tracking settings for one peer."""
@@ -262,7 +263,7 @@ KEYS: tuple[Key, ...] = (
     Key("reresolve", "reresolve", _bool, _TRACK, "re-resolve a hostname endpoint while the link is down"),
     Key("endpoint", "endpoint", _hostname_endpoint, frozenset({"peer"}),
         "hostname:port to re-resolve when no wg-quick config names one (systemd-networkd ...)"),
-    Key("enabled", "enabled", _bool, frozenset({"output:influx", "output:prometheus"}),
+    Key("enabled", "enabled", _bool, frozenset({"output:influx", "output:prometheus", "output:stdout"}),
         "turn the output on or off"),
     Key("listen", "listen", _listen, frozenset({"output:prometheus"}), "address:port to serve metrics on"),
     Key("path", "path", _url_path, frozenset({"output:prometheus"}), "URL path of the metrics"),
@@ -283,7 +284,7 @@ def _scope_of(section: str) -> str | None:
         return "interface"
     if section.startswith("peer:"):
         return "peer"
-    if section in ("output:influx", "output:prometheus"):
+    if section in ("output:influx", "output:prometheus", "output:stdout"):
         return section
     return None
 
@@ -348,6 +349,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     general: dict[str, Any] = {}
     influx: dict[str, Any] = {}
     prometheus: dict[str, Any] | None = None
+    stdout = False
     interfaces: dict[str, dict[str, Any]] = {}
     peers: dict[str, dict[str, Any]] = {}
     if parser.has_section("DEFAULT"):
@@ -367,7 +369,8 @@ def parse(text: str, source: str = "<string>") -> Config:
         if scope is None:
             reader.problems.append(Problem(source, name, None, None,
                                            "unknown section (known: general, DEFAULT, interface:<name>, "
-                                           "peer:<public key>, output:influx, output:prometheus)"))
+                                           "peer:<public key>, output:influx, output:prometheus, "
+                                           "output:stdout)"))
             continue
         values = reader.section(name, scope, items)
         if scope == "general":
@@ -376,6 +379,8 @@ def parse(text: str, source: str = "<string>") -> Config:
             influx.update(values)
         elif scope == "output:prometheus":
             prometheus = values
+        elif scope == "output:stdout":
+            stdout = values.get("enabled", True)
         elif scope == "interface":
             ifname = name.partition(":")[2]
             if not ifname or len(ifname) > 15 or "/" in ifname or ifname.strip() != ifname:
@@ -398,6 +403,7 @@ def parse(text: str, source: str = "<string>") -> Config:
         peer_overrides=peers,
         influx_file=InfluxFileSettings(**influx),
         prometheus=None if prometheus is None else PrometheusSettings(**prometheus),
+        stdout=stdout,
         **top,
     )
     if not reader.problems:
@@ -439,6 +445,8 @@ def describe(config: Config) -> str:
         lines.extend(f"[peer:{pubkey}] {by_attr[k]} = {v}" for k, v in over.items())
     out = config.influx_file
     lines.append(f"[output:influx] enabled = {out.enabled}, filename = {out.filename}, mode = {out.mode:04o}")
+    if config.stdout:
+        lines.append("[output:stdout] enabled = True")
     if config.prometheus is not None:
         prom = config.prometheus
         lines.append(f"[output:prometheus] enabled = {prom.enabled}, listen = {prom.listen}, path = {prom.path}, "

@@ -37,6 +37,10 @@ def build(config: Config) -> list[Output]:
     outputs: list[Output] = []
     if config.influx_file.enabled:
         outputs.append(InfluxFile(config.influx_file))
+    if config.stdout:
+        from wgtrack.outputs.stdout import StdoutLines
+
+        outputs.append(StdoutLines())
     if config.prometheus is not None and config.prometheus.enabled:
         # prometheus_client is imported only when the exporter is configured.
         from wgtrack.outputs.prometheus import PrometheusExporter
