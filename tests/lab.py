@@ -245,12 +245,13 @@ class Lab:
     def heal(self, host: str) -> None:
         self.exec(host, "nft", "delete", "table", "inet", f"{self.prefix[:-1]}blk")
 
-    def move_underlay(self, host: str, new_ip: str, *, roam: bool = False) -> None:
+    def move_underlay(self, host: str, new_ip: str, *, roam: bool = False, restart: bool = False) -> None:
         """Give ``host`` a new underlay address (a dynamic-IP change).
 
         By default the host's own idea of mon's address goes stale too (both sides dynamic):
         it keeps its session but cannot reach mon, so only mon can re-establish the link, by
         re-resolving. With ``roam`` it re-binds its socket (a new NAT port) and can speak first.
+        With ``restart`` its WireGuard restarted too: the session is gone and mon must handshake.
         """
         h = self.hosts[host]
         run("ip", "-n", h.ns, "addr", "del", f"{h.underlay}/24", "dev", "eth0")
@@ -260,6 +261,9 @@ class Lab:
         if roam:
             # wireguard-go keeps sending from the vanished source address until it re-binds.
             self.wg(host, "set", "wg0", "listen-port", str(WG_PORT + 1))
+        elif restart:
+            self.wg(host, "set", "wg0", "peer", mon, "remove")
+            self.wg(host, "set", "wg0", "peer", mon, "allowed-ips", "192.0.2.0/24,fd00:2::/64")
         else:
             self.wg(host, "set", "wg0", "peer", mon, "endpoint", f"{STALE_IP}:{WG_PORT}")
 

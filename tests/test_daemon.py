@@ -248,3 +248,19 @@ def test_stdout_lines_for_telegraf_execd(tmp_path: Path, fakewg: Path) -> None:
     assert "DEBUG" not in result.stdout and "DEBUG" in result.stderr  # ... and logs only on stderr
     conf.write_text(conf.read_text() + "[output:stdout]\n")
     assert len(lp.peers(run_cli("-c", str(conf), "--once").stdout)) == 6
+
+
+def test_json_status_file_and_status_command(tmp_path: Path, fakewg: Path) -> None:
+    status_file = tmp_path / "run" / "status.json"  # its directory is created at start
+    conf = write_config(tmp_path / "c.conf", tmp_path / "out.lp", wg_command=fakewg, ping_interval=0,
+                        wg_config_dir=tmp_path)
+    conf.write_text(conf.read_text() + f"[output:json]\nfilename = {status_file}\n")
+    assert run_cli("-c", str(conf), "--once").returncode == 0
+    table = run_cli("status", "-c", str(conf))
+    assert table.returncode == 0, table.stderr
+    assert "INTERFACE" in table.stdout and "NEXT RE-RESOLVE" in table.stdout
+    assert "3+lM+fs3…" in table.stdout and "198.51.100.11:51820" in table.stdout
+    raw = run_cli("status", "--file", str(status_file), "--json")
+    assert '"public_key": "3+lM+fs3RsV/UxQbPxytzD5PTyVmnWCUghTX1P/wQBU="' in raw.stdout
+    missing = run_cli("status", "--file", str(tmp_path / "nope.json"))
+    assert missing.returncode == 1 and "no status file at" in missing.stderr

@@ -3,6 +3,9 @@ dead and lying DNS, probes off, idle links and roaming (wireguard-go, dnsmasq, n
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +14,7 @@ import pytest
 
 from tests import lp
 from tests.daemon_helpers import Watched, write_config
-from tests.lab import Lab
+from tests.lab import REPO, Lab
 
 pytestmark = pytest.mark.lab
 
@@ -180,3 +183,18 @@ def test_ipv6_probe_through_the_tunnel(lab: Lab, tmp_path: Path, watched: list[W
     assert float(lp.peers(text)[c].fields["rtt_ms"]) > 0  # type: ignore[arg-type]
     lab.blackhole("c")
     w.wait_for("c down by IPv6 probes", lambda t: w.status(c) == "down", 20)
+
+
+def test_status_command_shows_the_schedule(lab: Lab, tmp_path: Path, watched: list[Watched]) -> None:
+    status_file = tmp_path / "status.json"
+    w = start(lab, tmp_path, extra=f"[output:json]\nfilename = {status_file}\n")
+    watched.append(w)
+    all_up(lab, w)
+    lab.blackhole("a")
+    w.wait_for("a checking", lambda t: w.status(key(lab, "a")) in ("down:checking", "down:backingoff"), 20)
+    table = subprocess.run([sys.executable, "-m", "wgtrack", "status", "--file", str(status_file)],
+                           capture_output=True, text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert table.returncode == 0, table.stderr
+    line = next(x for x in table.stdout.splitlines() if "peer-a" in x)
+    assert "down:" in line and "198.51.100.11:51820" in line
+    assert line.split()[-1] != "-"  # when the next re-resolution is due

@@ -28,7 +28,8 @@ def _loglevel_arg(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wgtrack",
-        description="Track the health of WireGuard links, re-resolve dynamic endpoints, export state.",
+        description="Track the health of WireGuard links, re-resolve dynamic endpoints, export state. "
+                    "`wgtrack status [--json]` shows what the running daemon knows.",
     )
     parser.add_argument("-c", "--config", default=str(config.DEFAULT_PATH),
                         help="config file (default: %(default)s)")
@@ -98,6 +99,11 @@ def check_config(path: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["status"]:
+        from wgtrack.status import main as status_main
+
+        return status_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.check_config is not None:
         return check_config(args.check_config or args.config)

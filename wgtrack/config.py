@@ -90,6 +90,17 @@ class PrometheusSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class JsonSettings:
+    """``[output:json]``: the status file that ``wgtrack status`` reads."""
+
+    enabled: bool = True
+    filename: Path = Path("/run/wgtrack/status.json")
+
+
+DEFAULT_STATUS_FILE = JsonSettings().filename
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
 
@@ -107,6 +118,7 @@ class Config:
     influx_file: InfluxFileSettings = field(default_factory=InfluxFileSettings)
     prometheus: PrometheusSettings | None = None  # None: no [output:prometheus] section
     stdout: bool = False  # [output:stdout] (or --stdout): line protocol on stdout for inputs.execd
+    json_status: JsonSettings | None = None  # None: no [output:json] section
 
     def settings_for(self, interface: str, public_key: str) -> TrackSettings:
         """The effective tracking settings for one peer."""
@@ -263,13 +275,13 @@ KEYS: tuple[Key, ...] = (
     Key("reresolve", "reresolve", _bool, _TRACK, "re-resolve a hostname endpoint while the link is down"),
     Key("endpoint", "endpoint", _hostname_endpoint, frozenset({"peer"}),
         "hostname:port to re-resolve when no wg-quick config names one (systemd-networkd ...)"),
-    Key("enabled", "enabled", _bool, frozenset({"output:influx", "output:prometheus", "output:stdout"}),
+    Key("enabled", "enabled", _bool, frozenset({"output:influx", "output:prometheus", "output:stdout", "output:json"}),
         "turn the output on or off"),
     Key("listen", "listen", _listen, frozenset({"output:prometheus"}), "address:port to serve metrics on"),
     Key("path", "path", _url_path, frozenset({"output:prometheus"}), "URL path of the metrics"),
     Key("web_config", "web_config", _path, frozenset({"output:prometheus"}),
         "Prometheus web config file (TLS, basic auth)"),
-    Key("filename", "filename", _path, frozenset({"output:influx"}), "path of the line-protocol file"),
+    Key("filename", "filename", _path, frozenset({"output:influx", "output:json"}), "path of the output file"),
     Key("mode", "mode", _mode, frozenset({"output:influx"}), "file mode of the line-protocol file"),
 )
 _BY_NAME: dict[str, list[Key]] = {}
@@ -284,7 +296,7 @@ def _scope_of(section: str) -> str | None:
         return "interface"
     if section.startswith("peer:"):
         return "peer"
-    if section in ("output:influx", "output:prometheus", "output:stdout"):
+    if section in ("output:influx", "output:prometheus", "output:stdout", "output:json"):
         return section
     return None
 
@@ -349,6 +361,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     general: dict[str, Any] = {}
     influx: dict[str, Any] = {}
     prometheus: dict[str, Any] | None = None
+    json_status: dict[str, Any] | None = None
     stdout = False
     interfaces: dict[str, dict[str, Any]] = {}
     peers: dict[str, dict[str, Any]] = {}
@@ -370,7 +383,7 @@ def parse(text: str, source: str = "<string>") -> Config:
             reader.problems.append(Problem(source, name, None, None,
                                            "unknown section (known: general, DEFAULT, interface:<name>, "
                                            "peer:<public key>, output:influx, output:prometheus, "
-                                           "output:stdout)"))
+                                           "output:stdout, output:json)"))
             continue
         values = reader.section(name, scope, items)
         if scope == "general":
@@ -381,6 +394,8 @@ def parse(text: str, source: str = "<string>") -> Config:
             prometheus = values
         elif scope == "output:stdout":
             stdout = values.get("enabled", True)
+        elif scope == "output:json":
+            json_status = values
         elif scope == "interface":
             ifname = name.partition(":")[2]
             if not ifname or len(ifname) > 15 or "/" in ifname or ifname.strip() != ifname:
@@ -404,6 +419,7 @@ def parse(text: str, source: str = "<string>") -> Config:
         influx_file=InfluxFileSettings(**influx),
         prometheus=None if prometheus is None else PrometheusSettings(**prometheus),
         stdout=stdout,
+        json_status=None if json_status is None else JsonSettings(**json_status),
         **top,
     )
     if not reader.problems:
@@ -447,6 +463,8 @@ def describe(config: Config) -> str:
     lines.append(f"[output:influx] enabled = {out.enabled}, filename = {out.filename}, mode = {out.mode:04o}")
     if config.stdout:
         lines.append("[output:stdout] enabled = True")
+    if config.json_status is not None:
+        lines.append(f"[output:json] enabled = {config.json_status.enabled}, filename = {config.json_status.filename}")
     if config.prometheus is not None:
         prom = config.prometheus
         lines.append(f"[output:prometheus] enabled = {prom.enabled}, listen = {prom.listen}, path = {prom.path}, "

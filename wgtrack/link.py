@@ -202,6 +202,20 @@ class LinkState:
     last_sample: Sample | None = None
 
 
+def cycles_to_next_resolve(state: LinkState, s: TrackSettings) -> int | None:
+    """Cycles until the next re-resolution is due (0 = this cycle); None when none is planned."""
+    q = state.quiet_cycles
+    if state.status is Status.WAITING:
+        return max(0, s.cycles_wait - q)
+    if state.status is Status.CHECKING:
+        if q + 1 >= s.cycles_wait + s.cycles_checking:
+            return None if state.next_resolve_at < 0 else max(0, state.next_resolve_at - q)
+        return (s.cycles_checkperiod - (q - s.cycles_wait) % s.cycles_checkperiod) % s.cycles_checkperiod
+    if state.status in (Status.BACKINGOFF, Status.SLOWCHECKING):
+        return max(0, state.next_resolve_at - q)
+    return None
+
+
 def stale_limit(settings: TrackSettings, keepalive_s: int) -> float:
     """Handshake age beyond which a link that should be refreshing its key is not."""
     return settings.handshake_timeout_s + keepalive_s + HANDSHAKE_MARGIN_S

@@ -27,6 +27,7 @@ class PeerView:
     reresolves: int = 0  # re-resolutions started while this peer was tracked
     endpoint_changes: int = 0  # endpoints wgtrack applied
     friendly_labels: tuple[tuple[str, str], ...] = ()  # from "# friendly_json = {...}"
+    next_reresolve_s: float | None = None  # when the next re-resolution is due, if one is planned
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,6 +171,10 @@ class Tracker:
                         interfaces=tuple(interfaces), cycle_duration_s=cycle_duration_s, started_ns=started_ns,
                         loop_lag_ms=loop_lag_ms, last_success_ns=last_success_ns, errors=errors)
 
+    def _next_reresolve_s(self, ifname: str, key: str, state: link.LinkState) -> float | None:
+        cycles = link.cycles_to_next_resolve(state, self.config.settings_for(ifname, key))
+        return None if cycles is None else cycles * self.config.cycle_time_s
+
     def _views(self, ifname: str, records: Iterable[PeerRecord], confs: Mapping[str, PeerConf],
                now: float) -> list[PeerView]:
         views = []
@@ -201,5 +205,6 @@ class Tracker:
                 reresolves=tracked.reresolves,
                 endpoint_changes=tracked.endpoint_changes,
                 friendly_labels=tuple(sorted(conf.friendly_json.items())) if conf else (),
+                next_reresolve_s=self._next_reresolve_s(ifname, record.public_key, state),
             ))
         return views

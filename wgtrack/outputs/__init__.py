@@ -37,6 +37,10 @@ def build(config: Config) -> list[Output]:
     outputs: list[Output] = []
     if config.influx_file.enabled:
         outputs.append(InfluxFile(config.influx_file))
+    if config.json_status is not None and config.json_status.enabled:
+        from wgtrack.outputs.json_status import JsonStatus
+
+        outputs.append(JsonStatus(config.json_status))
     if config.stdout:
         from wgtrack.outputs.stdout import StdoutLines
 

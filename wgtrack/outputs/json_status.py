@@ -1,0 +1,100 @@
+"""``[output:json]``: a JSON status file rewritten atomically each cycle, read by ``wgtrack status``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from wgtrack.atomic import write_atomic
+from wgtrack.config import JsonSettings
+from wgtrack.errors import StartupError
+from wgtrack.snapshot import Snapshot
+
+
+def status_document(snap: Snapshot) -> dict[str, Any]:
+    """The file's content: plain data, no secrets (the snapshot has none)."""
+    return {
+        "time": snap.time_ns / 1e9,
+        "cycle": snap.cycle,
+        "wg_ok": snap.wg_ok,
+        "wg_error": snap.wg_error,
+        "interfaces": [
+            {
+                "name": iface.name,
+                "public_key": iface.public_key,
+                "listen_port": iface.listen_port,
+                "peers": [
+                    {
+                        "public_key": p.public_key,
+                        "friendly_name": p.friendly_name,
+                        "status": p.status,
+                        "is_up": p.is_up,
+                        "since_s": round(p.since_s, 1),
+                        "latest_handshake": p.latest_handshake,
+                        "handshake_age_s": p.handshake_age_s,
+                        "endpoint": p.endpoint,
+                        "allowed_ips": list(p.allowed_ips),
+                        "rx_bytes": p.rx_bytes,
+                        "tx_bytes": p.tx_bytes,
+                        "keepalive_s": p.keepalive_s,
+                        "rtt_ms": p.rtt_ms,
+                        "loss": p.loss,
+                        "next_reresolve_s": p.next_reresolve_s,
+                        "reresolves": p.reresolves,
+                        "endpoint_changes": p.endpoint_changes,
+                    }
+                    for p in iface.peers
+                ],
+            }
+            for iface in snap.interfaces
+        ],
+    }
+
+
+class JsonStatus:
+    """Atomic JSON status file; its directory is created at start if only it is missing."""
+
+    name = "output:json"
+
+    def __init__(self, settings: JsonSettings) -> None:
+        self.settings = settings
+
+    def check(self) -> list[str]:
+        directory = self.settings.filename.parent
+        where = f"[output:json] filename = {str(self.settings.filename)!r}"
+        if directory.is_dir():
+            writable = os.access(directory, os.W_OK | os.X_OK)
+            return [] if writable else [f"{where}: directory {directory} is not writable"]
+        if directory.parent.is_dir() and os.access(directory.parent, os.W_OK | os.X_OK):
+            return []  # e.g. /run/wgtrack, created at start (systemd's RuntimeDirectory does it too)
+        return [f"{where}: neither {directory} nor a writable {directory.parent} exists"]
+
+    async def start(self) -> None:
+        problems = self.check()
+        if problems:
+            raise StartupError("; ".join(problems))
+        try:
+            await asyncio.to_thread(self.settings.filename.parent.mkdir, 0o755, False, True)
+        except OSError as exc:
+            raise StartupError(f"[output:json] cannot create {self.settings.filename.parent}: {exc.strerror}") from None
+
+    async def publish(self, snapshot: Snapshot) -> None:
+        await asyncio.to_thread(self._write, snapshot)
+
+    def _write(self, snapshot: Snapshot) -> None:
+        data = json.dumps(status_document(snapshot), indent=1).encode() + b"\n"
+        write_atomic(self.settings.filename, data, 0o644)
+
+    async def close(self) -> None:
+        return None
+
+
+def read_status(path: Path) -> dict[str, Any]:
+    """For ``wgtrack status``: the last status document (raises OSError / ValueError)."""
+    loaded = json.loads(path.read_text())
+    if not isinstance(loaded, dict):
+        raise ValueError("not a JSON object")
+    return loaded
