@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.snapshots import KEY_B, T_NS, peer, snapshot
@@ -67,6 +67,7 @@ values = st.one_of(st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=True, all
 
 
 @pytest.mark.oracle
+@settings(deadline=None)  # the first example imports influxdb-client, which takes a while
 @given(names, st.dictionaries(names, names, max_size=3), st.dictionaries(names, values, min_size=1, max_size=4))
 def test_escaping_matches_influxdb_client(measurement: str, tags: dict[str, str],
                                           fields: dict[str, object]) -> None:

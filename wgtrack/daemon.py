@@ -29,7 +29,8 @@ from wgtrack.wgconf import load_interface_conf
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_S = 3.0  # close outputs within this, so a stop stays well inside 5 s
+STOP_GRACE_S = 1.5  # close each output within this, so a stop stays well inside 5 s
+FAREWELL_S = 1.5  # the last snapshot (tracker_stopping) may take this long
 MAX_ACTION_CHAIN = 8  # probe -> resolve -> set -> probe ... never loops unbounded
 # A cycle waits this long (at most) for the re-resolutions it started, so that a heal with a
 # healthy DNS server is reported in the same cycle; a dead one just finishes in the background.
@@ -90,6 +91,7 @@ class Daemon:
         sdnotify.notify("READY=1")
         log.info("wgtrack started: cycle %g s, outputs: %s", self.config.cycle_time_s,
                  ", ".join(o.name for o in self.outputs) or "none")
+        self.tracker.tracker_event("tracker_started", time.time(), "wgtrack started")
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
@@ -102,6 +104,8 @@ class Daemon:
                         task.cancel()
         finally:
             sdnotify.notify("STOPPING=1")
+            if self._stop_signal:
+                await self._publish_farewell()
             await self._close_outputs(self.outputs)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
@@ -159,6 +163,16 @@ class Daemon:
         log.info("reloaded %s: cycle %g s, outputs: %s", new.path, new.cycle_time_s,
                  ", ".join(o.name for o in self.outputs) or "none")
         sdnotify.notify("READY=1")
+
+    async def _publish_farewell(self) -> None:
+        """One last snapshot carrying ``tracker_stopping``, so event outputs hear of the stop."""
+        loop = asyncio.get_running_loop()
+        self.tracker.tracker_event("tracker_stopping", time.time(), f"wgtrack stopping ({self._stop_signal})")
+        snap = self.tracker.snapshot(now=loop.time(), time_ns=time.time_ns(), cycle=self._cycle,
+                                     wg_error=self._wg_error, cycle_duration_s=0.0, started_ns=self._started_ns,
+                                     last_success_ns=self._last_success_ns, errors=tuple(sorted(self._errors.items())))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._publish(snap), FAREWELL_S)
 
     async def _start_outputs(self, config: Config) -> list[Output]:
         built = outputs.build(config)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wgtrack.events import Event
+
 
 @dataclass(frozen=True, slots=True)
 class PeerView:
@@ -58,3 +60,4 @@ class Snapshot:
     loop_lag_ms: float = 0.0  # worst event-loop wake-up delay seen during the cycle
     last_success_ns: int = 0  # when wg was last read successfully (0 = never)
     errors: tuple[tuple[str, int], ...] = ()  # cumulative collection errors by kind
+    events: tuple[Event, ...] = ()  # what changed since the previous snapshot

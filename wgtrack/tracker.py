@@ -11,8 +11,9 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from wgtrack import link
+from wgtrack import __version__, link
 from wgtrack.config import Config
+from wgtrack.events import Event
 from wgtrack.model import Dump, PeerRecord, short_key, single_host_address, split_endpoint
 from wgtrack.snapshot import InterfaceView, PeerView, Snapshot
 from wgtrack.wgconf import PeerConf
@@ -68,6 +69,9 @@ class Tracker:
         self._peers: dict[PeerId, _Tracked] = {}
         self._confs: dict[str, Mapping[str, PeerConf]] = {}
         self._interfaces: Dump = Dump(())
+        self._present: set[str] = set()  # interfaces seen in the last good dump
+        self._events: list[Event] = []
+        self._wall_offset = 0.0  # epoch minus monotonic, from the last dump
 
     def set_config(self, config: Config) -> None:
         """Apply a reloaded config; every peer keeps its state."""
@@ -82,6 +86,32 @@ class Tracker:
 
     def set_interface_conf(self, ifname: str, peers: Mapping[str, PeerConf]) -> None:
         self._confs[ifname] = peers
+
+    # ---- events ----
+
+    def drain_events(self) -> tuple[Event, ...]:
+        """The events since the last call (the daemon puts them into the next snapshot)."""
+        events, self._events = tuple(self._events), []
+        return events
+
+    def tracker_event(self, kind: str, wall: float, message: str) -> None:
+        self._events.append(Event(kind, wall, message, details={"version": __version__}))
+
+    def _friendly(self, pid: PeerId) -> str | None:
+        conf = self._confs.get(pid[0], {}).get(pid[1])
+        return conf.friendly_name if conf else None
+
+    def _peer_event(self, pid: PeerId, kind: str, now: float, message: str, *, old: str | None = None,
+                    new: str | None = None, details: dict[str, object] | None = None) -> None:
+        tracked = self._peers.get(pid)
+        state = tracked.state if tracked else None
+        evidence: dict[str, object] = {}
+        if state is not None:
+            evidence = {"handshake_age_s": None if state.handshake_age_s is None else int(state.handshake_age_s),
+                        "probe_rtt_ms": state.rtt_ms, "probe_loss": state.loss,
+                        "probe_failures": state.probe_failures}
+        self._events.append(Event(kind, now + self._wall_offset, f"{self.name_of(pid)}: {message}", pid[0], pid[1],
+                                  self._friendly(pid), old, new, evidence, dict(details or {})))
 
     def name_of(self, pid: PeerId) -> str:
         conf = self._confs.get(pid[0], {}).get(pid[1])
@@ -104,6 +134,10 @@ class Tracker:
         """Step every peer with its sample; return the actions to carry out."""
         seen: set[PeerId] = set()
         todo: list[tuple[PeerId, link.Action]] = []
+        self._wall_offset = wall - now
+        present = {iface.name for iface in dump.interfaces}
+        for ifname in sorted(present - self._present):
+            self._events.append(Event("interface_up", wall, f"interface {ifname} appeared", ifname))
         for iface in dump.interfaces:
             for record in iface.peers:
                 pid = (iface.name, record.public_key)
@@ -112,6 +146,7 @@ class Tracker:
                 if tracked is None:
                     tracked = self._peers[pid] = _Tracked()
                     log.info("%s: now tracked", self.name_of(pid))
+                    self._peer_event(pid, "peer_added", now, "now tracked")
                 tracked.record = record
                 settings = self.config.settings_for(*pid)
                 target = probe_target(record, settings.ping_target)
@@ -123,10 +158,13 @@ class Tracker:
                     handshake_target=handshake_target(record, target), rand=self.rng.random(),
                 )
                 todo.extend((pid, a) for a in self._step(pid, tracked, sample, now))
-        for pid in set(self._peers) - seen:
+        for pid in sorted(set(self._peers) - seen):
             log.info("%s: gone from WireGuard, no longer tracked", self.name_of(pid))
+            self._peer_event(pid, "peer_removed", now, "gone from WireGuard, no longer tracked")
             del self._peers[pid]
-        present = {iface.name for iface in dump.interfaces}
+        for ifname in sorted(self._present - present):
+            self._events.append(Event("interface_down", wall, f"interface {ifname} is gone", ifname))
+        self._present = present
         for ifname in set(self._confs) - present:
             del self._confs[ifname]
         self._interfaces = dump
@@ -145,13 +183,24 @@ class Tracker:
             if isinstance(action, link.Changed):
                 old = action.old.value if action.old else "new"
                 log.info("%s: %s -> %s (%s)", self.name_of(pid), old, action.new.value, action.reason)
+                was_down = action.old is not None and action.old.is_down
+                if action.new.is_down and not was_down:
+                    self._peer_event(pid, "peer_down", now, f"down ({action.reason})", old=old,
+                                     new=action.new.value, details={"reason": action.reason})
+                elif action.new.is_up and was_down:
+                    self._peer_event(pid, "peer_up", now, f"up again ({action.reason})", old=old,
+                                     new=action.new.value, details={"reason": action.reason})
             elif isinstance(action, link.Resolve):
                 tracked.reresolves += 1
             elif isinstance(action, link.EndpointChanged):
                 tracked.endpoint_changes += 1
                 log.info("%s: endpoint %s -> %s", self.name_of(pid), action.old or "(none)", action.new)
+                self._peer_event(pid, "endpoint_changed", now, f"endpoint {action.old or '(none)'} -> {action.new}",
+                                 details={"old_endpoint": action.old, "new_endpoint": action.new})
             elif isinstance(action, link.ResolveFailed):
                 log.warning("%s: re-resolution failed: %s", self.name_of(pid), action.reason)
+                self._peer_event(pid, "reresolve_failed", now, f"re-resolution failed: {action.reason}",
+                                 details={"reason": action.reason})
         return [a for a in actions if isinstance(a, NON_EVENTS)]
 
     def forget(self) -> None:
@@ -169,7 +218,8 @@ class Tracker:
                 interfaces.append(InterfaceView(iface.name, iface.public_key, iface.listen_port, tuple(views)))
         return Snapshot(time_ns=time_ns, cycle=cycle, wg_ok=wg_error is None, wg_error=wg_error,
                         interfaces=tuple(interfaces), cycle_duration_s=cycle_duration_s, started_ns=started_ns,
-                        loop_lag_ms=loop_lag_ms, last_success_ns=last_success_ns, errors=errors)
+                        loop_lag_ms=loop_lag_ms, last_success_ns=last_success_ns, errors=errors,
+                        events=self.drain_events())
 
     def _next_reresolve_s(self, ifname: str, key: str, state: link.LinkState) -> float | None:
         cycles = link.cycles_to_next_resolve(state, self.config.settings_for(ifname, key))

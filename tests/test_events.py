@@ -1,0 +1,67 @@
+"""Events from the tracker: kinds, keys, evidence, and the documented JSON schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.test_dump import DATA
+from wgtrack import config, link
+from wgtrack.dump import parse_dump
+from wgtrack.events import KINDS
+from wgtrack.tracker import Tracker
+from wgtrack.wgconf import PeerConf
+
+SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "docs" / "events.schema.json").read_text())
+KEY = "3+lM+fs3RsV/UxQbPxytzD5PTyVmnWCUghTX1P/wQBU="  # a peer in lab-mixed.dump
+
+
+@pytest.fixture
+def tracker() -> Tracker:
+    cfg = config.parse("[general]\nping_interval = 1\n")
+    t = Tracker(cfg)
+    t.set_interface_conf("wg0", {KEY: PeerConf(KEY, "alice.example.test", 51820, friendly_name="alice")})
+    return t
+
+
+def test_lifecycle_events_validate_against_the_schema(tracker: Tracker) -> None:
+    dump = parse_dump((DATA / "lab-mixed.dump").read_text())
+    tracker.tracker_event("tracker_started", 1_800_000_000.0, "wgtrack started")
+    tracker.observe_dump(dump, 10.0, 1_800_000_000.0)
+    pid = ("wg0", KEY)
+    for _ in range(2):
+        tracker.observe(pid, link.ProbeResult(ok=False, reason="no reply"), 10.5)
+    tracker.observe(pid, link.ResolveResult(error="NXDOMAIN"), 10.6)
+    tracker.observe(pid, link.ResolveResult(("198.51.100.99",)), 10.7)
+    tracker.observe(pid, link.SetEndpointResult("198.51.100.99:51820", ok=True), 10.8)
+    tracker.observe(pid, link.ProbeResult(ok=True, rtt_ms=1.0), 10.9)
+    without_wg1 = parse_dump("\n".join(x for x in (DATA / "lab-mixed.dump").read_text().splitlines()
+                                       if not x.startswith("wg1\t") and KEY not in x))
+    tracker.observe_dump(without_wg1, 20.0, 1_800_000_010.0)
+    events = tracker.drain_events()
+    kinds = [e.kind for e in events]
+    for kind in ("tracker_started", "interface_up", "peer_added", "peer_down", "reresolve_failed",
+                 "endpoint_changed", "peer_up", "peer_removed", "interface_down"):
+        assert kind in kinds
+    assert set(kinds) <= set(KINDS)
+    for event in events:
+        jsonschema.validate(event.to_dict(), SCHEMA)
+    down = next(e for e in events if e.kind == "peer_down" and e.public_key == KEY)
+    assert (down.interface, down.public_key, down.friendly_name) == ("wg0", KEY, "alice")
+    assert down.evidence["probe_failures"] == 2 and "handshake_age_s" in down.evidence
+    assert down.message.startswith("wg0/alice: down")
+    changed = next(e for e in events if e.kind == "endpoint_changed")
+    assert changed.details == {"old_endpoint": "198.51.100.11:51820", "new_endpoint": "198.51.100.99:51820"}
+    assert tracker.drain_events() == ()  # drained
+
+
+def test_snapshot_carries_the_events(tracker: Tracker) -> None:
+    tracker.observe_dump(parse_dump((DATA / "lab-mixed.dump").read_text()), 1.0, 1_800_000_000.0)
+    snap = tracker.snapshot(now=1.0, time_ns=1, cycle=1, wg_error=None, cycle_duration_s=0.0, started_ns=0)
+    # qBOW… has keepalive and a months-old handshake: down from its first sample, and said so.
+    assert {e.kind for e in snap.events} == {"interface_up", "peer_added", "peer_down"}
+    assert tracker.snapshot(now=2.0, time_ns=2, cycle=2, wg_error=None, cycle_duration_s=0.0,
+                            started_ns=0).events == ()

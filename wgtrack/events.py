@@ -1,0 +1,40 @@
+"""Events: one record per meaningful change, keyed by interface and public key (never by
+endpoint), carrying the evidence and a human sentence. Schema: ``docs/events.schema.json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("peer_down", "peer_up", "endpoint_changed", "reresolve_failed", "peer_added", "peer_removed",
+         "interface_up", "interface_down", "tracker_started", "tracker_stopping")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change. ``interface``/``public_key`` are None for tracker events."""
+
+    kind: str
+    time: float  # epoch seconds
+    message: str
+    interface: str | None = None
+    public_key: str | None = None
+    friendly_name: str | None = None
+    old_state: str | None = None
+    new_state: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)  # handshake_age_s, probe_ok, rtt_ms, reason
+    details: dict[str, Any] = field(default_factory=dict)  # old_endpoint, new_endpoint, reason, version
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "time": round(self.time, 3),
+            "interface": self.interface,
+            "public_key": self.public_key,
+            "friendly_name": self.friendly_name,
+            "old_state": self.old_state,
+            "new_state": self.new_state,
+            "message": self.message,
+            "evidence": self.evidence,
+            "details": self.details,
+        }
