@@ -222,8 +222,9 @@ class Lab:
     def http_get(self, host: str, url: str, timeout: float = 10) -> str:
         """GET ``url`` from inside ``host``'s network namespace (where the lab's servers are)."""
         code = ("import sys, urllib.request as u; o = u.build_opener(u.ProxyHandler({})); "
-                "sys.stdout.write(o.open(sys.argv[1], timeout=5).read().decode())")
-        return run("ip", "netns", "exec", self.hosts[host].ns, sys.executable, "-c", code, url, timeout=timeout)
+                "sys.stdout.write(o.open(sys.argv[1], timeout=float(sys.argv[2])).read().decode())")
+        return run("ip", "netns", "exec", self.hosts[host].ns, sys.executable, "-c", code, url, str(timeout - 1),
+                   timeout=timeout)
 
     def ping(self, host: str, target: str) -> bool:
         proc = subprocess.run(["ip", "netns", "exec", self.hosts[host].ns, "ping", "-c1", "-W1", "-q", target],

@@ -20,7 +20,7 @@ from tests.snapshots import KEY_A, KEY_B, peer, snapshot
 from wgtrack.config import PrometheusSettings
 from wgtrack.errors import StartupError
 from wgtrack.outputs.prometheus import PrometheusExporter
-from wgtrack.promexport import valid_label
+from wgtrack.promtext import valid_label
 
 
 class Running:
@@ -80,26 +80,59 @@ def test_compatible_and_new_series(running: Running, port: int) -> None:
                                   status="down:checking", is_up=False)))
     status, body = get(f"http://127.0.0.1:{port}/metrics")
     assert status == 200
-    compat = (f'wireguard_sent_bytes_total{{allowed_ips="192.0.2.11/32",friendly_name="alice",interface="wg0",'
-              f'owner="bob",public_key="{KEY_A}"}} 5678.0')
-    assert compat in body
-    assert "bad-key" not in body  # invalid label names from friendly_json are dropped
-    b_compat = f'{{allowed_ips="192.0.2.11/32",interface="wg0",public_key="{KEY_B}"}}'
-    b_own = f'{{friendly_name="",interface="wg0",public_key="{KEY_B}"'
-    assert f"wireguard_latest_handshake_seconds{b_compat} 0.0" in body
-    assert f"wireguard_latest_handshake_delay_seconds{b_compat}" not in body  # never handshaked: no age
-    assert f"wgtrack_peer_up{b_own}}} 0.0" in body
-    assert f'wgtrack_peer_state{b_own},state="down:checking"}} 1.0' in body
-    assert 'wgtrack_interface_peers{interface="wg0",state="up:ok"} 1.0' in body
-    info = [line for line in body.splitlines() if line.startswith("wgtrack_peer_info{")]
-    assert len(info) == 2 and 'endpoint="198.51.100.11:51820"' in info[0]
-    assert "wgtrack_up 1.0" in body
+    samples = parsed(body)
+    a_compat = frozenset({"interface": "wg0", "public_key": KEY_A, "allowed_ips": "192.0.2.11/32",
+                          "friendly_name": "alice", "owner": "bob"}.items())
+    assert samples[("wireguard_sent_bytes_total", a_compat)] == 5678
+    assert not any("bad-key" in dict(labels) for _, labels in samples)  # invalid friendly_json keys dropped
+    b_compat = frozenset({"interface": "wg0", "public_key": KEY_B, "allowed_ips": "192.0.2.11/32"}.items())
+    assert samples[("wireguard_latest_handshake_seconds", b_compat)] == 0
+    assert ("wireguard_latest_handshake_delay_seconds", b_compat) not in samples  # never: no age
+    b_own = {"interface": "wg0", "public_key": KEY_B, "friendly_name": ""}
+    assert samples[("wgtrack_peer_up", frozenset(b_own.items()))] == 0
+    assert samples[("wgtrack_peer_state", frozenset({**b_own, "state": "down:checking"}.items()))] == 1
+    assert samples[("wgtrack_peer_state", frozenset({**b_own, "state": "up:ok"}.items()))] == 0
+    assert samples[("wgtrack_interface_peers", frozenset({"interface": "wg0", "state": "up:ok"}.items()))] == 1
+    info = [dict(labels) for name, labels in samples if name == "wgtrack_peer_info"]
+    assert {i["endpoint"] for i in info} == {"198.51.100.11:51820"}
+    assert samples[("wgtrack_up", frozenset())] == 1
+
+
+def parsed(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_renderer_matches_prometheus_client(tmp_path: Path) -> None:
+    """prometheus_client, fed the same snapshot, is the oracle: same families, types, help, samples."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.promoracle import SnapshotCollector
+    from wgtrack.promtext import render
+
+    snap = snapshot(peer(friendly_labels=(("owner", 'b"o\\b'), ("site", "x\ny"))),
+                    peer(KEY_B, friendly_name=None, handshake_age_s=None, latest_handshake=0, rtt_ms=None,
+                         loss=None, status="down:backingoff", is_up=False, endpoint=None))
+    collector = SnapshotCollector()
+    collector.snapshot = snap
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    ours, theirs = render(snap), generate_latest(registry).decode()
+
+    def families(text: str) -> dict[str, tuple[str, str]]:
+        return {f.name: (f.type, f.documentation) for f in text_string_to_metric_families(text)}
+
+    assert families(ours) == families(theirs)
+    assert parsed(ours) == parsed(theirs)
 
 
 def test_wg_failure_is_visible(running: Running, port: int) -> None:
     running.publish(snapshot(wg_ok=False, wg_error="wg show timed out"))
     _, body = get(f"http://127.0.0.1:{port}/metrics")
-    assert "wgtrack_up 0.0" in body
+    assert parsed(body)[("wgtrack_up", frozenset())] == 0
     assert "wireguard_sent_bytes_total{" not in body
 
 

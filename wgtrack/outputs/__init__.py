@@ -46,7 +46,6 @@ def build(config: Config) -> list[Output]:
 
         outputs.append(StdoutLines())
     if config.prometheus is not None and config.prometheus.enabled:
-        # prometheus_client is imported only when the exporter is configured.
         from wgtrack.outputs.prometheus import PrometheusExporter
 
         outputs.append(PrometheusExporter(config.prometheus))

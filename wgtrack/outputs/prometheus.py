@@ -1,8 +1,9 @@
 """``[output:prometheus]``: a scrape endpoint served from the daemon's own event loop.
 
-A scrape renders the latest snapshot (in a worker thread, so a big exposition never stalls
-the loop); it never runs ``wg`` and never waits for a cycle. Before the first cycle, and when
-``wg`` fails, it still answers: ``wgtrack_up`` and the error counters say why.
+A scrape streams the latest snapshot's exposition chunk by chunk (``promtext``), yielding to
+the loop between chunks, so memory stays bounded and no cycle waits for a big scrape; it never
+runs ``wg`` and never waits for a cycle. Before the first cycle, and when ``wg`` fails, it
+still answers: ``wgtrack_up`` and the error counters say why.
 """
 
 from __future__ import annotations
@@ -14,20 +15,24 @@ import contextlib
 import logging
 import os
 import socket
-
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from typing import TYPE_CHECKING
 
 from wgtrack.config import PrometheusSettings, split_listen
 from wgtrack.errors import StartupError
-from wgtrack.promexport import SnapshotCollector
+from wgtrack.promtext import LabelCache, render_chunks
 from wgtrack.snapshot import Snapshot
-from wgtrack.webconfig import Authenticator, WebConfig
-from wgtrack.webconfig import load as load_web_config
+
+if TYPE_CHECKING:
+    import ssl
+
+    from wgtrack.webconfig import Authenticator
 
 log = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 10.0  # reading the request
+SEND_TIMEOUT_S = 60.0  # streaming a (large) exposition to a slow scraper
 MAX_HEADER_LINES = 100
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class PrometheusExporter:
@@ -37,11 +42,10 @@ class PrometheusExporter:
 
     def __init__(self, settings: PrometheusSettings) -> None:
         self.settings = settings
-        self.collector = SnapshotCollector()
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self.collector)
+        self.snapshot: Snapshot | None = None
+        self._labels = LabelCache()
         self._server: asyncio.Server | None = None
-        self._web = WebConfig()
+        self._ssl: ssl.SSLContext | None = None
         self._auth: Authenticator | None = None
 
     def check(self) -> list[str]:
@@ -65,25 +69,29 @@ class PrometheusExporter:
 
     def _load_web_config(self) -> None:
         if self.settings.web_config is not None:
-            self._web = load_web_config(self.settings.web_config)
-            self._auth = Authenticator(self._web.users) if self._web.users else None
+            # ssl, PyYAML and bcrypt cost memory: imported only when a web config is used.
+            from wgtrack.webconfig import Authenticator, load
+
+            web = load(self.settings.web_config)
+            self._ssl = web.ssl_context
+            self._auth = Authenticator(web.users) if web.users else None
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load_web_config)
         host, port = split_listen(self.settings.listen)
         try:
-            self._server = await asyncio.start_server(self._handle, host, port, ssl=self._web.ssl_context,
+            self._server = await asyncio.start_server(self._handle, host, port, ssl=self._ssl,
                                                       reuse_address=True, limit=16384)
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise StartupError(f"[output:prometheus] listen = {self.settings.listen!r}: cannot listen: "
                                f"{reason}") from None
-        scheme = "https" if self._web.ssl_context else "http"
+        scheme = "https" if self._ssl else "http"
         log.info("serving metrics on %s://%s%s%s", scheme, self.settings.listen, self.settings.path,
                  " with basic auth" if self._auth else "")
 
     async def publish(self, snapshot: Snapshot) -> None:
-        self.collector.snapshot = snapshot
+        self.snapshot = snapshot
 
     async def close(self) -> None:
         if self._server is not None:
@@ -94,7 +102,7 @@ class PrometheusExporter:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await asyncio.wait_for(self._serve(reader, writer), REQUEST_TIMEOUT_S)
+            await asyncio.wait_for(self._serve(reader, writer), REQUEST_TIMEOUT_S + SEND_TIMEOUT_S)
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass  # a slow, broken or hostile client only loses its own request
         finally:
@@ -103,10 +111,10 @@ class PrometheusExporter:
                 await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = (await reader.readline()).decode("latin-1").split()
+        request = (await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT_S)).decode("latin-1").split()
         headers: dict[str, str] = {}
         for _ in range(MAX_HEADER_LINES):
-            line = (await reader.readline()).decode("latin-1")
+            line = (await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT_S)).decode("latin-1")
             if line in ("\r\n", "\n", ""):
                 break
             key, _, value = line.partition(":")
@@ -120,13 +128,22 @@ class PrometheusExporter:
         if method not in ("GET", "HEAD"):
             return await self._respond(writer, 405, b"method not allowed\n")
         if target == self.settings.path:
-            body = await asyncio.to_thread(generate_latest, self.registry)
-            return await self._respond(writer, 200, body, [("Content-Type", CONTENT_TYPE_LATEST)],
-                                       head=method == "HEAD")
+            return await self._stream_metrics(writer, head=method == "HEAD")
         if target == "/":
             page = f'<html><body><a href="{self.settings.path}">wgtrack metrics</a></body></html>\n'.encode()
             return await self._respond(writer, 200, page, [("Content-Type", "text/html")], head=method == "HEAD")
         return await self._respond(writer, 404, b"not found\n")
+
+    async def _stream_metrics(self, writer: asyncio.StreamWriter, head: bool) -> None:
+        """Status line, headers, then the exposition chunk by chunk; the body ends with the
+        connection (HTTP/1.1 allows it with ``Connection: close``)."""
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nConnection: close\r\n\r\n".encode())
+        if head:
+            return await writer.drain()
+        snapshot = self.snapshot  # one consistent snapshot for the whole scrape
+        for chunk in render_chunks(snapshot, self._labels):
+            writer.write(chunk.encode())
+            await writer.drain()  # also lets the loop run between chunks
 
     async def _authorized(self, header: str) -> bool:
         assert self._auth is not None

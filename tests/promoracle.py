@@ -1,9 +1,5 @@
-"""Prometheus metric families built from one snapshot: the de-facto ``wireguard_*`` names
-(prometheus_wireguard_exporter) plus wgtrack's own ``wgtrack_*`` series.
-
-Pure: ``families(snapshot)`` only reads the immutable snapshot, so a scrape never runs ``wg``
-and never waits on a cycle.
-"""
+"""The oracle for wgtrack/promtext.py: the same metric families built with prometheus_client,
+whose ``generate_latest`` output the fast renderer must match sample for sample."""
 
 from __future__ import annotations
 
