@@ -105,10 +105,9 @@ class LabelCache:
             self._own = {k: v for k, v in self._own.items() if (k[0], k[1]) in keep}
 
 
-def _peer_lines(family: str, peers: list[PeerView], cache: LabelCache) -> str:
-    """One family's lines for a slice of peers: label text from the cache, numbers formatted."""
+def _peer_lines(family: str, peers: list[PeerView], compat: list[str], own: list[str]) -> str:
+    """One family's lines for a slice of peers, given their label text; only numbers are formatted."""
     if family.startswith("wireguard_"):
-        labels = [family + cache.compat(p) + " " for p in peers]
         if family == "wireguard_sent_bytes_total":
             values: list[object] = [p.tx_bytes for p in peers]
         elif family == "wireguard_received_bytes_total":
@@ -117,8 +116,7 @@ def _peer_lines(family: str, peers: list[PeerView], cache: LabelCache) -> str:
             values = [p.latest_handshake for p in peers]
         else:
             values = [p.handshake_age_s for p in peers]
-        return "".join([f"{label}{value}\n" for label, value in zip(labels, values, strict=True) if value is not None])
-    own = [cache.own(p) for p in peers]
+        return "".join([f"{family}{c} {v}\n" for c, v in zip(compat, values, strict=True) if v is not None])
     if family == "wgtrack_peer_state":
         return "".join([("wgtrack_peer_state" + o).join(("", *_STATE_SUFFIXES[p.status]))
                         for o, p in zip(own, peers, strict=True)])
@@ -158,10 +156,13 @@ def render_chunks(snap: Snapshot | None, cache: LabelCache) -> Iterator[str]:
            + _head("wgtrack_collection_errors_total", "counter", "Collection errors by kind (wg, parse, output)")
            + "".join(f'wgtrack_collection_errors_total{{kind="{k}"}} {n}\n' for k, n in snap.errors))
     peers = [p for iface in snap.interfaces for p in iface.peers]
+    compat = [cache.compat(p) for p in peers]  # label text once per peer, for every family
+    own = [cache.own(p) for p in peers]
     for family, kind, help_text in PEER_FAMILIES:
         yield _head(family, kind, help_text)
         for start in range(0, len(peers), CHUNK_PEERS):
-            yield _peer_lines(family, peers[start:start + CHUNK_PEERS], cache)
+            end = start + CHUNK_PEERS
+            yield _peer_lines(family, peers[start:end], compat[start:end], own[start:end])
     up = _head("wgtrack_interface_up", "gauge", "1 for every interface present")
     counts = _head("wgtrack_interface_peers", "gauge", "Peers per interface by state")
     for iface in snap.interfaces:
