@@ -93,7 +93,8 @@ def test_every_problem_is_reported_at_once() -> None:
         "/etc/wgtrack.conf: [general] bogus = '1': unknown key",
         "/etc/wgtrack.conf: [general] ping_target = '192.0.2.1': not valid here (belongs in peer)",
         "/etc/wgtrack.conf: [nonsense]: unknown section (known: general, DEFAULT, interface:<name>, "
-        "peer:<public key>, output:influx, output:prometheus, output:stdout, output:json)",
+        "peer:<public key>, output:influx, output:prometheus, output:stdout, output:json, "
+        "output:webhook[:<name>])",
         "/etc/wgtrack.conf: [peer:short]: not a WireGuard public key (44 base64 characters)",
         "/etc/wgtrack.conf: [interface:wg0] loglevel = 'debug': not valid here (belongs in general)",
         f"/etc/wgtrack.conf: [peer:{KEY}] ping_target = 'nohost': not an IPv4 or IPv6 address",
@@ -128,3 +129,25 @@ def test_describe_names_keys() -> None:
     text = config.describe(config.parse(f"[peer:{KEY}]\nping_target = 192.0.2.9\n"))
     assert "[general] cycle_time = 30.0" in text
     assert f"[peer:{KEY}] ping_target = 192.0.2.9" in text
+
+
+def test_webhook_sections() -> None:
+    cfg = config.parse("[output:webhook:ops]\nurl = https://hooks.example.test/T0KEN\nformat = slack\n"
+                       "events = peer_down, peer_up\nheader_x_api_key = K3Y\nsecret = s3cr3t\n"
+                       "[output:webhook]\nurl = http://127.0.0.1:9/x\n")
+    (n1, ops), (n2, plain) = cfg.webhooks
+    assert (n1, n2) == ("webhook:ops", "webhook")
+    assert ops.format == "slack" and ops.events == frozenset({"peer_down", "peer_up"})
+    assert ops.headers == {"x-api-key": "K3Y"} and ops.secret == "s3cr3t"
+    assert plain.events == frozenset() and plain.retries == 0
+    text = config.describe(cfg)
+    assert "T0KEN" not in text and "K3Y" not in text and "s3cr3t" not in text
+
+
+def test_webhook_errors_never_echo_secrets() -> None:
+    found = errors("[output:webhook]\nurl = ftp://T0KEN@x\nsecret =\nformat = pager\nevents = peer_gone\n")
+    assert "T0KEN" not in "".join(found)
+    assert "/etc/wgtrack.conf: [output:webhook] url = '(hidden)': must be an http:// or https:// URL" in found
+    assert any("format = 'pager': must be one of json, slack, discord, teams" in f for f in found)
+    assert any("unknown event kinds ['peer_gone']" in f for f in found)
+    assert errors("[output:webhook:x]\nformat = slack\n") == ["/etc/wgtrack.conf: [output:webhook:x] url: is required"]

@@ -101,6 +101,21 @@ DEFAULT_STATUS_FILE = JsonSettings().filename
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """``[output:webhook]`` / ``[output:webhook:<name>]``: events POSTed to a URL."""
+
+    url: str = ""
+    events: frozenset[str] = frozenset()  # empty: every kind
+    format: str = "json"  # json | slack | discord | teams
+    timeout_s: float = 5.0
+    retries: int = 0  # 0: retry until delivered (or pushed out of the queue)
+    backoff_s: float = 1.0  # first retry delay; doubles, capped at 60 s
+    queue_size: int = 1000
+    secret: str | None = None  # HMAC-SHA256 key for X-Wgtrack-Signature
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
 
@@ -119,6 +134,7 @@ class Config:
     prometheus: PrometheusSettings | None = None  # None: no [output:prometheus] section
     stdout: bool = False  # [output:stdout] (or --stdout): line protocol on stdout for inputs.execd
     json_status: JsonSettings | None = None  # None: no [output:json] section
+    webhooks: tuple[tuple[str, WebhookSettings], ...] = ()  # (section name, settings)
 
     def settings_for(self, interface: str, public_key: str) -> TrackSettings:
         """The effective tracking settings for one peer."""
@@ -228,6 +244,31 @@ def _url_path(text: str) -> str:
     return text
 
 
+def _url(text: str) -> str:
+    if not text.startswith(("http://", "https://")) or len(text) < 10:
+        raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
+def _event_kinds(text: str) -> frozenset[str]:
+    from wgtrack.events import KINDS
+
+    kinds = frozenset(k.strip() for k in text.split(",") if k.strip())
+    unknown = sorted(kinds - set(KINDS))
+    if unknown:
+        raise ValueError(f"unknown event kinds {unknown} (known: {', '.join(KINDS)})")
+    return kinds
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.lower() not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text.lower()
+
+    return parse
+
+
 def _mode(text: str) -> int:
     try:
         value = int(text, 8)
@@ -247,6 +288,7 @@ class Key:
     parse: Callable[[str], Any]
     scopes: frozenset[str]  # "general", "interface", "peer", "output:influx"
     doc: str
+    secret: bool = False  # its value is never echoed in errors or --check-config
 
 
 _TRACK = frozenset({"general", "interface", "peer"})
@@ -272,6 +314,18 @@ KEYS: tuple[Key, ...] = (
         "re-resolve every N cycles while checking"),
     Key("cycles_slowcheckingperiod", "cycles_slowcheckingperiod", _int_at_least(1), _TRACK,
         "back-off cap, then re-resolve every N cycles"),
+    Key("url", "url", _url, frozenset({"output:webhook"}), "where events are POSTed", secret=True),
+    Key("events", "events", _event_kinds, frozenset({"output:webhook"}), "event kinds to send (default: all)"),
+    Key("format", "format", _choice("json", "slack", "discord", "teams"), frozenset({"output:webhook"}),
+        "body format"),
+    Key("timeout", "timeout_s", _positive_float, frozenset({"output:webhook"}), "seconds one POST may take"),
+    Key("retries", "retries", _int_at_least(0), frozenset({"output:webhook"}),
+        "attempts per event before it is dropped; 0 = until delivered"),
+    Key("backoff", "backoff_s", _positive_float, frozenset({"output:webhook"}), "first retry delay, doubling"),
+    Key("queue_size", "queue_size", _int_at_least(1), frozenset({"output:webhook"}),
+        "events kept while the receiver is unreachable; the oldest are dropped beyond"),
+    Key("secret", "secret", _nonempty, frozenset({"output:webhook"}),
+        "HMAC-SHA256 key: X-Wgtrack-Signature: sha256=<hex> over the body", secret=True),
     Key("reresolve", "reresolve", _bool, _TRACK, "re-resolve a hostname endpoint while the link is down"),
     Key("endpoint", "endpoint", _hostname_endpoint, frozenset({"peer"}),
         "hostname:port to re-resolve when no wg-quick config names one (systemd-networkd ...)"),
@@ -298,6 +352,8 @@ def _scope_of(section: str) -> str | None:
         return "peer"
     if section in ("output:influx", "output:prometheus", "output:stdout", "output:json"):
         return section
+    if section == "output:webhook" or section.startswith("output:webhook:"):
+        return "output:webhook"
     return None
 
 
@@ -316,6 +372,10 @@ class _Reader:
         values: dict[str, Any] = {}
         for raw_key, raw_value in items.items():
             value = raw_value.strip()
+            if scope == "output:webhook" and raw_key.startswith("header_") and len(raw_key) > 7:
+                # header_x_api_key = ... -> "x-api-key: ..."; the value may be a token: never echoed.
+                values.setdefault("headers", {})[raw_key[7:].replace("_", "-")] = value
+                continue
             key = _lookup(raw_key, scope)
             if key is None:
                 where = sorted({s for k in _BY_NAME.get(raw_key, ()) for s in k.scopes})
@@ -325,7 +385,8 @@ class _Reader:
             try:
                 values[key.attr] = key.parse(value)
             except ValueError as exc:
-                self.problems.append(Problem(self.source, name, raw_key, value, str(exc)))
+                shown = "(hidden)" if key.secret else value
+                self.problems.append(Problem(self.source, name, raw_key, shown, str(exc)))
         return values
 
 
@@ -362,6 +423,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     influx: dict[str, Any] = {}
     prometheus: dict[str, Any] | None = None
     json_status: dict[str, Any] | None = None
+    webhooks: list[tuple[str, dict[str, Any]]] = []
     stdout = False
     interfaces: dict[str, dict[str, Any]] = {}
     peers: dict[str, dict[str, Any]] = {}
@@ -383,7 +445,7 @@ def parse(text: str, source: str = "<string>") -> Config:
             reader.problems.append(Problem(source, name, None, None,
                                            "unknown section (known: general, DEFAULT, interface:<name>, "
                                            "peer:<public key>, output:influx, output:prometheus, "
-                                           "output:stdout, output:json)"))
+                                           "output:stdout, output:json, output:webhook[:<name>])"))
             continue
         values = reader.section(name, scope, items)
         if scope == "general":
@@ -396,6 +458,10 @@ def parse(text: str, source: str = "<string>") -> Config:
             stdout = values.get("enabled", True)
         elif scope == "output:json":
             json_status = values
+        elif scope == "output:webhook":
+            if "url" not in values and not any(p.section == name and p.key == "url" for p in reader.problems):
+                reader.problems.append(Problem(source, name, "url", None, "is required"))
+            webhooks.append((name.removeprefix("output:"), values))
         elif scope == "interface":
             ifname = name.partition(":")[2]
             if not ifname or len(ifname) > 15 or "/" in ifname or ifname.strip() != ifname:
@@ -420,6 +486,7 @@ def parse(text: str, source: str = "<string>") -> Config:
         prometheus=None if prometheus is None else PrometheusSettings(**prometheus),
         stdout=stdout,
         json_status=None if json_status is None else JsonSettings(**json_status),
+        webhooks=tuple((n, WebhookSettings(**v)) for n, v in webhooks if "url" in v),
         **top,
     )
     if not reader.problems:
@@ -463,6 +530,13 @@ def describe(config: Config) -> str:
     lines.append(f"[output:influx] enabled = {out.enabled}, filename = {out.filename}, mode = {out.mode:04o}")
     if config.stdout:
         lines.append("[output:stdout] enabled = True")
+    for name, hook in config.webhooks:
+        # url path, secret and header values can hold tokens: only their presence is shown.
+        from wgtrack.httppost import redact
+
+        lines.append(f"[output:{name}] url = {redact(hook.url)}/..., format = {hook.format}, "
+                     f"events = {','.join(sorted(hook.events)) or 'all'}, secret = {'set' if hook.secret else 'none'}, "
+                     f"headers = {', '.join(sorted(hook.headers)) or 'none'}")
     if config.json_status is not None:
         lines.append(f"[output:json] enabled = {config.json_status.enabled}, filename = {config.json_status.filename}")
     if config.prometheus is not None:

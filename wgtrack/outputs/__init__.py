@@ -41,6 +41,10 @@ def build(config: Config) -> list[Output]:
         from wgtrack.outputs.json_status import JsonStatus
 
         outputs.append(JsonStatus(config.json_status))
+    if config.webhooks:
+        from wgtrack.outputs.webhook import Webhook
+
+        outputs.extend(Webhook(name, hook) for name, hook in config.webhooks)
     if config.stdout:
         from wgtrack.outputs.stdout import StdoutLines
 
