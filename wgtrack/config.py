@@ -116,6 +116,17 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertmanagerSettings:
+    """``[output:alertmanager]``: alerts for down peers via Alertmanager's v2 API."""
+
+    url: str = ""
+    resend_interval_s: float = 60.0
+    timeout_s: float = 5.0
+    severity: str = "critical"
+    instance: str | None = None  # default: the host name
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
 
@@ -135,6 +146,7 @@ class Config:
     stdout: bool = False  # [output:stdout] (or --stdout): line protocol on stdout for inputs.execd
     json_status: JsonSettings | None = None  # None: no [output:json] section
     webhooks: tuple[tuple[str, WebhookSettings], ...] = ()  # (section name, settings)
+    alertmanager: AlertmanagerSettings | None = None
 
     def settings_for(self, interface: str, public_key: str) -> TrackSettings:
         """The effective tracking settings for one peer."""
@@ -314,11 +326,18 @@ KEYS: tuple[Key, ...] = (
         "re-resolve every N cycles while checking"),
     Key("cycles_slowcheckingperiod", "cycles_slowcheckingperiod", _int_at_least(1), _TRACK,
         "back-off cap, then re-resolve every N cycles"),
-    Key("url", "url", _url, frozenset({"output:webhook"}), "where events are POSTed", secret=True),
+    Key("url", "url", _url, frozenset({"output:webhook", "output:alertmanager"}),
+        "where to POST (webhook: the full URL; alertmanager: its base URL)", secret=True),
+    Key("resend_interval", "resend_interval_s", _positive_float, frozenset({"output:alertmanager"}),
+        "seconds between re-sends of firing alerts"),
+    Key("severity", "severity", _nonempty, frozenset({"output:alertmanager"}), "the alerts' severity label"),
+    Key("instance", "instance", _nonempty, frozenset({"output:alertmanager"}),
+        "the alerts' instance label (default: host name)"),
     Key("events", "events", _event_kinds, frozenset({"output:webhook"}), "event kinds to send (default: all)"),
     Key("format", "format", _choice("json", "slack", "discord", "teams"), frozenset({"output:webhook"}),
         "body format"),
-    Key("timeout", "timeout_s", _positive_float, frozenset({"output:webhook"}), "seconds one POST may take"),
+    Key("timeout", "timeout_s", _positive_float, frozenset({"output:webhook", "output:alertmanager"}),
+        "seconds one POST may take"),
     Key("retries", "retries", _int_at_least(0), frozenset({"output:webhook"}),
         "attempts per event before it is dropped; 0 = until delivered"),
     Key("backoff", "backoff_s", _positive_float, frozenset({"output:webhook"}), "first retry delay, doubling"),
@@ -354,6 +373,8 @@ def _scope_of(section: str) -> str | None:
         return section
     if section == "output:webhook" or section.startswith("output:webhook:"):
         return "output:webhook"
+    if section == "output:alertmanager":
+        return section
     return None
 
 
@@ -424,6 +445,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     prometheus: dict[str, Any] | None = None
     json_status: dict[str, Any] | None = None
     webhooks: list[tuple[str, dict[str, Any]]] = []
+    alertmanager: dict[str, Any] | None = None
     stdout = False
     interfaces: dict[str, dict[str, Any]] = {}
     peers: dict[str, dict[str, Any]] = {}
@@ -445,7 +467,8 @@ def parse(text: str, source: str = "<string>") -> Config:
             reader.problems.append(Problem(source, name, None, None,
                                            "unknown section (known: general, DEFAULT, interface:<name>, "
                                            "peer:<public key>, output:influx, output:prometheus, "
-                                           "output:stdout, output:json, output:webhook[:<name>])"))
+                                           "output:stdout, output:json, output:webhook[:<name>], "
+                                           "output:alertmanager)"))
             continue
         values = reader.section(name, scope, items)
         if scope == "general":
@@ -462,6 +485,10 @@ def parse(text: str, source: str = "<string>") -> Config:
             if "url" not in values and not any(p.section == name and p.key == "url" for p in reader.problems):
                 reader.problems.append(Problem(source, name, "url", None, "is required"))
             webhooks.append((name.removeprefix("output:"), values))
+        elif scope == "output:alertmanager":
+            if "url" not in values and not any(p.section == name and p.key == "url" for p in reader.problems):
+                reader.problems.append(Problem(source, name, "url", None, "is required"))
+            alertmanager = values
         elif scope == "interface":
             ifname = name.partition(":")[2]
             if not ifname or len(ifname) > 15 or "/" in ifname or ifname.strip() != ifname:
@@ -487,6 +514,7 @@ def parse(text: str, source: str = "<string>") -> Config:
         stdout=stdout,
         json_status=None if json_status is None else JsonSettings(**json_status),
         webhooks=tuple((n, WebhookSettings(**v)) for n, v in webhooks if "url" in v),
+        alertmanager=AlertmanagerSettings(**alertmanager) if alertmanager and "url" in alertmanager else None,
         **top,
     )
     if not reader.problems:
@@ -537,6 +565,11 @@ def describe(config: Config) -> str:
         lines.append(f"[output:{name}] url = {redact(hook.url)}/..., format = {hook.format}, "
                      f"events = {','.join(sorted(hook.events)) or 'all'}, secret = {'set' if hook.secret else 'none'}, "
                      f"headers = {', '.join(sorted(hook.headers)) or 'none'}")
+    if config.alertmanager is not None:
+        from wgtrack.httppost import redact
+
+        lines.append(f"[output:alertmanager] url = {redact(config.alertmanager.url)}, "
+                     f"resend_interval = {config.alertmanager.resend_interval_s:g}")
     if config.json_status is not None:
         lines.append(f"[output:json] enabled = {config.json_status.enabled}, filename = {config.json_status.filename}")
     if config.prometheus is not None:

@@ -45,6 +45,12 @@ def build(config: Config) -> list[Output]:
         from wgtrack.outputs.webhook import Webhook
 
         outputs.extend(Webhook(name, hook) for name, hook in config.webhooks)
+    if config.alertmanager is not None:
+        import socket
+
+        from wgtrack.outputs.alertmanager import Alertmanager
+
+        outputs.append(Alertmanager(config.alertmanager, config.alertmanager.instance or socket.gethostname()))
     if config.stdout:
         from wgtrack.outputs.stdout import StdoutLines
 

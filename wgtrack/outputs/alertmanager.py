@@ -1,0 +1,127 @@
+"""``[output:alertmanager]``: an alert per down peer, pushed to Alertmanager's v2 API, re-sent
+while it fires and resolved when the peer recovers (or vanishes).
+
+Stable labels (``alertname``, ``interface``, ``peer``, ``friendly_name``, ``instance``) let
+Alertmanager group, route and silence. Sending happens in one background task with the
+latest state; ``publish`` never waits for Alertmanager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+from typing import Any
+
+from wgtrack import __version__
+from wgtrack.config import AlertmanagerSettings
+from wgtrack.httppost import post, redact
+from wgtrack.snapshot import PeerView, Snapshot
+
+log = logging.getLogger(__name__)
+
+ALERTNAME = "WireGuardPeerDown"
+MAX_BACKOFF_S = 60.0
+
+
+def _iso(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00",
+                                                                                                          "Z")
+
+
+class Alertmanager:
+    """Keeps the set of firing alerts; sends it (plus fresh resolutions) when due."""
+
+    name = "output:alertmanager"
+
+    def __init__(self, settings: AlertmanagerSettings, instance: str) -> None:
+        self.settings = settings
+        self.instance = instance
+        self.firing: dict[tuple[str, str], dict[str, Any]] = {}
+        self._resolved: dict[tuple[str, str], dict[str, Any]] = {}  # waiting to be sent
+        self._last_sent = 0.0
+        self._pending: list[dict[str, Any]] | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._target = redact(settings.url)
+
+    def check(self) -> list[str]:
+        return []
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._send_forever(), name=self.name)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _alert(self, peer: PeerView, starts: float) -> dict[str, Any]:
+        name = peer.friendly_name or peer.public_key[:8]
+        return {
+            "labels": {"alertname": ALERTNAME, "interface": peer.interface, "peer": peer.public_key,
+                       "friendly_name": peer.friendly_name or "", "instance": self.instance,
+                       "severity": self.settings.severity},
+            "annotations": {
+                "summary": f"WireGuard peer {name} on {peer.interface} is down",
+                "description": (f"wgtrack on {self.instance} sees no life on the link to {name} "
+                                f"({peer.public_key}) on {peer.interface}: state {peer.status}, "
+                                f"handshake age {peer.handshake_age_s if peer.handshake_age_s is not None else 'never'}"
+                                f" s."),
+            },
+            "startsAt": _iso(starts),
+            "generatorURL": f"wgtrack://{self.instance}/{peer.interface}",
+        }
+
+    async def publish(self, snapshot: Snapshot) -> None:
+        now = snapshot.time_ns / 1e9
+        if not snapshot.wg_ok:
+            return  # no news is not good news: keep firing alerts as they are until wg is readable
+        down: dict[tuple[str, str], PeerView] = {
+            (p.interface, p.public_key): p for i in snapshot.interfaces for p in i.peers if p.status.startswith("down")
+        }
+        changed = False
+        for key, peer in down.items():
+            if key not in self.firing:
+                self.firing[key] = self._alert(peer, now - peer.since_s)
+                changed = True
+        for key in [k for k in self.firing if k not in down]:
+            alert = self.firing.pop(key)
+            self._resolved[key] = {**alert, "endsAt": _iso(now)}
+            changed = True
+        if changed or (self.firing and now - self._last_sent >= self.settings.resend_interval_s):
+            ends = _iso(now + 4 * self.settings.resend_interval_s)  # expires unless re-sent
+            self._pending = [{**a, "endsAt": ends} for a in self.firing.values()] + list(self._resolved.values())
+            self._last_sent = now
+            self._wake.set()
+
+    async def _send_forever(self) -> None:
+        failures = 0
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            payload, resolved_keys = self._pending, list(self._resolved)
+            if payload is None:
+                continue
+            body = json.dumps(payload).encode()
+            headers = {"Content-Type": "application/json", "User-Agent": f"wgtrack/{__version__}"}
+            result = await asyncio.to_thread(post, self.settings.url.rstrip("/") + "/api/v2/alerts", body, headers,
+                                             self.settings.timeout_s)
+            if result.ok:
+                if failures:
+                    log.info("%s (%s): reachable again", self.name, self._target)
+                failures = 0
+                for key in resolved_keys:
+                    self._resolved.pop(key, None)
+                if self._pending is payload:
+                    self._pending = None
+                continue
+            failures += 1
+            if failures == 1:
+                log.warning("%s (%s): push failed, retrying with back-off: %s", self.name, self._target, result.error)
+            await asyncio.sleep(min(MAX_BACKOFF_S, 2 ** (failures - 1)))
+            self._wake.set()  # try again with whatever is latest
