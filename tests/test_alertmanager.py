@@ -19,6 +19,7 @@ from tests.receiver import Receiver
 from tests.snapshots import KEY_A, KEY_B, peer, snapshot
 from wgtrack.config import AlertmanagerSettings
 from wgtrack.outputs.alertmanager import Alertmanager
+from wgtrack.snapshot import Snapshot
 
 
 def test_firing_resend_and_resolve_payloads() -> None:
@@ -28,8 +29,8 @@ def test_firing_resend_and_resolve_payloads() -> None:
     up = peer(KEY_B, friendly_name="bob")
     base = snapshot(peer(), down)
 
-    def at(snap: object, seconds: float) -> object:
-        return dataclasses.replace(snap, time_ns=base.time_ns + int(seconds * 1e9))  # type: ignore[type-var]
+    def at(snap: Snapshot, seconds: float) -> Snapshot:
+        return dataclasses.replace(snap, time_ns=base.time_ns + int(seconds * 1e9))
 
     async def go() -> None:
         await am.start()
