@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # --no-install-recommends: wireguard-tools would otherwise pull in a kernel image.
 SYSTEM_PACKAGES := python3 python3-venv wireguard-tools wireguard-go dnsmasq-base nftables iproute2 \
-	util-linux iputils-ping influxdb prometheus prometheus-alertmanager openssl ca-certificates systemd \
+	util-linux iputils-ping influxdb prometheus prometheus-alertmanager victoria-metrics openssl ca-certificates systemd \
 	debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools build-essential fakeroot lintian \
 	python3-icmplib python3-dnspython python3-prometheus-client python3-yaml python3-bcrypt \
 	python3-pytest python3-hypothesis

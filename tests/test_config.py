@@ -94,7 +94,7 @@ def test_every_problem_is_reported_at_once() -> None:
         "/etc/wgtrack.conf: [general] ping_target = '192.0.2.1': not valid here (belongs in peer)",
         "/etc/wgtrack.conf: [nonsense]: unknown section (known: general, DEFAULT, interface:<name>, "
         "peer:<public key>, output:influx, output:prometheus, output:stdout, output:json, "
-        "output:webhook[:<name>], output:alertmanager)",
+        "output:webhook[:<name>], output:alertmanager, output:influxdb)",
         "/etc/wgtrack.conf: [peer:short]: not a WireGuard public key (44 base64 characters)",
         "/etc/wgtrack.conf: [interface:wg0] loglevel = 'debug': not valid here (belongs in general)",
         f"/etc/wgtrack.conf: [peer:{KEY}] ping_target = 'nohost': not an IPv4 or IPv6 address",

@@ -127,6 +127,21 @@ class AlertmanagerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class InfluxDBSettings:
+    """``[output:influxdb]``: direct writes with influxdb-client."""
+
+    url: str = ""
+    token: str | None = None
+    org: str | None = None
+    bucket: str = ""  # InfluxDB 1.8+: "database/retention_policy"
+    precision: str = "ns"
+    username: str | None = None  # 1.8+: with password instead of a token
+    password: str | None = None
+    timeout_s: float = 5.0
+    buffer_points: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
 
@@ -147,6 +162,7 @@ class Config:
     json_status: JsonSettings | None = None  # None: no [output:json] section
     webhooks: tuple[tuple[str, WebhookSettings], ...] = ()  # (section name, settings)
     alertmanager: AlertmanagerSettings | None = None
+    influxdb: InfluxDBSettings | None = None
 
     def settings_for(self, interface: str, public_key: str) -> TrackSettings:
         """The effective tracking settings for one peer."""
@@ -326,7 +342,17 @@ KEYS: tuple[Key, ...] = (
         "re-resolve every N cycles while checking"),
     Key("cycles_slowcheckingperiod", "cycles_slowcheckingperiod", _int_at_least(1), _TRACK,
         "back-off cap, then re-resolve every N cycles"),
-    Key("url", "url", _url, frozenset({"output:webhook", "output:alertmanager"}),
+    Key("token", "token", _nonempty, frozenset({"output:influxdb"}), "API token (InfluxDB 2.x/3.x)", secret=True),
+    Key("org", "org", _nonempty, frozenset({"output:influxdb"}), "organisation (InfluxDB 2.x)"),
+    Key("bucket", "bucket", _nonempty, frozenset({"output:influxdb"}),
+        "bucket; for InfluxDB 1.8+ database/retention_policy"),
+    Key("precision", "precision", _choice("ns", "us", "ms", "s"), frozenset({"output:influxdb"}),
+        "timestamp precision"),
+    Key("username", "username", _nonempty, frozenset({"output:influxdb"}), "InfluxDB 1.8+ user (with password)"),
+    Key("password", "password", _nonempty, frozenset({"output:influxdb"}), "InfluxDB 1.8+ password", secret=True),
+    Key("buffer_points", "buffer_points", _int_at_least(1), frozenset({"output:influxdb"}),
+        "points kept while the server is unreachable; the oldest are dropped beyond"),
+    Key("url", "url", _url, frozenset({"output:webhook", "output:alertmanager", "output:influxdb"}),
         "where to POST (webhook: the full URL; alertmanager: its base URL)", secret=True),
     Key("resend_interval", "resend_interval_s", _positive_float, frozenset({"output:alertmanager"}),
         "seconds between re-sends of firing alerts"),
@@ -336,7 +362,8 @@ KEYS: tuple[Key, ...] = (
     Key("events", "events", _event_kinds, frozenset({"output:webhook"}), "event kinds to send (default: all)"),
     Key("format", "format", _choice("json", "slack", "discord", "teams"), frozenset({"output:webhook"}),
         "body format"),
-    Key("timeout", "timeout_s", _positive_float, frozenset({"output:webhook", "output:alertmanager"}),
+    Key("timeout", "timeout_s", _positive_float,
+        frozenset({"output:webhook", "output:alertmanager", "output:influxdb"}),
         "seconds one POST may take"),
     Key("retries", "retries", _int_at_least(0), frozenset({"output:webhook"}),
         "attempts per event before it is dropped; 0 = until delivered"),
@@ -373,7 +400,7 @@ def _scope_of(section: str) -> str | None:
         return section
     if section == "output:webhook" or section.startswith("output:webhook:"):
         return "output:webhook"
-    if section == "output:alertmanager":
+    if section in ("output:alertmanager", "output:influxdb"):
         return section
     return None
 
@@ -446,6 +473,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     json_status: dict[str, Any] | None = None
     webhooks: list[tuple[str, dict[str, Any]]] = []
     alertmanager: dict[str, Any] | None = None
+    influxdb: dict[str, Any] | None = None
     stdout = False
     interfaces: dict[str, dict[str, Any]] = {}
     peers: dict[str, dict[str, Any]] = {}
@@ -468,7 +496,7 @@ def parse(text: str, source: str = "<string>") -> Config:
                                            "unknown section (known: general, DEFAULT, interface:<name>, "
                                            "peer:<public key>, output:influx, output:prometheus, "
                                            "output:stdout, output:json, output:webhook[:<name>], "
-                                           "output:alertmanager)"))
+                                           "output:alertmanager, output:influxdb)"))
             continue
         values = reader.section(name, scope, items)
         if scope == "general":
@@ -485,6 +513,14 @@ def parse(text: str, source: str = "<string>") -> Config:
             if "url" not in values and not any(p.section == name and p.key == "url" for p in reader.problems):
                 reader.problems.append(Problem(source, name, "url", None, "is required"))
             webhooks.append((name.removeprefix("output:"), values))
+        elif scope == "output:influxdb":
+            for required in ("url", "bucket"):
+                if required not in values and not any(p.section == name and p.key == required
+                                                      for p in reader.problems):
+                    reader.problems.append(Problem(source, name, required, None, "is required"))
+            if ("username" in values) != ("password" in values):
+                reader.problems.append(Problem(source, name, "username", None, "needs password, and password username"))
+            influxdb = values
         elif scope == "output:alertmanager":
             if "url" not in values and not any(p.section == name and p.key == "url" for p in reader.problems):
                 reader.problems.append(Problem(source, name, "url", None, "is required"))
@@ -515,6 +551,7 @@ def parse(text: str, source: str = "<string>") -> Config:
         json_status=None if json_status is None else JsonSettings(**json_status),
         webhooks=tuple((n, WebhookSettings(**v)) for n, v in webhooks if "url" in v),
         alertmanager=AlertmanagerSettings(**alertmanager) if alertmanager and "url" in alertmanager else None,
+        influxdb=InfluxDBSettings(**influxdb) if influxdb and "url" in influxdb and "bucket" in influxdb else None,
         **top,
     )
     if not reader.problems:
@@ -565,6 +602,13 @@ def describe(config: Config) -> str:
         lines.append(f"[output:{name}] url = {redact(hook.url)}/..., format = {hook.format}, "
                      f"events = {','.join(sorted(hook.events)) or 'all'}, secret = {'set' if hook.secret else 'none'}, "
                      f"headers = {', '.join(sorted(hook.headers)) or 'none'}")
+    if config.influxdb is not None:
+        from wgtrack.httppost import redact
+
+        db = config.influxdb
+        lines.append(f"[output:influxdb] url = {redact(db.url)}, bucket = {db.bucket}, org = {db.org or '-'}, "
+                     f"precision = {db.precision}, "
+                     f"auth = {'user/password' if db.username else 'token' if db.token else 'none'}")
     if config.alertmanager is not None:
         from wgtrack.httppost import redact
 

@@ -45,6 +45,10 @@ def build(config: Config) -> list[Output]:
         from wgtrack.outputs.webhook import Webhook
 
         outputs.extend(Webhook(name, hook) for name, hook in config.webhooks)
+    if config.influxdb is not None:
+        from wgtrack.outputs.influxdb import InfluxDB
+
+        outputs.append(InfluxDB(config.influxdb))
     if config.alertmanager is not None:
         import socket
 
