@@ -9,7 +9,6 @@ latest state; ``publish`` never waits for Alertmanager.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import json
 import logging
@@ -17,7 +16,8 @@ from typing import Any
 
 from wgtrack import __version__
 from wgtrack.config import AlertmanagerSettings
-from wgtrack.httppost import post, redact
+from wgtrack.httppost import post
+from wgtrack.outputs.sender import Sender
 from wgtrack.snapshot import PeerView, Snapshot
 
 log = logging.getLogger(__name__)
@@ -31,34 +31,22 @@ def _iso(epoch: float) -> str:
                                                                                                           "Z")
 
 
-class Alertmanager:
+class Alertmanager(Sender):
     """Keeps the set of firing alerts; sends it (plus fresh resolutions) when due."""
 
     name = "output:alertmanager"
 
     def __init__(self, settings: AlertmanagerSettings, instance: str) -> None:
+        super().__init__(settings.url)
         self.settings = settings
         self.instance = instance
         self.firing: dict[tuple[str, str], dict[str, Any]] = {}
         self._resolved: dict[tuple[str, str], dict[str, Any]] = {}  # waiting to be sent
         self._last_sent = 0.0
         self._pending: list[dict[str, Any]] | None = None
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._target = redact(settings.url)
-
-    def check(self) -> list[str]:
-        return []
-
-    async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._send_forever(), name=self.name)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._stop()
 
     def _alert(self, peer: PeerView, starts: float) -> dict[str, Any]:
         name = peer.friendly_name or peer.public_key[:8]

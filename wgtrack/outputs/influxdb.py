@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 from typing import Any
 
 from wgtrack.config import InfluxDBSettings
 from wgtrack.errors import StartupError
-from wgtrack.httppost import redact
 from wgtrack.lineproto import render_lines
+from wgtrack.outputs.sender import Sender
 from wgtrack.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -36,10 +35,11 @@ def with_precision(line: str, precision: str) -> str:
     return f"{head} {int(ts) // _PRECISION_DIVISOR[precision]}"
 
 
-class InfluxDB:
+class InfluxDB(Sender):
     name = "output:influxdb"
 
     def __init__(self, settings: InfluxDBSettings) -> None:
+        super().__init__(settings.url)
         self.settings = settings
         self.buffer: collections.deque[str] = collections.deque()
         self._first_seq = 0  # sequence number of buffer[0]: writes and drops both advance it
@@ -47,9 +47,6 @@ class InfluxDB:
         self.written = 0
         self._client: Any = None
         self._write_api: Any = None
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._target = redact(settings.url)
 
     def check(self) -> list[str]:
         try:
@@ -64,7 +61,7 @@ class InfluxDB:
         if problems:
             raise StartupError(problems[0])
         self._client, self._write_api = await asyncio.to_thread(self._connect)
-        self._task = asyncio.get_running_loop().create_task(self._send_forever(), name=self.name)
+        await super().start()
 
     def _connect(self) -> tuple[Any, Any]:
         from influxdb_client.client.influxdb_client import InfluxDBClient
@@ -88,12 +85,7 @@ class InfluxDB:
         self._wake.set()
 
     async def close(self) -> None:
-        if self._task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_once(), 1.0)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._stop(self._flush_once)
         if self._client is not None:
             await asyncio.to_thread(self._client.close)
             self._client = None

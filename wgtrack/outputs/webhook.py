@@ -20,7 +20,8 @@ from typing import Any
 from wgtrack import __version__
 from wgtrack.config import WebhookSettings
 from wgtrack.events import Event
-from wgtrack.httppost import post, redact
+from wgtrack.httppost import post
+from wgtrack.outputs.sender import Sender
 from wgtrack.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -44,24 +45,16 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class Webhook:
+class Webhook(Sender):
     """One receiver."""
 
     def __init__(self, name: str, settings: WebhookSettings) -> None:
+        super().__init__(settings.url)
         self.name = f"output:{name}"
         self.settings = settings
         self.queue: collections.deque[Event] = collections.deque(maxlen=settings.queue_size)
         self.dropped = 0
         self.delivered = 0
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._target = redact(settings.url)
-
-    def check(self) -> list[str]:
-        return []
-
-    async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._send_forever(), name=self.name)
 
     async def publish(self, snapshot: Snapshot) -> None:
         for event in snapshot.events:
@@ -76,14 +69,7 @@ class Webhook:
             self._wake.set()
 
     async def close(self) -> None:
-        if self._task is not None:
-            # One last quick attempt at what is queued (tracker_stopping included), then stop.
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self._drain_once(), 1.0)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._stop(self._drain_once)  # tracker_stopping gets its chance
 
     def _request(self, event: Event) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(body_for(event, self.settings.format)).encode()
