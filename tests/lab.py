@@ -166,14 +166,17 @@ class Lab:
     def _start_wireguard_go(self, ns: str, ifname: str) -> int:
         # A private tmpfs on /var/run/wireguard per namespace keeps each UAPI socket apart.
         script = f"mount -t tmpfs tmpfs /var/run/wireguard && exec wireguard-go -f {ifname}"
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private",
-                                 "sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env={**os.environ, "WG_PROCESS_FOREGROUND": "1"})
+        log = self.dir / f"wireguard-go-{ns}-{ifname}.log"
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private",
+                                     "sh", "-c", script], stdout=subprocess.DEVNULL, stderr=err,
+                                    env={**os.environ, "WG_PROCESS_FOREGROUND": "1"})
         self.procs.append(proc)
         sock = Path(f"/proc/{proc.pid}/root/run/wireguard/{ifname}.sock")
         wait_until(f"wireguard-go {ifname} in {ns}", lambda: sock.exists() or proc.poll() is not None, 10)
         if proc.poll() is not None:
-            raise RuntimeError(f"wireguard-go in {ns} exited {proc.returncode}")
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"wireguard-go in {ns} exited {proc.returncode}: {' / '.join(tail)}")
         return proc.pid
 
     def add_interface(self, ifname: str) -> subprocess.Popen[bytes]:
