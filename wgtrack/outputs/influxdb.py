@@ -73,9 +73,9 @@ class InfluxDB(Sender):
         return client, client.write_api(write_options=SYNCHRONOUS)
 
     async def publish(self, snapshot: Snapshot) -> None:
-        for line in render_lines(snapshot):
-            if line:
-                self.buffer.append(with_precision(line, self.settings.precision))
+        # Rendering thousands of peers is CPU work: off the loop, like the file output's.
+        lines = await asyncio.to_thread(self._lines, snapshot)
+        self.buffer.extend(lines)
         excess = len(self.buffer) - self.settings.buffer_points
         if excess > 0:
             self._pop_until(self._first_seq + excess)
@@ -89,6 +89,9 @@ class InfluxDB(Sender):
         if self._client is not None:
             await asyncio.to_thread(self._client.close)
             self._client = None
+
+    def _lines(self, snapshot: Snapshot) -> list[str]:
+        return [with_precision(line, self.settings.precision) for line in render_lines(snapshot) if line]
 
     def _pop_until(self, seq: int) -> None:
         while self._first_seq < seq and self.buffer:
