@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests import lp
+from tests.lab import Lab
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -76,6 +77,17 @@ class Watched:
                 self.proc.kill()
                 self.proc.wait(5)
         return rc, time.monotonic() - started
+
+
+def start_in_lab(lab: Lab, tmp_path: Path, extra: str = "", **general: object) -> Watched:
+    """The daemon in the lab's mon namespace, reading the lab's wg-quick configs; ``extra`` is
+    appended to the config (output sections, peer sections)."""
+    out = tmp_path / "wgtrack.lp"
+    conf = write_config(tmp_path / "wgtrack.conf", out, **{**general, "wg_config_dir": lab.wg_config_dir})
+    if extra:
+        conf.write_text(conf.read_text() + extra)
+    log = tmp_path / "log"
+    return Watched(lab.daemon(conf, stderr=log), out, log)
 
 
 def start_local(config: Path, out: Path, log: Path, *args: str) -> Watched:

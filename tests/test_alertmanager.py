@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_helpers import Watched, write_config
+from tests.daemon_helpers import start_in_lab
 from tests.lab import REPO, Lab, wait_until
 from tests.receiver import Receiver
 from tests.snapshots import KEY_A, KEY_B, peer, snapshot
@@ -85,12 +85,8 @@ receivers:
                       f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
                      stderr=tmp_path / "alertmanager.log")
     wait_until("alertmanager ready", lambda: _ready(lab, am_port), 30, interval=0.5)
-    out = tmp_path / "wgtrack.lp"
-    conf = write_config(tmp_path / "wgtrack.conf", out, cycle_time=1, ping_interval=1, ping_timeout=0.5,
-                        wg_config_dir=lab.wg_config_dir)
-    conf.write_text(conf.read_text() + f"[output:alertmanager]\nurl = http://127.0.0.1:{am_port}\n"
-                    "instance = lab-mon\nresend_interval = 5\n")
-    daemon = Watched(lab.daemon(conf, stderr=tmp_path / "log"), out, tmp_path / "log")
+    daemon = start_in_lab(lab, tmp_path, f"[output:alertmanager]\nurl = http://127.0.0.1:{am_port}\n"
+                          "instance = lab-mon\nresend_interval = 5\n", cycle_time=1, ping_interval=1, ping_timeout=0.5)
     b = lab.hosts["b"].public_key
     daemon.wait_for("b up", lambda t: daemon.status(b) == "up:ok", 20)
     lab.blackhole("b")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_helpers import Watched, write_config
+from tests.daemon_helpers import start_in_lab
 from tests.lab import Lab, wait_until
 
 VM_PORT = 8428  # inside mon's own network namespace
@@ -38,12 +38,9 @@ def cycles_stored(lab: Lab) -> set[int]:
 def test_points_arrive_and_survive_an_outage(lab: Lab, tmp_path: Path) -> None:
     vm = start_vm(lab, tmp_path / "vm", tmp_path / "vm.log")
     wait_until("victoria-metrics up", lambda: _healthy(lab), 30, interval=0.5)
-    out = tmp_path / "wgtrack.lp"
-    conf = write_config(tmp_path / "wgtrack.conf", out, cycle_time=1, ping_interval=1, ping_timeout=0.5,
-                        wg_config_dir=lab.wg_config_dir)
-    conf.write_text(conf.read_text() + f"[output:influxdb]\nurl = http://127.0.0.1:{VM_PORT}\n"
-                    "bucket = wgtrack\norg = lab\ntoken = not-needed-by-vm\ntimeout = 2\n")
-    daemon = Watched(lab.daemon(conf, stderr=tmp_path / "log"), out, tmp_path / "log")
+    daemon = start_in_lab(lab, tmp_path, f"[output:influxdb]\nurl = http://127.0.0.1:{VM_PORT}\n"
+                          "bucket = wgtrack\norg = lab\ntoken = not-needed-by-vm\ntimeout = 2\n",
+                          cycle_time=1, ping_interval=1, ping_timeout=0.5)
     wait_until("first points stored", lambda: len(cycles_stored(lab)) >= 3, 30, interval=0.5)
     assert "wgtrack_transfer_rx" in lab.http_get(
         "mon", f"http://127.0.0.1:{VM_PORT}/api/v1/label/__name__/values", timeout=5)

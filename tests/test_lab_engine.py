@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import lp
-from tests.daemon_helpers import Watched, write_config
+from tests.daemon_helpers import Watched, start_in_lab, write_config
 from tests.lab import REPO, Lab
 
 pytestmark = pytest.mark.lab
@@ -23,12 +23,7 @@ FAST = dict(cycle_time=1, ping_interval=1, ping_failafternum=2, ping_timeout=0.5
 
 
 def start(lab: Lab, tmp_path: Path, extra: str = "", **settings: object) -> Watched:
-    out = tmp_path / "wgtrack.lp"
-    conf = write_config(tmp_path / "wgtrack.conf", out, **{**FAST, **settings, "wg_config_dir": lab.wg_config_dir})
-    if extra:
-        conf.write_text(conf.read_text() + extra)
-    log = tmp_path / "log"
-    return Watched(lab.daemon(conf, stderr=log), out, log)
+    return start_in_lab(lab, tmp_path, extra, **{**FAST, **settings})
 
 
 @pytest.fixture

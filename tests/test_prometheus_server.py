@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_helpers import Watched, write_config
+from tests.daemon_helpers import start_in_lab
 from tests.lab import Lab, wait_until
 
 pytestmark = pytest.mark.server
@@ -43,11 +43,8 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 @pytest.mark.lab
 def test_real_prometheus_scrapes_wgtrack(lab: Lab, tmp_path: Path) -> None:
-    out = tmp_path / "wgtrack.lp"
-    conf = write_config(tmp_path / "wgtrack.conf", out, cycle_time=1, ping_interval=1, ping_timeout=0.5,
-                        wg_config_dir=lab.wg_config_dir)
-    conf.write_text(conf.read_text() + f"[output:prometheus]\nlisten = 127.0.0.1:{EXPORTER_PORT}\n")
-    daemon = Watched(lab.daemon(conf, stderr=tmp_path / "log"), out, tmp_path / "log")
+    daemon = start_in_lab(lab, tmp_path, f"[output:prometheus]\nlisten = 127.0.0.1:{EXPORTER_PORT}\n",
+                          cycle_time=1, ping_interval=1, ping_timeout=0.5)
     prom_conf = tmp_path / "prometheus.yml"
     prom_conf.write_text(f"""global:
   scrape_interval: 1s
