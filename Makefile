@@ -4,13 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # --no-install-recommends: wireguard-tools would otherwise pull in a kernel image.
-SYSTEM_PACKAGES := python3 python3-venv wireguard-tools wireguard-go dnsmasq-base nftables iproute2 \
-	util-linux iputils-ping influxdb prometheus prometheus-alertmanager victoria-metrics openssl ca-certificates systemd \
+# The demo needs only the lab; the tests also need the real servers and the packaging tools.
+LAB_PACKAGES := python3 python3-venv wireguard-tools wireguard-go dnsmasq-base nftables iproute2 \
+	util-linux iputils-ping
+SYSTEM_PACKAGES := $(LAB_PACKAGES) influxdb prometheus prometheus-alertmanager victoria-metrics openssl ca-certificates systemd \
 	debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools build-essential fakeroot lintian \
 	python3-icmplib python3-dnspython python3-prometheus-client python3-yaml python3-bcrypt \
 	python3-pytest python3-hypothesis python3-jsonschema
 
-.PHONY: help system-deps venv test unit lab check demo bench deb clean
+.PHONY: help system-deps lab-deps apt-install venv test unit lab check demo bench deb clean
 
 help:
 	@echo "make demo   - build a WireGuard lab in network namespaces and watch wgtrack track it (root)"
@@ -18,7 +20,13 @@ help:
 	@echo "make check  - ruff and mypy"
 
 system-deps:
-	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(SYSTEM_PACKAGES)"
+
+lab-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(LAB_PACKAGES)"
+
+apt-install:
+	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
@@ -40,7 +48,7 @@ check: venv
 	$(BIN)/ruff check wgtrack tests bench
 	$(BIN)/mypy wgtrack tests bench
 
-demo: system-deps venv
+demo: lab-deps venv
 	$(BIN)/python -m tests.demo
 
 bench: system-deps venv
