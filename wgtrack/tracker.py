@@ -72,6 +72,8 @@ class Tracker:
         self._present: set[str] = set()  # interfaces seen in the last good dump
         self._events: list[Event] = []
         self._wall_offset = 0.0  # epoch minus monotonic, from the last dump
+        # Parsing allowed IPs with ipaddress is the dearest part of a cycle: done once per set.
+        self._targets: dict[tuple[tuple[str, ...], str | None], tuple[str | None, str | None]] = {}
 
     def set_config(self, config: Config) -> None:
         """Apply a reloaded config; every peer keeps its state."""
@@ -149,13 +151,13 @@ class Tracker:
                     self._peer_event(pid, "peer_added", now, "now tracked")
                 tracked.record = record
                 settings = self.config.settings_for(*pid)
-                target = probe_target(record, settings.ping_target)
+                target, poke = self._targets_for(record, settings.ping_target)
                 source = self.reresolve_source(pid)
                 sample = link.Sample(
                     latest_handshake=record.latest_handshake, rx_bytes=record.rx_bytes,
                     keepalive_s=record.keepalive_s, wall=wall, probe_target=target, endpoint=record.endpoint,
                     hostname=source[0] if source else None, port=source[1] if source else None,
-                    handshake_target=handshake_target(record, target), rand=self.rng.random(),
+                    handshake_target=poke, rand=self.rng.random(),
                 )
                 todo.extend((pid, a) for a in self._step(pid, tracked, sample, now))
         for pid in sorted(set(self._peers) - seen):
@@ -169,6 +171,16 @@ class Tracker:
             del self._confs[ifname]
         self._interfaces = dump
         return todo
+
+    def _targets_for(self, record: PeerRecord, configured: str | None) -> tuple[str | None, str | None]:
+        key = (record.allowed_ips, configured)
+        found = self._targets.get(key)
+        if found is None:
+            if len(self._targets) > 4 * max(1024, len(self._peers)):
+                self._targets.clear()  # allowed IPs churned a lot: start over rather than grow
+            target = probe_target(record, configured)
+            found = self._targets[key] = (target, handshake_target(record, target))
+        return found
 
     def observe(self, pid: PeerId, obs: link.Observation, now: float) -> list[link.Action]:
         """Feed a probe, resolve or set-endpoint result; return the follow-up actions."""
