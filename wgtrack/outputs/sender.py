@@ -30,13 +30,17 @@ class Sender:
         raise NotImplementedError
 
     async def _stop(self, last_attempt: Callable[[], Awaitable[object]] | None = None) -> None:
-        """Give queued data one short last chance, then cancel the sender."""
+        """Stop the sender, then give what is still queued one short last chance.
+
+        The sender is stopped first so that the two never work the same queue at once (a POST
+        already under way in its thread may still land: delivery is at least once).
+        """
         if self._task is None:
             return
-        if last_attempt is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(last_attempt(), 1.0)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if last_attempt is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(last_attempt(), 1.0)

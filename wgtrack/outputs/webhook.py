@@ -81,11 +81,13 @@ class Webhook(Sender):
 
     async def _drain_once(self) -> None:
         while self.queue:
-            body, headers = self._request(self.queue[0])
+            event = self.queue[0]
+            body, headers = self._request(event)
             result = await asyncio.to_thread(post, self.settings.url, body, headers, self.settings.timeout_s)
             if not result.ok:
                 return
-            self.queue.popleft()
+            if self.queue and self.queue[0] is event:
+                self.queue.popleft()
             self.delivered += 1
 
     async def _send_forever(self) -> None:
