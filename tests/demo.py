@@ -16,8 +16,10 @@ from tests import lp
 from tests.daemon_helpers import write_config
 from tests.lab import Lab
 
-SCENARIO_PERIOD_S = 60.0
-BREAK_AT_S, HEAL_AT_S = 15.0, 40.0
+SCENARIO_PERIOD_S = 90.0
+BREAK_AT_S, HEAL_AT_S = 15.0, 40.0  # peer-b: blackholed, then healed
+MOVE_AT_S = 55.0  # peer-a (reached as a.lab.test) gets a new address and its DNS record follows
+A_ADDRESSES = ("198.51.100.11", "198.51.100.21")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -74,7 +76,7 @@ def main() -> int:
                             ping_timeout=0.5, wg_config_dir=lab.wg_config_dir, loglevel="info")
         daemon = lab.daemon(conf, stderr=log)
         clear = "\033[H\033[2J" if sys.stdout.isatty() else "\n"
-        started, broken, note = time.monotonic(), False, "all links healthy"
+        started, broken, moved, note = time.monotonic(), False, 0, "all links healthy"
         while (elapsed := time.monotonic() - started) < args.duration:
             if daemon.poll() is not None:
                 print(f"wgtrack exited with {daemon.returncode}:\n{log.read_text()}")
@@ -86,6 +88,13 @@ def main() -> int:
             elif broken and phase >= HEAL_AT_S:
                 lab.heal("b")
                 broken, note = False, f"link to peer-b healed at {elapsed:.0f} s: watch it come back"
+            elif phase >= MOVE_AT_S and moved <= int(elapsed // SCENARIO_PERIOD_S):
+                moved += 1
+                new_ip = A_ADDRESSES[moved % 2]
+                lab.set_dns("a.lab.test", new_ip)
+                lab.move_underlay("a", new_ip)
+                note = (f"peer-a moved to {new_ip} at {elapsed:.0f} s and a.lab.test now says so: "
+                        "watch wgtrack re-resolve it")
             print(clear + render(lab, out, log, elapsed, note), flush=True)
             time.sleep(1.0 if sys.stdout.isatty() else 5.0)
     except KeyboardInterrupt:
