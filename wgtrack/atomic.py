@@ -8,6 +8,21 @@ import tempfile
 from pathlib import Path
 
 
+def directory_problem(filename: Path, where: str, creatable: bool = False) -> str | None:
+    """Why ``filename`` cannot be written atomically (its directory), or None when it can.
+
+    With ``creatable`` a missing directory is fine if its parent is writable (made at start).
+    """
+    directory = filename.parent
+    if directory.is_dir():
+        return None if os.access(directory, os.W_OK | os.X_OK) else f"{where}: directory {directory} is not writable"
+    if creatable and directory.parent.is_dir() and os.access(directory.parent, os.W_OK | os.X_OK):
+        return None
+    if creatable:
+        return f"{where}: neither {directory} nor a writable {directory.parent} exists"
+    return f"{where}: directory {directory} does not exist"
+
+
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` atomically with ``mode`` (blocking: call it off the event loop).
 

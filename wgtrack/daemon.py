@@ -227,7 +227,8 @@ class Daemon:
         log.debug("cycle %d done in %.3f s", self._cycle, loop.time() - started)
 
     async def _read_new_interface_confs(self, present: list[str]) -> None:
-        new = [name for name in present if name not in self.tracker.known_interfaces()]
+        known = self.tracker.known_interfaces()
+        new = [name for name in present if name not in known]
         if not new:
             return
         confs = await asyncio.gather(*(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
-from wgtrack.atomic import write_atomic
+from wgtrack.atomic import directory_problem, write_atomic
 from wgtrack.config import InfluxFileSettings
 from wgtrack.errors import StartupError
 from wgtrack.lineproto import render
@@ -21,13 +20,9 @@ class InfluxFile:
         self.settings = settings
 
     def check(self) -> list[str]:
-        directory = self.settings.filename.parent
         where = f"[output:influx] filename = {str(self.settings.filename)!r}"
-        if not directory.is_dir():
-            return [f"{where}: directory {directory} does not exist"]
-        if not os.access(directory, os.W_OK | os.X_OK):
-            return [f"{where}: directory {directory} is not writable"]
-        return []
+        problem = directory_problem(self.settings.filename, where)
+        return [problem] if problem else []
 
     async def start(self) -> None:
         problems = self.check()

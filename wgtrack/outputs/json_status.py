@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from wgtrack.atomic import write_atomic
+from wgtrack.atomic import directory_problem, write_atomic
 from wgtrack.config import JsonSettings
 from wgtrack.errors import StartupError
 from wgtrack.snapshot import Snapshot
@@ -63,14 +62,10 @@ class JsonStatus:
         self.settings = settings
 
     def check(self) -> list[str]:
-        directory = self.settings.filename.parent
+        # /run/wgtrack may not exist yet: it is created at start (systemd's RuntimeDirectory does too).
         where = f"[output:json] filename = {str(self.settings.filename)!r}"
-        if directory.is_dir():
-            writable = os.access(directory, os.W_OK | os.X_OK)
-            return [] if writable else [f"{where}: directory {directory} is not writable"]
-        if directory.parent.is_dir() and os.access(directory.parent, os.W_OK | os.X_OK):
-            return []  # e.g. /run/wgtrack, created at start (systemd's RuntimeDirectory does it too)
-        return [f"{where}: neither {directory} nor a writable {directory.parent} exists"]
+        problem = directory_problem(self.settings.filename, where, creatable=True)
+        return [problem] if problem else []
 
     async def start(self) -> None:
         problems = self.check()
