@@ -76,6 +76,8 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
     since = GaugeMetricFamily("wgtrack_peer_state_seconds", "Seconds since the last state change", labels=PEER)
     rtt = GaugeMetricFamily("wgtrack_peer_probe_rtt_seconds", "Round-trip time of the last probe", labels=PEER)
     loss = GaugeMetricFamily("wgtrack_peer_probe_loss_ratio", "Packet loss of the last probe (0-1)", labels=PEER)
+    silent = GaugeMetricFamily("wgtrack_peer_probe_silent",
+                               "1 when the probe target does not answer and handshakes judge the link", labels=PEER)
     reresolves = CounterMetricFamily("wgtrack_peer_reresolves", "Endpoint re-resolutions started", labels=PEER)
     changes = CounterMetricFamily("wgtrack_peer_endpoint_changes", "Endpoints applied by wgtrack", labels=PEER)
     keepalive = GaugeMetricFamily("wgtrack_peer_keepalive_seconds", "Persistent keepalive (0 = off)", labels=PEER)
@@ -104,13 +106,14 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
                 rtt.add_metric(labels, peer.rtt_ms / 1000)
             if peer.loss is not None:
                 loss.add_metric(labels, peer.loss)
+            silent.add_metric(labels, int(peer.probe_silent))
             reresolves.add_metric(labels, peer.reresolves)
             changes.add_metric(labels, peer.endpoint_changes)
             keepalive.add_metric(labels, peer.keepalive_s)
             info.add_metric(labels, {"endpoint": peer.endpoint or "", "allowed_ips": ",".join(peer.allowed_ips)})
         for name, count in counts.items():
             iface_peers.add_metric([iface.name, name], count)
-    yield from (sent, received, latest, delay, up, state, since, rtt, loss, reresolves, changes, keepalive, info,
+    yield from (sent, received, latest, delay, up, state, since, rtt, loss, silent, reresolves, changes, keepalive, info,
                 iface_up, iface_peers)
 
 

@@ -32,6 +32,7 @@ def test_lifecycle_events_validate_against_the_schema(tracker: Tracker) -> None:
     tracker.tracker_event("tracker_started", 1_800_000_000.0, "wgtrack started")
     tracker.observe_dump(dump, 10.0, 1_800_000_000.0)
     pid = ("wg0", KEY)
+    tracker.observe(pid, link.ProbeResult(ok=True, rtt_ms=1.0), 10.2)  # the target answers: probes decide
     for _ in range(2):
         tracker.observe(pid, link.ProbeResult(ok=False, reason="no reply"), 10.5)
     tracker.observe(pid, link.ResolveResult(error="NXDOMAIN"), 10.6)

@@ -6,7 +6,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wgtrack.config import TrackSettings
-from wgtrack.link import Action, Changed, LinkState, Probe, ProbeResult, Sample, Status, step
+from wgtrack.link import (
+    KNOCK_GRACE_S,
+    Action,
+    Changed,
+    LinkState,
+    Probe,
+    ProbeResult,
+    Sample,
+    Status,
+    Target,
+    TargetVerdict,
+    step,
+)
 
 WALL = 1_800_000_000.0
 PROBES = TrackSettings(ping_interval=2, ping_failafternum=2)
@@ -55,7 +67,7 @@ def test_keepalive_threshold_includes_keepalive_and_margin() -> None:
 
 def test_probes_decide_down_after_failafternum_and_reply_recovers() -> None:
     fail = ProbeResult(ok=False, loss=1.0, reason="no reply")
-    state, actions = run(PROBES, sample(5, 100))
+    state, actions = run(PROBES, sample(5, 100), ProbeResult(ok=True, rtt_ms=1.0))
     state, actions = step(state, fail, 1.0, PROBES)
     assert state.status is Status.UP and state.probe_failures == 1
     assert actions == [Probe("192.0.2.2")]  # confirm at once, not a ping_interval later
@@ -83,11 +95,29 @@ def test_no_probe_without_target() -> None:
     assert not any(isinstance(a, Probe) for a in actions)
 
 
-def test_tx_is_not_evidence_and_rx_growth_is() -> None:
+def test_tx_and_rx_do_not_revoke_down_but_a_completed_handshake_does() -> None:
     state, _ = run(NO_PROBES, sample(400, 100, keepalive=25), sample(401, 100, keepalive=25, wall=WALL + 1))
     assert state.status is Status.DOWN
+    # rx growth without a session: handshake initiations from a peer whose answers get lost.
     state, _ = step(state, sample(402, 150, keepalive=25, wall=WALL + 2), 5.0, NO_PROBES)
+    assert state.status is Status.DOWN
+    state, _ = step(state, sample(1, 250, keepalive=25, wall=WALL + 3), 6.0, NO_PROBES)
     assert state.status is Status.UP
+
+
+def test_rx_growth_within_a_session_is_life_where_probes_cannot_decide() -> None:
+    short = TrackSettings(ping_interval=0, handshake_timeout_s=2)  # stale after 2 + 10 s
+    hs = int(WALL) - 10
+
+    def at(t: float, rx: int) -> Sample:
+        return Sample(hs, rx, 0, WALL + t, "192.0.2.2")
+
+    state, _ = run(short, at(0, 100), at(50, 100))
+    assert state.status is Status.IDLE  # 60 s old, no traffic: no evidence either way
+    state, _ = step(state, at(60, 200), 9.0, short)  # 70 s old: a session exists, and rx grew
+    assert state.status is Status.UP
+    state, _ = run(short, at(0, 100), at(200, 100), at(210, 200))  # 220 s old: no usable key, no session
+    assert state.status is Status.IDLE
 
 
 observations = st.one_of(
@@ -110,11 +140,121 @@ def test_no_sequence_raises_and_life_means_up(seq: list[tuple[object, ...]], set
             previous = state
             state, _ = step(state, Sample(hs, int(rx), int(ka), wall, target), now, settings)  # type: ignore[arg-type,call-overload]
             new_handshake = hs > previous.latest_handshake and previous.first_seen is not None
-            rx_grew = 0 <= previous.rx_bytes < int(rx)  # type: ignore[call-overload]
-            if new_handshake or rx_grew:
+            if new_handshake and not previous.probe_failures:
                 assert state.status is Status.UP
+            if previous.status is not None and previous.status.is_down and not new_handshake:
+                assert state.status is not Status.UP  # rx growth is one-way: it never revokes down
         else:
             state, _ = step(state, ProbeResult(ok=bool(obs[1])), now, settings)
             if obs[1]:
                 assert state.status is Status.UP
         assert state.probe_failures >= 0
+
+
+# ---- evidence that crossed both ways (issue: a peer that drops ICMP is not dead) ----
+
+FAIL = ProbeResult(ok=False, loss=1.0, reason="no reply")
+OK = ProbeResult(ok=True, rtt_ms=1.0)
+
+
+def probed_down() -> LinkState:
+    """Up with an answering target, then two failed probes: down."""
+    state, _ = run(PROBES, sample(5, 100), OK, FAIL, FAIL)
+    assert state.status is Status.DOWN and state.target is Target.ANSWERS
+    return state
+
+
+def test_a_target_that_never_answered_is_not_evidence() -> None:
+    # A healthy spoke whose firewall drops ICMP: handshakes young, probes never answered.
+    state, actions = run(PROBES, sample(5, 100), FAIL, FAIL)
+    assert state.status is Status.UP and state.probe_silent
+    assert [a for a in actions if isinstance(a, TargetVerdict)] == [
+        TargetVerdict("192.0.2.2", Target.SILENT, "never answered (2 probes)")]
+    assert not [a for a in actions if isinstance(a, Changed) and a.new is not Status.UP]
+    # More failures change nothing and are not logged again; the verdict stays up.
+    for i in range(1, 60):
+        state, actions = step(state, sample(5 + i % 100, 100 + i, wall=WALL + i), float(i), PROBES)
+        for action in actions:
+            if isinstance(action, Probe):
+                state, more = step(state, FAIL, float(i), PROBES)
+                actions += more
+        assert not [a for a in actions if isinstance(a, (Changed, TargetVerdict))]
+        assert state.status is Status.UP
+
+
+def test_a_completed_handshake_after_failed_probes_marks_the_target_silent_and_is_up() -> None:
+    state = probed_down()
+    state, actions = step(state, sample(0, 150, wall=WALL + 10), 10.0, PROBES)
+    assert state.status is Status.UP and state.probe_silent
+    assert TargetVerdict("192.0.2.2", Target.SILENT,
+                         "2 probes unanswered while a handshake completed") in actions
+    assert Changed(Status.DOWN, Status.UP, "new handshake") in actions
+    # Failed probes to a silent target are no evidence any more ...
+    state, actions = step(state, FAIL, 11.0, PROBES)
+    state, actions = step(state, FAIL, 11.5, PROBES)
+    assert state.status is Status.UP and actions == []
+    # ... until it answers again: then probes decide once more.
+    state, actions = step(state, OK, 12.0, PROBES)
+    assert state.target is Target.ANSWERS and not state.probe_silent
+    assert actions == [TargetVerdict("192.0.2.2", Target.ANSWERS, "it answered again; probes decide")]
+
+
+def test_a_handshake_older_than_the_failures_does_not_revoke_down() -> None:
+    state = probed_down()
+    # The handshake completed one second before the failing run began: it says nothing about now.
+    hs = int(state.failing_since) - 1
+    state, _ = step(state, Sample(hs, 150, 0, WALL + 3, "192.0.2.2"), 4.0, PROBES)
+    assert state.status is Status.DOWN and not state.probe_silent
+
+
+def test_a_peer_that_only_knocks_is_never_up() -> None:
+    # Handshake initiations (148 bytes each) arrive, none completes: no session, rx grows.
+    state, actions = LinkState(), list[Action]()
+    for i in range(30):
+        state, new = step(state, sample(None, 148 * i, wall=WALL + i), float(i), PROBES)
+        actions += new
+        for action in new:
+            if isinstance(action, Probe):
+                state, more = step(state, FAIL, float(i), PROBES)
+                actions += more
+        assert state.status is not Status.UP
+    assert state.status is Status.DOWN
+    assert Changed(Status.IDLE, Status.DOWN, f"no handshake completed {KNOCK_GRACE_S:.0f} s after our probe") \
+        in actions
+    # The drop is lifted: a handshake completes and the link is up.
+    state, actions = step(state, sample(0, 148 * 31, wall=WALL + 31), 31.0, PROBES)
+    assert state.status is Status.UP
+
+
+def test_a_new_probe_target_starts_unproven() -> None:
+    state = probed_down()
+    state, _ = step(state, sample(5, 100, target="192.0.2.9", wall=WALL + 5), 5.0, PROBES)
+    assert state.target is Target.UNPROVEN and state.probe_failures == 0
+
+
+@given(st.lists(st.sampled_from(["rx", "fail", "quiet"]), min_size=1, max_size=60))
+def test_rx_growth_and_failed_probes_without_a_handshake_stay_down(seq: list[str]) -> None:
+    state, rx, wall, now = probed_down(), 100, WALL + 3, 4.0
+    hs = state.latest_handshake
+    for what in seq:
+        now, wall = now + 1, wall + 1
+        if what == "fail":
+            state, _ = step(state, FAIL, now, PROBES)
+        else:
+            rx += 100 if what == "rx" else 0
+            state, _ = step(state, Sample(hs, rx, 25, wall, "192.0.2.2"), now, PROBES)
+        assert state.status is not None and state.status.is_down, what
+
+
+@given(st.lists(st.tuples(st.integers(0, 1000), st.floats(0.5, 120)), min_size=1, max_size=40))
+def test_rx_growth_never_revokes_down_while_probes_are_usable_and_failing(seq: list[tuple[int, float]]) -> None:
+    state, rx, now, wall = probed_down(), 100, 4.0, WALL + 3
+    hs = state.latest_handshake  # no handshake completes; the session ages out as time passes
+    for grow, advance in seq:
+        now, wall, rx = now + advance, wall + advance, rx + grow
+        state, actions = step(state, Sample(hs, rx, 0, wall, "192.0.2.2"), now, PROBES)
+        for action in actions:
+            if isinstance(action, Probe):
+                state, _ = step(state, FAIL, now, PROBES)
+        assert state.status is not None and state.status.is_down
+        assert not state.probe_silent

@@ -58,6 +58,7 @@ def test_schedule_variants(wait: int, checking: int, period: int, cap: int, expe
 
 def test_numeric_endpoint_is_plain_down_and_never_resolved() -> None:
     state, _ = step(LinkState(), Sample(0, 0, 0, 0.0, "192.0.2.2"), 0.0, S)
+    state, _ = step(state, ProbeResult(ok=True), 0.0, S)  # the target answers: probes decide
     actions: list[link.Action] = []
     for i in range(1, 10):
         state, new = step(state, Sample(0, 0, 0, float(i), "192.0.2.2"), float(i), S)
@@ -70,6 +71,7 @@ def test_numeric_endpoint_is_plain_down_and_never_resolved() -> None:
 
 def down_with_host(quiet: int = 3) -> LinkState:
     state, _ = step(LinkState(), Sample(0, 0, 0, 0.0, **HOSTED), 0.0, S)  # type: ignore[arg-type]
+    state, _ = step(state, ProbeResult(ok=True), 0.0, S)  # the target answers: probes decide
     for i in range(quiet):
         state, _ = step(state, Sample(0, 0, 0, float(i), **HOSTED), float(i), S)  # type: ignore[arg-type]
         state, _ = step(state, ProbeResult(ok=False), float(i), S)
@@ -161,7 +163,7 @@ class PeerMachine(RuleBasedStateMachine):
             assert self.state.resolves == 0 and self.state.backoff_cycles == 0  # recovery resets the schedule
 
     @rule(new_handshake=st.booleans(), rx_growth=st.booleans(), keepalive=st.sampled_from([0, 25]),
-          hosted=st.booleans(), has_target=st.booleans(), advance=st.floats(0.5, 400), rand=st.floats(0, 0.999))
+          hosted=st.booleans(), has_target=st.booleans(), advance=st.floats(1.0, 400), rand=st.floats(0, 0.999))
     def sample(self, new_handshake: bool, rx_growth: bool, keepalive: int, hosted: bool, has_target: bool,
                advance: float, rand: float) -> None:
         self.now += advance
@@ -173,9 +175,13 @@ class PeerMachine(RuleBasedStateMachine):
             self.rx += 100
         first = self.state.first_seen is None
         new_handshake = self.handshake > previous
+        before = self.state
         self._apply(Sample(self.handshake, self.rx, keepalive, self.wall, "192.0.2.2" if has_target else None,
                            "198.51.100.9:51820", "p.test" if hosted else None, 51820 if hosted else None, rand=rand))
-        self.life = (new_handshake or rx_growth) and not first
+        # Only a completed handshake (or a probe reply) is evidence that crossed both ways.
+        self.life = new_handshake and not first
+        if before.status is not None and before.status.is_down and not new_handshake:
+            assert self.state.status is not Status.UP, "one-way evidence revoked a down verdict"
 
     @rule(ok=st.booleans())
     def probe(self, ok: bool) -> None:

@@ -70,6 +70,7 @@ def peer_fields(peer: PeerView) -> dict[str, FieldValue]:
         "keepalive_s": peer.keepalive_s,
         "rtt_ms": peer.rtt_ms,
         "loss": peer.loss,
+        "probe_silent": int(peer.probe_silent),
     }
 
 

@@ -1,10 +1,14 @@
 """The per-peer link state machine: pure, no I/O, time passed in.
 
 ``step(state, observation, now, settings)`` returns the next state and the actions the caller
-must carry out. Evidence of life is a new handshake, rx growth or a probe reply; tx is never
-evidence (it grows with our own retries to a dead peer). ``TRANSITIONS`` lists every state
-change the machine can make; the docs' diagram is drawn from it and a property test checks
-that the machine never makes a change missing from it.
+must carry out. ``TRANSITIONS`` lists every state change the machine can make; the docs'
+diagram is drawn from it and a property test checks that the machine never makes a change
+missing from it.
+
+Only evidence that crossed the tunnel both ways revokes a down verdict: a probe reply or a
+completed handshake. rx growth is one-way (a peer whose answers we never get still sends
+keepalives and handshake initiations), so it counts only where probes cannot decide, only
+while a session exists, and never brings a down link back. tx is never evidence.
 """
 
 from __future__ import annotations
@@ -19,6 +23,20 @@ from wgtrack.model import split_endpoint
 # A handshake is renewed at least every REKEY_AFTER_TIME (120 s) on a link with traffic and
 # a key is dead after REJECT_AFTER_TIME (180 s); keepalive silence and a margin come on top.
 HANDSHAKE_MARGIN_S = 10.0
+# WireGuard's REJECT_AFTER_TIME: past it no key is usable, so there is no session, and rx
+# growth (handshake initiations, at most) says nothing about the link.
+SESSION_S = 180.0
+# When we sent a probe and no session exists, WireGuard initiates a handshake and retries
+# every REKEY_TIMEOUT (5 s). Three tries without a completed handshake: the link is dead.
+KNOCK_GRACE_S = 16.0
+
+
+class Target(enum.Enum):
+    """What the probe target has shown since tracking began (or since it was configured)."""
+
+    UNPROVEN = "unproven"  # never answered: its silence is not evidence
+    ANSWERS = "answers"  # it answered: probes decide
+    SILENT = "silent"  # declared silent: the peer is judged by handshakes until it answers
 
 
 class Status(enum.Enum):
@@ -49,11 +67,13 @@ _ALL_DOWN = (Status.DOWN, *_DOWN_WITH_HOST)
 # (from, to, why). ``None`` as from is a newly tracked peer.
 TRANSITIONS: tuple[tuple[Status | None, Status, str], ...] = (
     (None, Status.UP, "a handshake younger than the limit, or a probe reply"),
-    (Status.IDLE, Status.UP, "new handshake, rx growth or probe reply"),
-    *((old, Status.UP, "new handshake, rx growth or probe reply") for old in _ALL_DOWN),
+    (Status.IDLE, Status.UP, "completed handshake, probe reply, or rx growth within a session where probes "
+                             "cannot decide"),
+    *((old, Status.UP, "completed handshake or probe reply (never rx growth: it is one-way)") for old in _ALL_DOWN),
     *((old, Status.IDLE, "no evidence either way (no traffic, keepalive or probes)")
       for old in (None, Status.UP, *_ALL_DOWN)),
-    *((old, Status.DOWN, "probes failed or handshake stale despite keepalive; nothing to re-resolve")
+    *((old, Status.DOWN, "probes to an answering target failed, handshake stale despite keepalive, or no "
+                         "handshake completed after our probes; nothing to re-resolve")
       for old in (None, Status.UP, Status.IDLE, *_DOWN_WITH_HOST)),
     *((old, Status.WAITING, "down with a hostname endpoint, fewer than cycles_wait quiet cycles")
       for old in (None, Status.UP, Status.IDLE, Status.DOWN)),
@@ -174,7 +194,17 @@ class ResolveFailed:
     reason: str
 
 
-Action = Probe | TriggerHandshake | Resolve | SetEndpoint | Changed | EndpointChanged | ResolveFailed
+@dataclass(frozen=True, slots=True)
+class TargetVerdict:
+    """Log once: the probe target was declared silent, or answers again."""
+
+    target: str
+    verdict: Target
+    reason: str
+
+
+Action = (Probe | TriggerHandshake | Resolve | SetEndpoint | Changed | EndpointChanged | ResolveFailed
+          | TargetVerdict)
 Event = Changed | EndpointChanged | ResolveFailed
 
 
@@ -200,6 +230,13 @@ class LinkState:
     backoff_cycles: int = 0  # current back-off interval (0 = not backing off)
     resolving: bool = False
     last_sample: Sample | None = None
+    target: Target = Target.UNPROVEN
+    failing_since: float = 0.0  # epoch time of the sample before the first failed probe of a run
+    knock_since: float | None = None  # epoch time of our first probe with no session to carry it
+
+    @property
+    def probe_silent(self) -> bool:
+        return self.target is Target.SILENT
 
 
 def cycles_to_next_resolve(state: LinkState, s: TrackSettings) -> int | None:
@@ -230,7 +267,7 @@ def _move(state: LinkState, new: Status, now: float, reason: str) -> tuple[LinkS
 def _alive(state: LinkState, now: float, reason: str) -> tuple[LinkState, list[Action]]:
     """Evidence of life: up, and the whole re-resolution schedule starts over."""
     state = replace(state, probe_failures=0, quiet_cycles=0, resolves=0, last_resolve_at=-1,
-                    next_resolve_at=-1, backoff_cycles=0)
+                    next_resolve_at=-1, backoff_cycles=0, knock_since=None)
     return _move(state, Status.UP, now, reason)
 
 
@@ -276,12 +313,22 @@ def _schedule(state: LinkState, now: float, reason: str, s: TrackSettings,
     return state, actions
 
 
+def _probes_decide(state: LinkState, settings: TrackSettings, target: str | None) -> bool:
+    """Probes are evidence both ways only to a target that has answered (and not gone silent)."""
+    return settings.ping_interval > 0 and target is not None and state.target is Target.ANSWERS
+
+
 def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings) -> tuple[LinkState, list[Action]]:
     fresh_handshake = s.latest_handshake > state.latest_handshake and state.first_seen is not None
     rx_grew = 0 <= state.rx_bytes < s.rx_bytes
     age = max(0.0, s.wall - s.latest_handshake) if s.latest_handshake else None
+    session = age is not None and age < SESSION_S
     limit = stale_limit(settings, s.keepalive_s)
     probing = settings.ping_interval > 0 and s.probe_target is not None
+    previous = state.last_sample
+    if previous is not None and previous.probe_target != s.probe_target:
+        # A new target has shown nothing yet; neither has the old one's silence any meaning.
+        state = replace(state, target=Target.UNPROVEN, probe_failures=0)
     state = replace(
         state,
         latest_handshake=s.latest_handshake,
@@ -291,6 +338,7 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
         endpoint=s.endpoint,
         quiet_cycles=state.quiet_cycles + 1,
         last_sample=s,
+        knock_since=None if session else state.knock_since,
     )
     actions: list[Action] = []
     if probing:
@@ -299,14 +347,32 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
         if state.cycles_to_probe <= 0 or state.probe_failures or (state.status is not None and state.status.is_down):
             actions.append(Probe(s.probe_target or ""))
             state = replace(state, cycles_to_probe=settings.ping_interval - 1)
+            if not session and state.knock_since is None:
+                state = replace(state, knock_since=s.wall)
         else:
             state = replace(state, cycles_to_probe=state.cycles_to_probe - 1)
+    decide = _probes_decide(state, settings, s.probe_target)
+    is_down = state.status is not None and state.status.is_down
+    if fresh_handshake and decide and state.probe_failures >= settings.ping_failafternum:
+        if s.latest_handshake > state.failing_since:
+            # Completed after our probes went unanswered: the link works, the target does not answer.
+            actions.append(TargetVerdict(s.probe_target or "", Target.SILENT,
+                                         f"{state.probe_failures} probes unanswered while a handshake completed"))
+            state = replace(state, target=Target.SILENT, probe_failures=0)
+            decide = False
+        else:
+            fresh_handshake = False  # it completed before the failures: no news of the link now
 
-    if fresh_handshake or rx_grew:
-        state, changed = _alive(state, now, "new handshake" if fresh_handshake else "rx grew")
-    elif probing and state.probe_failures >= settings.ping_failafternum:
+    if fresh_handshake:
+        state, changed = _alive(state, now, "new handshake")
+    elif decide and state.probe_failures >= settings.ping_failafternum:
         state, changed = _down(state, now, f"{state.probe_failures} probes failed", settings)
-    elif age is not None and age <= limit and not (state.status is not None and state.status.is_down):
+    elif not decide and state.knock_since is not None and s.wall - state.knock_since >= KNOCK_GRACE_S:
+        waited = s.wall - state.knock_since
+        state, changed = _down(state, now, f"no handshake completed {waited:.0f} s after our probe", settings)
+    elif rx_grew and session and not decide and not is_down:
+        state, changed = _alive(state, now, "rx grew")
+    elif age is not None and age <= limit and not is_down:
         # A young handshake keeps a link up, but only a new one brings a down link back: a
         # blackholed link keeps its last handshake for up to three minutes.
         state, changed = _move(state, Status.UP, now, f"handshake {age:.0f} s old")
@@ -318,7 +384,7 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
         changed = []  # the probe sent this cycle decides
         if state.status is None:
             state, changed = _move(state, Status.IDLE, now, "awaiting first probe")
-        elif state.status.is_down:
+        elif is_down:
             state, changed = _down(state, now, "still no reply", settings)
     else:
         state, changed = _move(state, Status.IDLE, now, "no traffic and no probes: no evidence either way")
@@ -327,14 +393,28 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
 
 def _on_probe(state: LinkState, r: ProbeResult, now: float, settings: TrackSettings) -> tuple[LinkState, list[Action]]:
     state = replace(state, rtt_ms=r.rtt_ms, loss=r.loss)
+    target = state.last_sample.probe_target if state.last_sample else None
     if r.ok:
-        return _alive(state, now, "probe answered")
+        actions: list[Action] = []
+        if state.target is Target.SILENT and target:
+            actions.append(TargetVerdict(target, Target.ANSWERS, "it answered again; probes decide"))
+        state, changed = _alive(replace(state, target=Target.ANSWERS), now, "probe answered")
+        return state, actions + changed
+    if state.target is Target.SILENT:
+        return state, []  # expected: not evidence, and no reason to probe it any faster
     failures = state.probe_failures + 1
+    if failures == 1:
+        state = replace(state, failing_since=state.last_sample.wall if state.last_sample else 0.0)
     state = replace(state, probe_failures=failures)
+    if state.target is Target.UNPROVEN:
+        if failures >= settings.ping_failafternum and target:
+            # Never answered since tracking began: its silence is not evidence. Say so once.
+            return replace(state, target=Target.SILENT, probe_failures=0), [
+                TargetVerdict(target, Target.SILENT, f"never answered ({failures} probes)")]
+        return state, []
     if failures >= settings.ping_failafternum:
         return _down(state, now, f"{failures} probes failed ({r.reason or 'no reply'})", settings)
     # Confirm a first failure at once instead of a whole ping_interval later.
-    target = state.last_sample.probe_target if state.last_sample else None
     return state, [Probe(target)] if target else []
 
 

@@ -30,6 +30,7 @@ class PeerView:
     endpoint_changes: int = 0  # endpoints wgtrack applied
     friendly_labels: tuple[tuple[str, str], ...] = ()  # from "# friendly_json = {...}"
     next_reresolve_s: float | None = None  # when the next re-resolution is due, if one is planned
+    probe_silent: bool = False  # the probe target does not answer; the link is judged by handshakes
 
 
 @dataclass(frozen=True, slots=True)

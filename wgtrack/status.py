@@ -31,6 +31,8 @@ def table(doc: dict[str, Any], now: float) -> str:
         for p in iface.get("peers", []):
             name = p.get("friendly_name") or p["public_key"][:8] + "…"
             rtt = "-" if p.get("rtt_ms") is None else f"{p['rtt_ms']:.1f}ms"
+            if p.get("probe_silent"):
+                rtt = "silent"  # the probe target does not answer: judged by handshakes
             rows.append((iface["name"], name, p["status"], _age(p.get("since_s")), _age(p.get("handshake_age_s")),
                          p.get("endpoint") or "-", rtt, _age(p.get("next_reresolve_s"))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -209,6 +209,13 @@ class Tracker:
                 log.info("%s: endpoint %s -> %s", self.name_of(pid), action.old or "(none)", action.new)
                 self._peer_event(pid, "endpoint_changed", now, f"endpoint {action.old or '(none)'} -> {action.new}",
                                  details={"old_endpoint": action.old, "new_endpoint": action.new})
+            elif isinstance(action, link.TargetVerdict):
+                if action.verdict is link.Target.SILENT:
+                    log.warning("%s: probe target %s is silent: %s; judging the link by handshakes until it "
+                                "answers", self.name_of(pid), action.target, action.reason)
+                else:
+                    log.info("%s: probe target %s answers again: %s", self.name_of(pid), action.target,
+                             action.reason)
             elif isinstance(action, link.ResolveFailed):
                 log.warning("%s: re-resolution failed: %s", self.name_of(pid), action.reason)
                 self._peer_event(pid, "reresolve_failed", now, f"re-resolution failed: {action.reason}",
@@ -268,5 +275,6 @@ class Tracker:
                 endpoint_changes=tracked.endpoint_changes,
                 friendly_labels=tuple(sorted(conf.friendly_json.items())) if conf else (),
                 next_reresolve_s=self._next_reresolve_s(ifname, record.public_key, state),
+                probe_silent=state.probe_silent,
             ))
         return views

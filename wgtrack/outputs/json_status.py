@@ -41,6 +41,7 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
                         "keepalive_s": p.keepalive_s,
                         "rtt_ms": p.rtt_ms,
                         "loss": p.loss,
+                        "probe_silent": p.probe_silent,
                         "next_reresolve_s": p.next_reresolve_s,
                         "reresolves": p.reresolves,
                         "endpoint_changes": p.endpoint_changes,
