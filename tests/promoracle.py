@@ -113,8 +113,8 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
             info.add_metric(labels, {"endpoint": peer.endpoint or "", "allowed_ips": ",".join(peer.allowed_ips)})
         for name, count in counts.items():
             iface_peers.add_metric([iface.name, name], count)
-    yield from (sent, received, latest, delay, up, state, since, rtt, loss, silent, reresolves, changes, keepalive, info,
-                iface_up, iface_peers)
+    yield from (sent, received, latest, delay, up, state, since, rtt, loss, silent, reresolves, changes, keepalive,
+                info, iface_up, iface_peers)
 
 
 def _sample(family: Metric, names: list[str], values: list[str], value: float):  # type: ignore[no-untyped-def]

@@ -55,7 +55,7 @@ def test_points_arrive_and_survive_an_outage(lab: Lab, tmp_path: Path) -> None:
                40, interval=0.5)
     stored = cycles_stored(lab)
     assert set(range(min(stored), max(stored) + 1)) <= stored  # no cycle lost
-    assert "write failed, buffering" in daemon.log() and "writing again" in daemon.log()
+    assert "write failed, retrying with back-off" in daemon.log() and "delivering again" in daemon.log()
     assert "not-needed-by-vm" not in daemon.log()
 
 

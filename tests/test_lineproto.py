@@ -13,7 +13,8 @@ from wgtrack.lineproto import line, render
 GOLDEN = (
     'wgtrack,friendly_name=alice,interface=wg0,peer=xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg\\= '
     'endpoint="198.51.100.11:51820",handshake_age_s=100i,is_up=1i,keepalive_s=25i,'
-    'latest_handshake=1794999900i,loss=0,probe_silent=0i,rtt_ms=0.25,status="up:ok",transfer_rx=1234i,transfer_tx=5678i '
+    'latest_handshake=1794999900i,loss=0,probe_silent=0i,rtt_ms=0.25,status="up:ok",'
+    'transfer_rx=1234i,transfer_tx=5678i '
     f'{T_NS}\n'
     'wgtrack,interface=wg0,peer=TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0\\= '
     'is_up=0i,keepalive_s=0i,latest_handshake=0i,probe_silent=0i,status="down",transfer_rx=0i,transfer_tx=96i '

@@ -186,17 +186,26 @@ def test_a_completed_handshake_after_failed_probes_marks_the_target_silent_and_i
     state = probed_down()
     state, actions = step(state, sample(0, 150, wall=WALL + 10), 10.0, PROBES)
     assert state.status is Status.UP and state.probe_silent
-    assert TargetVerdict("192.0.2.2", Target.SILENT,
-                         "2 probes unanswered while a handshake completed") in actions
     assert Changed(Status.DOWN, Status.UP, "new handshake") in actions
-    # Failed probes to a silent target are no evidence any more ...
+    # The verdict is announced when the next probe fails too (once) ...
     state, actions = step(state, FAIL, 11.0, PROBES)
+    assert actions == [TargetVerdict("192.0.2.2", Target.SILENT, "2 probes unanswered while a handshake completed")]
+    # ... and failed probes to a silent target are no evidence any more ...
     state, actions = step(state, FAIL, 11.5, PROBES)
     assert state.status is Status.UP and actions == []
     # ... until it answers again: then probes decide once more.
     state, actions = step(state, OK, 12.0, PROBES)
     assert state.target is Target.ANSWERS and not state.probe_silent
-    assert actions == [TargetVerdict("192.0.2.2", Target.ANSWERS, "it answered again; probes decide")]
+    assert actions == [TargetVerdict("192.0.2.2", Target.ANSWERS, "probes decide again")]
+
+
+def test_the_end_of_an_outage_is_no_silent_target() -> None:
+    # The handshake lands just before the first reply: silent for a moment, never announced.
+    state = probed_down()
+    state, actions = step(state, sample(0, 150, wall=WALL + 10), 10.0, PROBES)
+    state, more = step(state, OK, 10.5, PROBES)
+    assert state.target is Target.ANSWERS and state.status is Status.UP
+    assert not [a for a in actions + more if isinstance(a, TargetVerdict)]
 
 
 def test_a_handshake_older_than_the_failures_does_not_revoke_down() -> None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
+import contextlib
 import logging
 import os
 import sys
+import threading
 
-from wgtrack import __version__, config, outputs
+from wgtrack import __version__, config, outputs, workers
 from wgtrack.daemon import Daemon
 from wgtrack.dump import parse_dump
 from wgtrack.model import short_key
+from wgtrack.outputs.json_status import read_status
 from wgtrack.tracker import Tracker, probe_target
 from wgtrack.wgcmd import show_all_dump
 from wgtrack.wgconf import load_interface_conf
@@ -56,6 +58,7 @@ def peer_report(cfg: config.Config) -> list[str]:
     if result.error is not None:
         return [f"WireGuard not readable now ({result.error}): per-peer checks skipped"]
     tracker = Tracker(cfg)
+    silent = _silent_targets(cfg)
     lines = []
     for iface in parse_dump(result.stdout).interfaces:
         confs = load_interface_conf(cfg.wg_config_dir, iface.name)
@@ -69,6 +72,8 @@ def peer_report(cfg: config.Config) -> list[str]:
                 probe = "probes off"
             elif target:
                 probe = f"probe {target}"
+                if pid in silent:
+                    probe += " (silent per the running daemon: judged by handshakes)"
             else:
                 ranges = ", ".join(peer.allowed_ips) or "no allowed IPs"
                 probe = (f"no ICMP probe: only network ranges ({ranges}); "
@@ -77,6 +82,18 @@ def peer_report(cfg: config.Config) -> list[str]:
             resolve = f"re-resolve {source[0]}:{source[1]}" if source else "no re-resolution"
             lines.append(f"{name} ({short_key(peer.public_key)}): {probe}; {resolve}")
     return lines or ["no WireGuard interface exists yet"]
+
+
+def _silent_targets(cfg: config.Config) -> set[tuple[str, str]]:
+    """Peers whose probe target the running daemon declared silent, from its status file."""
+    if cfg.json_status is None:
+        return set()
+    try:
+        doc = read_status(cfg.json_status.filename)
+        return {(str(i["name"]), str(p["public_key"])) for i in doc.get("interfaces", [])
+                for p in i.get("peers", []) if p.get("probe_silent")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()  # no daemon, or not one that writes this: nothing to add
 
 
 def check_config(path: str) -> int:
@@ -112,8 +129,31 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"wgtrack: {args.config}: invalid configuration, not starting:\n{exc}", file=sys.stderr)
         return 1
-    if args.stdout:
-        cfg = dataclasses.replace(cfg, stdout=True)
     _setup_logging(args.loglevel if args.loglevel is not None else cfg.loglevel)
-    daemon = Daemon(cfg, once=args.once, loglevel_override=args.loglevel)
-    return asyncio.run(daemon.run())
+    daemon = Daemon(cfg, once=args.once, loglevel_override=args.loglevel, stdout_override=args.stdout)
+    return run_until_done(daemon)
+
+
+def run_until_done(daemon: Daemon) -> int:
+    """Run the daemon; then exit without waiting for threads stuck in the outside world.
+
+    Blocking calls run on daemon threads with deadlines, but a thread can stay stuck in a
+    write to a pipe nobody reads. ``asyncio.run`` would wait for executor threads and the
+    interpreter for non-daemon ones; a stop must not. So the loop is closed without waiting,
+    and when any worker thread is still busy the process leaves with ``os._exit`` after the
+    logs are flushed.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        rc = loop.run_until_complete(daemon.run())
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if workers.any_busy() or any(t.is_alive() for t in others):
+        logging.shutdown()
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
+        os._exit(rc)
+    return rc

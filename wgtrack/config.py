@@ -597,20 +597,20 @@ def describe(config: Config) -> str:
         lines.append("[output:stdout] enabled = True")
     for name, hook in config.webhooks:
         # url path, secret and header values can hold tokens: only their presence is shown.
-        from wgtrack.httppost import redact
+        from wgtrack.redact import redact_url as redact
 
         lines.append(f"[output:{name}] url = {redact(hook.url)}/..., format = {hook.format}, "
                      f"events = {','.join(sorted(hook.events)) or 'all'}, secret = {'set' if hook.secret else 'none'}, "
                      f"headers = {', '.join(sorted(hook.headers)) or 'none'}")
     if config.influxdb is not None:
-        from wgtrack.httppost import redact
+        from wgtrack.redact import redact_url as redact
 
         db = config.influxdb
         lines.append(f"[output:influxdb] url = {redact(db.url)}, bucket = {db.bucket}, org = {db.org or '-'}, "
                      f"precision = {db.precision}, "
                      f"auth = {'user/password' if db.username else 'token' if db.token else 'none'}")
     if config.alertmanager is not None:
-        from wgtrack.httppost import redact
+        from wgtrack.redact import redact_url as redact
 
         lines.append(f"[output:alertmanager] url = {redact(config.alertmanager.url)}, "
                      f"resend_interval = {config.alertmanager.resend_interval_s:g}")

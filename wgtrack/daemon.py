@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -16,21 +17,23 @@ import time
 from pathlib import Path
 
 from wgtrack import config as config_mod
-from wgtrack import link, outputs, probe, sdnotify
+from wgtrack import link, probe, sdnotify
 from wgtrack.config import Config, ConfigError
 from wgtrack.dump import parse_dump
 from wgtrack.errors import StartupError
-from wgtrack.outputs import Output
+from wgtrack.outputs.runner import Outputs
 from wgtrack.resolve import Resolver
-from wgtrack.snapshot import Snapshot
 from wgtrack.tracker import PeerId, Tracker
 from wgtrack.wgcmd import run_wg, show_all_dump
 from wgtrack.wgconf import load_interface_conf
+from wgtrack.workers import Workers
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_S = 1.5  # close each output within this, so a stop stays well inside 5 s
-FAREWELL_S = 1.5  # the last snapshot (tracker_stopping) may take this long
+# Every output closes in parallel within this one deadline (requests in flight finish, queues
+# get a last chance), so that SIGTERM exits well inside 5 s whatever a receiver is doing.
+STOP_DEADLINE_S = 3.0
+IO_TIMEOUT_S = 10.0  # reading a config file or a wg config (a hung NFS mount, say)
 MAX_ACTION_CHAIN = 8  # probe -> resolve -> set -> probe ... never loops unbounded
 # A cycle waits this long (at most) for the re-resolutions it started, so that a heal with a
 # healthy DNS server is reported in the same cycle; a dead one just finishes in the background.
@@ -42,19 +45,21 @@ LAG_PERIOD_S = 0.1  # how often the loop-lag watchdog wakes
 class Daemon:
     """Runs cycles until told to stop; ``run()`` returns the process exit status."""
 
-    def __init__(self, config: Config, *, once: bool = False, loglevel_override: int | None = None) -> None:
-        self.config = config
+    def __init__(self, config: Config, *, once: bool = False, loglevel_override: int | None = None,
+                 stdout_override: bool = False) -> None:
+        self.stdout_override = stdout_override  # --stdout: applied again on every reload
+        self.config = self._overridden(config)
         self.once = once
         self.loglevel_override = loglevel_override
-        self.tracker = Tracker(config)
+        self.tracker = Tracker(self.config)
         self.resolver = Resolver(config.hosts_file, config.dns_timeout_s)
-        self.outputs: list[Output] = []
+        self.outputs = Outputs(self._count_output_error)
+        self._io = Workers("io", threads=2)  # config and wg-config reads
         self._background: dict[PeerId, asyncio.Task[None]] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self._max_lag_s = 0.0
         self._last_success_ns = 0
         self._errors: dict[str, int] = {"wg": 0, "parse": 0, "output": 0}
-        self._failing: dict[str, str] = {}  # output name -> error of the current failure run
         self._wg_error: str | None = None
         self._dump_problems: tuple[str, ...] = ()
         self._cycle = 0
@@ -63,6 +68,12 @@ class Daemon:
         self._reload_requested = False
         self._wake = asyncio.Event()  # stop or reload requested
         self._stopping = asyncio.Event()  # stop requested: abandon a cycle in progress
+
+    def _overridden(self, config: Config) -> Config:
+        return dataclasses.replace(config, stdout=True) if self.stdout_override else config
+
+    def _count_output_error(self) -> None:
+        self._errors["output"] += 1
 
     # ---- signals: set flags, nothing else ----
 
@@ -84,13 +95,12 @@ class Daemon:
         if not self.once:
             loop.add_signal_handler(signal.SIGHUP, self._request_reload)
         try:
-            self.outputs = await self._start_outputs(self.config)
+            await self.outputs.start(self.config)
         except StartupError as exc:
             log.error("cannot start: %s", exc)
             return 1
         sdnotify.notify("READY=1")
-        log.info("wgtrack started: cycle %g s, outputs: %s", self.config.cycle_time_s,
-                 ", ".join(o.name for o in self.outputs) or "none")
+        log.info("wgtrack started: cycle %g s, outputs: %s", self.config.cycle_time_s, self.outputs.names)
         self.tracker.tracker_event("tracker_started", time.time(), "wgtrack started")
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -105,8 +115,8 @@ class Daemon:
         finally:
             sdnotify.notify("STOPPING=1")
             if self._stop_signal:
-                await self._publish_farewell()
-            await self._close_outputs(self.outputs)
+                self._publish_farewell()
+            await self.outputs.close(STOP_DEADLINE_S)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         if self._stop_signal:
@@ -145,47 +155,32 @@ class Daemon:
     async def _reload(self) -> None:
         sdnotify.reloading()
         try:
-            new = await asyncio.to_thread(config_mod.load, self.config.path)
-            new_outputs = await self._start_outputs(new)
-        except (ConfigError, StartupError) as exc:
-            log.error("reload refused, still running on the previous config: %s", str(exc).replace("\n", "; "))
+            new = self._overridden(await self._io.run(config_mod.load, self.config.path, timeout_s=IO_TIMEOUT_S))
+            changes = await self.outputs.reconcile(new)
+        except (ConfigError, StartupError, TimeoutError) as exc:
+            reason = "reading the config timed out" if isinstance(exc, TimeoutError) else str(exc)
+            log.error("reload refused, still running on the previous config: %s", reason.replace("\n", "; "))
             sdnotify.notify("READY=1")
             return
-        old_outputs, self.outputs = self.outputs, new_outputs
-        await self._close_outputs(old_outputs)
         self.config = new
         self.tracker.set_config(new)
         self.resolver = Resolver(new.hosts_file, new.dns_timeout_s)
         self.tracker.clear_interface_confs()  # wg configs are re-read on the next cycle
-        self._failing.clear()
         if self.loglevel_override is None:
             logging.getLogger().setLevel(new.loglevel)
-        log.info("reloaded %s: cycle %g s, outputs: %s", new.path, new.cycle_time_s,
-                 ", ".join(o.name for o in self.outputs) or "none")
+        log.info("reloaded %s: cycle %g s, outputs: %s (%s)", new.path, new.cycle_time_s, self.outputs.names,
+                 ", ".join(changes) or "outputs unchanged")
         sdnotify.notify("READY=1")
 
-    async def _publish_farewell(self) -> None:
+    def _publish_farewell(self) -> None:
         """One last snapshot carrying ``tracker_stopping``, so event outputs hear of the stop."""
         loop = asyncio.get_running_loop()
         self.tracker.tracker_event("tracker_stopping", time.time(), f"wgtrack stopping ({self._stop_signal})")
         snap = self.tracker.snapshot(now=loop.time(), time_ns=time.time_ns(), cycle=self._cycle,
                                      wg_error=self._wg_error, cycle_duration_s=0.0, started_ns=self._started_ns,
-                                     last_success_ns=self._last_success_ns, errors=tuple(sorted(self._errors.items())))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._publish(snap), FAREWELL_S)
-
-    async def _start_outputs(self, config: Config) -> list[Output]:
-        built = outputs.build(config)
-        for output in built:
-            await output.start()
-        return built
-
-    async def _close_outputs(self, closing: list[Output]) -> None:
-        for output in closing:
-            try:
-                await asyncio.wait_for(output.close(), STOP_GRACE_S)
-            except Exception as exc:  # a broken output must not stop the others closing
-                log.warning("%s: close failed: %s", output.name, exc)
+                                     last_success_ns=self._last_success_ns, errors=tuple(sorted(self._errors.items())),
+                                     stopped=True)
+        self.outputs.hand_over(snap)
 
     # ---- one cycle ----
 
@@ -223,7 +218,7 @@ class Daemon:
             errors=tuple(sorted(self._errors.items())),
         )
         self._max_lag_s = 0.0
-        await self._publish(snap)
+        self.outputs.hand_over(snap)
         log.debug("cycle %d done in %.3f s", self._cycle, loop.time() - started)
 
     async def _read_new_interface_confs(self, present: list[str]) -> None:
@@ -231,10 +226,13 @@ class Daemon:
         new = [name for name in present if name not in known]
         if not new:
             return
-        confs = await asyncio.gather(*(
-            asyncio.to_thread(load_interface_conf, Path(self.config.wg_config_dir), name) for name in new
-        ))
-        for name, conf in zip(new, confs, strict=True):
+        for name in new:
+            try:
+                conf = await self._io.run(load_interface_conf, Path(self.config.wg_config_dir), name,
+                                          timeout_s=IO_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("reading the wg config of %s timed out; going on without it", name)
+                conf = {}
             self.tracker.set_interface_conf(name, conf)
 
     # ---- carrying out the machines' actions ----
@@ -311,22 +309,6 @@ class Daemon:
             before = loop.time()
             await asyncio.sleep(LAG_PERIOD_S)
             self._max_lag_s = max(self._max_lag_s, loop.time() - before - LAG_PERIOD_S)
-
-    async def _publish(self, snap: Snapshot) -> None:
-        async def one(output: Output) -> None:
-            try:
-                await asyncio.wait_for(output.publish(snap), max(self.config.cycle_time_s, 5.0))
-            except Exception as exc:  # any output failure is logged, never fatal
-                text = f"{type(exc).__name__}: {exc}"
-                self._errors["output"] += 1
-                if output.name not in self._failing:
-                    log.error("%s: publish failed (logged once until it recovers): %s", output.name, text)
-                self._failing[output.name] = text
-            else:
-                if self._failing.pop(output.name, None) is not None:
-                    log.info("%s: publishing again", output.name)
-
-        await asyncio.gather(*(one(o) for o in self.outputs))
 
 
 def _poke(target: str) -> None:

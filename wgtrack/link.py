@@ -233,6 +233,7 @@ class LinkState:
     target: Target = Target.UNPROVEN
     failing_since: float = 0.0  # epoch time of the sample before the first failed probe of a run
     knock_since: float | None = None  # epoch time of our first probe with no session to carry it
+    silence_reason: str = ""  # set while a silent verdict is not yet announced (see _on_probe)
 
     @property
     def probe_silent(self) -> bool:
@@ -266,7 +267,9 @@ def _move(state: LinkState, new: Status, now: float, reason: str) -> tuple[LinkS
 
 def _alive(state: LinkState, now: float, reason: str) -> tuple[LinkState, list[Action]]:
     """Evidence of life: up, and the whole re-resolution schedule starts over."""
-    state = replace(state, probe_failures=0, quiet_cycles=0, resolves=0, last_resolve_at=-1,
+    # An unproven target's failures still count towards declaring it silent.
+    failures = state.probe_failures if state.target is Target.UNPROVEN else 0
+    state = replace(state, probe_failures=failures, quiet_cycles=0, resolves=0, last_resolve_at=-1,
                     next_resolve_at=-1, backoff_cycles=0, knock_since=None)
     return _move(state, Status.UP, now, reason)
 
@@ -355,10 +358,11 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
     is_down = state.status is not None and state.status.is_down
     if fresh_handshake and decide and state.probe_failures >= settings.ping_failafternum:
         if s.latest_handshake > state.failing_since:
-            # Completed after our probes went unanswered: the link works, the target does not answer.
-            actions.append(TargetVerdict(s.probe_target or "", Target.SILENT,
-                                         f"{state.probe_failures} probes unanswered while a handshake completed"))
-            state = replace(state, target=Target.SILENT, probe_failures=0)
+            # Completed after our probes went unanswered: the link works, the target does not
+            # answer. Announced only if the next probe fails too: at the end of an outage the
+            # handshake often lands just before the first reply, and that is no silent target.
+            reason = f"{state.probe_failures} probes unanswered while a handshake completed"
+            state = replace(state, target=Target.SILENT, probe_failures=0, silence_reason=reason)
             decide = False
         else:
             fresh_handshake = False  # it completed before the failures: no news of the link now
@@ -396,11 +400,14 @@ def _on_probe(state: LinkState, r: ProbeResult, now: float, settings: TrackSetti
     target = state.last_sample.probe_target if state.last_sample else None
     if r.ok:
         actions: list[Action] = []
-        if state.target is Target.SILENT and target:
-            actions.append(TargetVerdict(target, Target.ANSWERS, "it answered again; probes decide"))
-        state, changed = _alive(replace(state, target=Target.ANSWERS), now, "probe answered")
+        if state.target is Target.SILENT and target and not state.silence_reason:
+            actions.append(TargetVerdict(target, Target.ANSWERS, "probes decide again"))
+        state, changed = _alive(replace(state, target=Target.ANSWERS, silence_reason=""), now, "probe answered")
         return state, actions + changed
     if state.target is Target.SILENT:
+        if state.silence_reason and target:  # confirmed: say it now, once
+            reason, state = state.silence_reason, replace(state, silence_reason="")
+            return state, [TargetVerdict(target, Target.SILENT, reason)]
         return state, []  # expected: not evidence, and no reason to probe it any faster
     failures = state.probe_failures + 1
     if failures == 1:

@@ -11,15 +11,15 @@ import asyncio
 import functools
 import os
 import random
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import icmplib
 
 from wgtrack.link import ProbeResult
+from wgtrack.workers import Workers
 
 PROBE_THREADS = 64  # concurrent blocking probes with icmplib 2 (each mostly waits)
-_pool: ThreadPoolExecutor | None = None
+_pool = Workers("probe", threads=PROBE_THREADS)  # daemon threads: a probe never delays an exit
 
 
 def _result(host: Any) -> ProbeResult:
@@ -39,12 +39,9 @@ async def ping(target: str, count: int, timeout_s: float) -> ProbeResult:
 
 async def ping_in_thread(target: str, count: int, timeout_s: float) -> ProbeResult:
     """The icmplib 2 path: the blocking ``icmplib.ping`` in a worker thread."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="wgtrack-probe")
     call = functools.partial(icmplib.ping, target, count=count, interval=0.2, timeout=timeout_s,
                              id=random.randint(1, 0xFFFF), privileged=os.geteuid() == 0)
-    return await _bounded(asyncio.get_running_loop().run_in_executor(_pool, call), count, timeout_s)
+    return await _bounded(_pool.run(call), count, timeout_s)
 
 
 async def _bounded(request: Any, count: int, timeout_s: float) -> ProbeResult:

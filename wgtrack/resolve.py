@@ -13,8 +13,10 @@ import dns.resolver
 
 from wgtrack.link import ResolveResult
 from wgtrack.model import is_ip_literal
+from wgtrack.workers import Workers
 
 log = logging.getLogger(__name__)
+_FILES = Workers("resolve-files")  # the hosts file and resolv.conf
 
 
 def parse_hosts(text: str, hostname: str) -> tuple[str, ...]:
@@ -47,16 +49,20 @@ class Resolver:
     async def _resolver(self) -> dns.asyncresolver.Resolver:
         if self._dns is None:
             # Reading /etc/resolv.conf is file I/O: not on the loop.
-            self._dns = await asyncio.to_thread(dns.asyncresolver.Resolver)
+            self._dns = await _FILES.run(dns.asyncresolver.Resolver, timeout_s=5.0)
         return self._dns
 
     async def resolve(self, hostname: str) -> ResolveResult:
-        from_hosts = parse_hosts(await asyncio.to_thread(_read_hosts, self.hosts_file), hostname)
+        try:
+            hosts = await _FILES.run(_read_hosts, self.hosts_file, timeout_s=5.0)
+        except TimeoutError:
+            hosts = ""
+        from_hosts = parse_hosts(hosts, hostname)
         if from_hosts:
             return ResolveResult(from_hosts)
         try:
             resolver = await self._resolver()
-        except (dns.resolver.NoResolverConfiguration, OSError) as exc:
+        except (dns.resolver.NoResolverConfiguration, OSError, TimeoutError) as exc:
             return ResolveResult(error=f"no DNS configuration: {exc}")
         answers = await asyncio.gather(*(self._query(resolver, hostname, rdtype) for rdtype in ("A", "AAAA")))
         addresses = tuple(a for found, _ in answers for a in found)

@@ -62,3 +62,5 @@ class Snapshot:
     last_success_ns: int = 0  # when wg was last read successfully (0 = never)
     errors: tuple[tuple[str, int], ...] = ()  # cumulative collection errors by kind
     events: tuple[Event, ...] = ()  # what changed since the previous snapshot
+    cycle_time_s: float = 0.0  # the configured period, so readers can tell a stale picture
+    stopped: bool = False  # the last snapshot of a clean stop

@@ -214,8 +214,7 @@ class Tracker:
                     log.warning("%s: probe target %s is silent: %s; judging the link by handshakes until it "
                                 "answers", self.name_of(pid), action.target, action.reason)
                 else:
-                    log.info("%s: probe target %s answers again: %s", self.name_of(pid), action.target,
-                             action.reason)
+                    log.info("%s: probe target %s answers: %s", self.name_of(pid), action.target, action.reason)
             elif isinstance(action, link.ResolveFailed):
                 log.warning("%s: re-resolution failed: %s", self.name_of(pid), action.reason)
                 self._peer_event(pid, "reresolve_failed", now, f"re-resolution failed: {action.reason}",
@@ -228,7 +227,8 @@ class Tracker:
 
     def snapshot(self, *, now: float, time_ns: int, cycle: int, wg_error: str | None,
                  cycle_duration_s: float, started_ns: int, loop_lag_ms: float = 0.0,
-                 last_success_ns: int = 0, errors: tuple[tuple[str, int], ...] = ()) -> Snapshot:
+                 last_success_ns: int = 0, errors: tuple[tuple[str, int], ...] = (),
+                 stopped: bool = False) -> Snapshot:
         interfaces: list[InterfaceView] = []
         if wg_error is None:
             for iface in self._interfaces.interfaces:
@@ -238,7 +238,7 @@ class Tracker:
         return Snapshot(time_ns=time_ns, cycle=cycle, wg_ok=wg_error is None, wg_error=wg_error,
                         interfaces=tuple(interfaces), cycle_duration_s=cycle_duration_s, started_ns=started_ns,
                         loop_lag_ms=loop_lag_ms, last_success_ns=last_success_ns, errors=errors,
-                        events=self.drain_events())
+                        events=self.drain_events(), cycle_time_s=self.config.cycle_time_s, stopped=stopped)
 
     def _next_reresolve_s(self, ifname: str, key: str, state: link.LinkState) -> float | None:
         cycles = link.cycles_to_next_resolve(state, self.config.settings_for(ifname, key))

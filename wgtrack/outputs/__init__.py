@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 from typing import Protocol
 
-from wgtrack.config import Config
+from wgtrack.config import AlertmanagerSettings, Config
 from wgtrack.snapshot import Snapshot
 
 
@@ -30,37 +32,63 @@ class Output(Protocol):
         ...
 
 
-def build(config: Config) -> list[Output]:
-    """Every output the config enables."""
-    from wgtrack.outputs.influx_file import InfluxFile
-
-    outputs: list[Output] = []
+def plan(config: Config) -> dict[str, object]:
+    """Every output the config enables: section name -> the settings that build it. Two
+    plans' entries compare equal exactly when a reload may keep the running output."""
+    wanted: dict[str, object] = {}
     if config.influx_file.enabled:
-        outputs.append(InfluxFile(config.influx_file))
+        wanted["output:influx"] = config.influx_file
     if config.json_status is not None and config.json_status.enabled:
+        wanted["output:json"] = config.json_status
+    for name, hook in config.webhooks:
+        wanted[f"output:{name}"] = hook
+    if config.influxdb is not None:
+        wanted["output:influxdb"] = config.influxdb
+    if config.alertmanager is not None:
+        am = config.alertmanager
+        wanted["output:alertmanager"] = am if am.instance else dataclasses.replace(am, instance=socket.gethostname())
+    if config.stdout:
+        wanted["output:stdout"] = True
+    if config.prometheus is not None and config.prometheus.enabled:
+        wanted["output:prometheus"] = config.prometheus
+    return wanted
+
+
+def make(section: str, settings: object) -> Output:
+    """The output for one entry of ``plan``; imports only what is configured."""
+    # Each import is local: an output that is not configured costs no memory.
+    if section == "output:influx":
+        from wgtrack.outputs.influx_file import InfluxFile
+
+        return InfluxFile(settings)  # type: ignore[arg-type]
+    if section == "output:json":
         from wgtrack.outputs.json_status import JsonStatus
 
-        outputs.append(JsonStatus(config.json_status))
-    if config.webhooks:
+        return JsonStatus(settings)  # type: ignore[arg-type]
+    if section.startswith("output:webhook"):
         from wgtrack.outputs.webhook import Webhook
 
-        outputs.extend(Webhook(name, hook) for name, hook in config.webhooks)
-    if config.influxdb is not None:
+        return Webhook(section.removeprefix("output:"), settings)  # type: ignore[arg-type]
+    if section == "output:influxdb":
         from wgtrack.outputs.influxdb import InfluxDB
 
-        outputs.append(InfluxDB(config.influxdb))
-    if config.alertmanager is not None:
-        import socket
-
+        return InfluxDB(settings)  # type: ignore[arg-type]
+    if section == "output:alertmanager":
         from wgtrack.outputs.alertmanager import Alertmanager
 
-        outputs.append(Alertmanager(config.alertmanager, config.alertmanager.instance or socket.gethostname()))
-    if config.stdout:
+        assert isinstance(settings, AlertmanagerSettings)
+        return Alertmanager(settings, settings.instance or socket.gethostname())
+    if section == "output:stdout":
         from wgtrack.outputs.stdout import StdoutLines
 
-        outputs.append(StdoutLines())
-    if config.prometheus is not None and config.prometheus.enabled:
+        return StdoutLines()
+    if section == "output:prometheus":
         from wgtrack.outputs.prometheus import PrometheusExporter
 
-        outputs.append(PrometheusExporter(config.prometheus))
-    return outputs
+        return PrometheusExporter(settings)  # type: ignore[arg-type]
+    raise ValueError(f"no output for [{section}]")
+
+
+def build(config: Config) -> list[Output]:
+    """Every output the config enables (not started)."""
+    return [make(section, settings) for section, settings in plan(config).items()]

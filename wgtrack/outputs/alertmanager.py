@@ -8,7 +8,6 @@ latest state; ``publish`` never waits for Alertmanager.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import logging
@@ -16,7 +15,7 @@ from typing import Any
 
 from wgtrack import __version__
 from wgtrack.config import AlertmanagerSettings
-from wgtrack.httppost import post
+from wgtrack.httpclient import post
 from wgtrack.outputs.sender import Sender
 from wgtrack.snapshot import PeerView, Snapshot
 
@@ -31,22 +30,35 @@ def _iso(epoch: float) -> str:
                                                                                                           "Z")
 
 
-class Alertmanager(Sender):
+Payload = list[dict[str, Any]]
+
+
+class Alertmanager(Sender[Payload]):
     """Keeps the set of firing alerts; sends it (plus fresh resolutions) when due."""
 
-    name = "output:alertmanager"
+    what = "push"
+    unit = "alert updates"
 
     def __init__(self, settings: AlertmanagerSettings, instance: str) -> None:
-        super().__init__(settings.url)
+        super().__init__("output:alertmanager", settings.url, 1.0, MAX_BACKOFF_S)
         self.settings = settings
         self.instance = instance
         self.firing: dict[tuple[str, str], dict[str, Any]] = {}
         self._resolved: dict[tuple[str, str], dict[str, Any]] = {}  # waiting to be sent
         self._last_sent = 0.0
-        self._pending: list[dict[str, Any]] | None = None
+        self._pending: Payload | None = None
+        self._pending_resolved: list[tuple[str, str]] = []
 
-    async def close(self) -> None:
-        await self._stop()
+    def take_over(self, old: object) -> None:
+        if isinstance(old, Alertmanager):
+            # Firing alerts and unsent resolutions live on: Alertmanager must hear them resolve.
+            self.firing, self._resolved, self._last_sent = old.firing, old._resolved, old._last_sent
+            if old._pending is not None:
+                self._pending = old._pending
+                self._wake.set()
+
+    def pending(self) -> int:
+        return 0 if self._pending is None else len(self._pending)
 
     def _alert(self, peer: PeerView, starts: float) -> dict[str, Any]:
         name = peer.friendly_name or peer.public_key[:8]
@@ -87,29 +99,18 @@ class Alertmanager(Sender):
             self._last_sent = now
             self._wake.set()
 
-    async def _send_forever(self) -> None:
-        failures = 0
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            payload, resolved_keys = self._pending, list(self._resolved)
-            if payload is None:
-                continue
-            body = json.dumps(payload).encode()
-            headers = {"Content-Type": "application/json", "User-Agent": f"wgtrack/{__version__}"}
-            result = await asyncio.to_thread(post, self.settings.url.rstrip("/") + "/api/v2/alerts", body, headers,
-                                             self.settings.timeout_s)
-            if result.ok:
-                if failures:
-                    log.info("%s (%s): reachable again", self.name, self._target)
-                failures = 0
-                for key in resolved_keys:
-                    self._resolved.pop(key, None)
-                if self._pending is payload:
-                    self._pending = None
-                continue
-            failures += 1
-            if failures == 1:
-                log.warning("%s (%s): push failed, retrying with back-off: %s", self.name, self._target, result.error)
-            await asyncio.sleep(min(MAX_BACKOFF_S, 2 ** (failures - 1)))
-            self._wake.set()  # try again with whatever is latest
+    def _next(self) -> Payload | None:
+        return self._pending
+
+    async def _deliver(self, payload: Payload) -> str | None:
+        body = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": f"wgtrack/{__version__}"}
+        return (await post(self.settings.url.rstrip("/") + "/api/v2/alerts", body, headers,
+                           self.settings.timeout_s)).error
+
+    def _delivered(self, payload: Payload) -> None:
+        sent = {id(alert) for alert in payload}  # resolutions go out as the very objects kept here
+        for key in [k for k, alert in self._resolved.items() if id(alert) in sent]:
+            del self._resolved[key]
+        if self._pending is payload:
+            self._pending = None

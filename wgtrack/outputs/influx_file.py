@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from wgtrack.atomic import directory_problem, write_atomic
 from wgtrack.config import InfluxFileSettings
 from wgtrack.errors import StartupError
 from wgtrack.lineproto import render
 from wgtrack.snapshot import Snapshot
+from wgtrack.workers import Workers
+
+WRITE_TIMEOUT_S = 30.0  # a hung disk: the write goes on in its thread, the output reports it
 
 
 class InfluxFile:
@@ -18,6 +19,7 @@ class InfluxFile:
 
     def __init__(self, settings: InfluxFileSettings) -> None:
         self.settings = settings
+        self._worker = Workers("output-influx")
 
     def check(self) -> list[str]:
         where = f"[output:influx] filename = {str(self.settings.filename)!r}"
@@ -31,7 +33,8 @@ class InfluxFile:
 
     async def publish(self, snapshot: Snapshot) -> None:
         # Rendering 10k peers and an fsync are both too slow for the event loop.
-        await asyncio.to_thread(self._write, snapshot)
+        # A write still hanging from an earlier cycle is reported, not queued behind.
+        await self._worker.run(self._write, snapshot, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
 
     def _write(self, snapshot: Snapshot) -> None:
         write_atomic(self.settings.filename, render(snapshot).encode(), self.settings.mode)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,9 @@ from wgtrack.atomic import directory_problem, write_atomic
 from wgtrack.config import JsonSettings
 from wgtrack.errors import StartupError
 from wgtrack.snapshot import Snapshot
+from wgtrack.workers import Workers
+
+WRITE_TIMEOUT_S = 30.0
 
 
 def status_document(snap: Snapshot) -> dict[str, Any]:
@@ -20,6 +22,8 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
         "cycle": snap.cycle,
         "wg_ok": snap.wg_ok,
         "wg_error": snap.wg_error,
+        "cycle_time_s": snap.cycle_time_s,
+        "stopped": snap.stopped,
         "interfaces": [
             {
                 "name": iface.name,
@@ -61,6 +65,7 @@ class JsonStatus:
 
     def __init__(self, settings: JsonSettings) -> None:
         self.settings = settings
+        self._worker = Workers("output-json")
 
     def check(self) -> list[str]:
         # /run/wgtrack may not exist yet: it is created at start (systemd's RuntimeDirectory does too).
@@ -73,12 +78,12 @@ class JsonStatus:
         if problems:
             raise StartupError("; ".join(problems))
         try:
-            await asyncio.to_thread(self.settings.filename.parent.mkdir, 0o755, False, True)
+            await self._worker.run(self.settings.filename.parent.mkdir, 0o755, False, True, timeout_s=WRITE_TIMEOUT_S)
         except OSError as exc:
             raise StartupError(f"[output:json] cannot create {self.settings.filename.parent}: {exc.strerror}") from None
 
     async def publish(self, snapshot: Snapshot) -> None:
-        await asyncio.to_thread(self._write, snapshot)
+        await self._worker.run(self._write, snapshot, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
 
     def _write(self, snapshot: Snapshot) -> None:
         data = json.dumps(status_document(snapshot), indent=1).encode() + b"\n"

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -64,6 +65,8 @@ class PrometheusExporter:
                         probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                     probe.bind(address)
         except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return []  # most likely the running wgtrack itself: not a problem of this config
             return [f"{where}: cannot listen: {exc.strerror or exc}"]
         return []
 

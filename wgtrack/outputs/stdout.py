@@ -3,17 +3,29 @@ Telegraf's ``inputs.execd`` (logs go to stderr only)."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
+import os
 
 from wgtrack.lineproto import render
 from wgtrack.snapshot import Snapshot
+from wgtrack.workers import Workers
+
+WRITE_TIMEOUT_S = 10.0
 
 
 class StdoutLines:
-    """Writes every snapshot's lines to stdout; a slow reader blocks a worker thread, not the loop."""
+    """Writes every snapshot's lines to stdout from a thread of its own.
+
+    A reader that stops reading blocks that thread in ``write``, never the loop, the cycle or
+    another output: later snapshots are refused (the failure is logged once) until the pipe
+    drains. ``os.write`` on the raw descriptor, not ``sys.stdout``: a thread stuck inside
+    ``sys.stdout`` holds its lock, and the interpreter would wait for that lock at exit.
+    """
 
     name = "output:stdout"
+
+    def __init__(self, fd: int = 1) -> None:
+        self.fd = fd
+        self._worker = Workers("output-stdout")
 
     def check(self) -> list[str]:
         return []
@@ -22,12 +34,12 @@ class StdoutLines:
         return None
 
     async def publish(self, snapshot: Snapshot) -> None:
-        await asyncio.to_thread(self._write, render(snapshot))
+        await self._worker.run(self._write, snapshot, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
 
-    @staticmethod
-    def _write(text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+    def _write(self, snapshot: Snapshot) -> None:
+        data = memoryview(render(snapshot).encode())
+        while data:
+            data = data[os.write(self.fd, data):]
 
     async def close(self) -> None:
         return None
