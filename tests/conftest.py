@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.lab import Lab
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture
@@ -21,3 +24,21 @@ def lab() -> Iterator[Lab]:
         for peer in built.peer_names:
             built.handshake(peer)
         yield built
+
+
+@pytest.fixture
+def fakewg(tmp_path: Path) -> Path:
+    """A ``wg`` that prints ``dump`` (or hangs while ``hang`` exists, fails while ``fail`` exists,
+    printing its content to stderr when it has any)."""
+    script = tmp_path / "fakewg"
+    script.write_text(f"""#!/bin/sh
+d={tmp_path}
+[ -s $d/fail ] && {{ cat $d/fail >&2; exit 1; }}
+[ -e $d/fail ] && {{ echo "Unable to access interface: Permission denied" >&2; exit 1; }}
+[ -e $d/hang ] && exec sleep 30
+[ -e $d/dump ] && cat $d/dump
+exit 0
+""")
+    script.chmod(0o755)
+    (tmp_path / "dump").write_text((DATA / "lab-mixed.dump").read_text())
+    return script

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from tests import lp
 from tests.lab import Lab
@@ -90,10 +92,17 @@ def start_in_lab(lab: Lab, tmp_path: Path, extra: str = "", **general: object) -
     return Watched(lab.daemon(conf, stderr=log), out, log)
 
 
-def start_local(config: Path, out: Path, log: Path, *args: str) -> Watched:
-    """Start ``python -m wgtrack`` here (no namespace), for tests with a fake wg."""
+def start_local(config: Path, out: Path, log: Path, *args: str, stdout: int | IO[bytes] = subprocess.DEVNULL,
+                max_files: int | None = None) -> Watched:
+    """Start ``python -m wgtrack`` here (no namespace), for tests with a fake wg; ``max_files``
+    sets its RLIMIT_NOFILE."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def limit() -> None:
+        if max_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
+
     with open(log, "ab") as err:
         proc = subprocess.Popen([sys.executable, "-m", "wgtrack", "-c", str(config), *args],
-                                stdout=subprocess.DEVNULL, stderr=err, env=env)
+                                stdout=stdout, stderr=err, env=env, preexec_fn=limit)
     return Watched(proc, out, log)

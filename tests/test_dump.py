@@ -77,7 +77,7 @@ def test_private_key_in_a_malformed_line_never_reaches_problems() -> None:
     private = "kEY1kEY1kEY1kEY1kEY1kEY1kEY1kEY1kEY1kEY1kEY="
     dump = parse_dump(f"wg0\t{private}\tnot-a-key\t51820\toff\n")
     assert private not in repr(dump)
-    assert dump.problems == ("line 1: interface public key is malformed",)
+    assert dump.problems == (("interface public key is malformed", 1, 1),)
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=400))
@@ -95,3 +95,39 @@ def test_is_public_key() -> None:
     assert is_public_key("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
     assert not is_public_key("AAAA")
     assert not is_public_key("!" * 43 + "=")
+
+
+PEER_TAIL = "\t(none)\t(none)\t192.0.2.2/32\t0\t0\t0\toff"
+IFACE_KEY = "3+lM+fs3RsV/UxQbPxytzD5PTyVmnWCUghTX1P/wQBU="
+PEER_KEY = "5FddUppPDYDCR4pxzC7jW5WF8dW8MjGXuiMKPrLgRAM="
+
+
+@pytest.mark.parametrize("name", ["wg\0x", "../etc", "a/b", "x:1", "has space", ".", "..", "sixteen-bytes-xx", ""])
+def test_interface_names_follow_the_kernels_rules(name: str) -> None:
+    dump = parse_dump(f"{name}\tpriv\t{IFACE_KEY}\t51820\toff\n{name}\t{PEER_KEY}{PEER_TAIL}\n")
+    assert dump.interfaces == ()
+    assert dump.bad_lines == 2
+    assert {kind for kind, _, _ in dump.problems} == {"interface name breaks the kernel's rules"}
+
+
+@pytest.mark.parametrize("field,value,why", [
+    (4, "192.0.2.2", "allowed IP is not a CIDR"),
+    (4, "192.0.2.2/33", "allowed IP is not a CIDR"),
+    (6, str(2**63), "transfer-rx is not a non-negative 64-bit integer"),
+    (6, "١٢", "transfer-rx is not a non-negative 64-bit integer"),  # digits, but not ASCII
+])
+def test_peer_fields_are_validated(field: int, value: str, why: str) -> None:
+    fields = ["wg0", PEER_KEY, "(none)", "(none)", "192.0.2.2/32", "0", "0", "0", "off"]
+    fields[field] = value
+    dump = parse_dump(f"wg0\tpriv\t{IFACE_KEY}\t51820\toff\n" + "\t".join(fields) + "\n")
+    assert dump.problems == ((why, 1, 2),)
+
+
+def test_a_flood_of_bad_lines_is_counted_by_kind_not_kept() -> None:
+    good = f"wg0\tpriv\t{IFACE_KEY}\t51820\toff\nwg0\t{PEER_KEY}{PEER_TAIL}\n"
+    flood = "".join(f"garbage {i}\n" if i % 2 else f"wg0\tbad-key-{i}{PEER_TAIL}\n" for i in range(200_000))
+    dump = parse_dump(good + flood)
+    assert len(dump.interfaces[0].peers) == 1  # the good peer is still tracked
+    assert dump.bad_lines == 200_000
+    assert dump.problems == (("peer public key is malformed", 100_000, 3),
+                             ("wrong number of tab-separated fields (expected 5 or 9)", 100_000, 4))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wgtrack.dump import is_public_key
+from wgtrack.dump import is_public_key, valid_ifname
 from wgtrack.errors import WgtrackError
 from wgtrack.model import is_ip_literal, split_endpoint
 
@@ -527,8 +527,9 @@ def parse(text: str, source: str = "<string>") -> Config:
             alertmanager = values
         elif scope == "interface":
             ifname = name.partition(":")[2]
-            if not ifname or len(ifname) > 15 or "/" in ifname or ifname.strip() != ifname:
-                reader.problems.append(Problem(source, name, None, None, "not a valid interface name"))
+            if not valid_ifname(ifname):
+                reader.problems.append(Problem(source, name, None, None, "not a valid interface name (1-15 bytes, "
+                                               "no '/', ':', NUL or whitespace, not '.' or '..')"))
             interfaces[ifname] = values
         else:
             key = name.partition(":")[2]

@@ -61,7 +61,7 @@ class Daemon:
         self._last_success_ns = 0
         self._errors: dict[str, int] = {"wg": 0, "parse": 0, "output": 0}
         self._wg_error: str | None = None
-        self._dump_problems: tuple[str, ...] = ()
+        self._dump_problem_kinds: set[str] = set()  # kinds logged in the current run of bad dumps
         self._cycle = 0
         self._started_ns = time.time_ns()
         self._stop_signal: str | None = None
@@ -204,11 +204,7 @@ class Daemon:
             self._wg_error = None
             self._last_success_ns = wall_ns
             dump = parse_dump(result.stdout)
-            self._errors["parse"] += len(dump.problems)
-            if dump.problems != self._dump_problems:
-                for problem in dump.problems:
-                    log.warning("wg show all dump: %s (line skipped)", problem)
-                self._dump_problems = dump.problems
+            self._log_dump_problems(dump.problems, dump.bad_lines)
             await self._read_new_interface_confs([i.name for i in dump.interfaces])
             await self._carry_out_all(self.tracker.observe_dump(dump, loop.time(), wall))
         snap = self.tracker.snapshot(
@@ -220,6 +216,18 @@ class Daemon:
         self._max_lag_s = 0.0
         self.outputs.hand_over(snap)
         log.debug("cycle %d done in %.3f s", self._cycle, loop.time() - started)
+
+    def _log_dump_problems(self, problems: tuple[tuple[str, int, int], ...], bad_lines: int) -> None:
+        """One line per kind of problem per run of bad dumps, with its count; never the line."""
+        self._errors["parse"] += bad_lines
+        if not problems and self._dump_problem_kinds:
+            log.info("wg show all dump: every line parses again")
+            self._dump_problem_kinds.clear()
+        for kind, count, first in problems:
+            if kind not in self._dump_problem_kinds:
+                self._dump_problem_kinds.add(kind)
+                log.warning("wg show all dump: %d line(s) skipped, first line %d: %s (logged once per kind "
+                            "until the dump is clean)", count, first, kind)
 
     async def _read_new_interface_confs(self, present: list[str]) -> None:
         known = self.tracker.known_interfaces()

@@ -1,13 +1,31 @@
-"""Pure parser for ``wg show all dump``; drops private and preshared keys as it reads."""
+"""Pure parser for ``wg show all dump``; drops private and preshared keys as it reads.
+
+Everything is validated before use: interface names by the kernel's rules (they end up in
+paths), keys, endpoints, allowed IPs and counters. A bad line is skipped; problems are counted
+by kind, so any amount of garbage costs bounded memory and one log line per kind.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import ipaddress
 
 from wgtrack.model import Dump, InterfaceRecord, PeerRecord, split_endpoint
 
 _NONE = "(none)"
+MAX_INT64 = 2**63 - 1
+IFNAMSIZ = 16  # the kernel's limit, NUL included
+MAX_PROBLEM_KINDS = 32  # distinct kinds kept; the messages are constant, so this is plenty
+
+
+def valid_ifname(name: str) -> bool:
+    """The kernel's rule (dev_valid_name): 1-15 bytes, not '.' or '..', no '/', ':', NUL or
+    whitespace. Checked before a name ever becomes part of a path."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    return (0 < len(encoded) < IFNAMSIZ and name not in (".", "..")
+            and not any(c in "/:\0" or c.isspace() for c in name))
 
 
 def is_public_key(text: str) -> bool:
@@ -21,8 +39,8 @@ def is_public_key(text: str) -> bool:
 
 
 def _int_field(text: str, what: str) -> int:
-    if not text.isdigit():
-        raise ValueError(f"{what} is not a non-negative integer")
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_INT64:
+        raise ValueError(f"{what} is not a non-negative 64-bit integer")
     return int(text)
 
 
@@ -54,15 +72,29 @@ def _endpoint(text: str) -> str | None:
     return text
 
 
+@functools.lru_cache(maxsize=65536)  # a hub's allowed-IPs sets repeat every cycle
 def _allowed_ips(text: str) -> tuple[str, ...]:
     if text in (_NONE, ""):
         return ()
-    return tuple(part for part in text.split(",") if part)
+    parts = tuple(part for part in text.split(",") if part)
+    for part in parts:
+        try:
+            ipaddress.ip_network(part if "/" in part else "-", strict=False)
+        except ValueError:
+            raise ValueError("allowed IP is not a CIDR") from None
+    return parts
+
+
+def _name(text: str) -> str:
+    if not valid_ifname(text):
+        raise ValueError("interface name breaks the kernel's rules")
+    return text
 
 
 def _interface(fields: list[str]) -> InterfaceRecord:
     # fields: ifname private-key public-key listen-port fwmark; fields[1] is never kept.
     name, _private, public, port, fwmark = fields
+    _name(name)
     if not is_public_key(public):
         raise ValueError("interface public key is malformed")
     return InterfaceRecord(name, public, _optional_port(port), _fwmark(fwmark), ())
@@ -72,6 +104,7 @@ def _peer(fields: list[str]) -> PeerRecord:
     # fields: ifname public-key preshared-key endpoint allowed-ips handshake rx tx keepalive;
     # fields[2] (the preshared key) is never kept.
     name, public, _psk, endpoint, allowed, handshake, rx, tx, keepalive = fields
+    _name(name)
     if not is_public_key(public):
         raise ValueError("peer public key is malformed")
     return PeerRecord(
@@ -89,14 +122,15 @@ def _peer(fields: list[str]) -> PeerRecord:
 def parse_dump(text: str) -> Dump:
     """Parse ``wg show all dump`` output.
 
-    A malformed line is skipped and described in ``Dump.problems`` (by line number and
-    reason, never by content, since a line may carry a private key); the other lines
-    are still used.
+    A malformed line is skipped and counted in ``Dump.problems``, one entry per kind of
+    problem with its count and first line number (never by content, since a line may carry a
+    private key); the other lines are still used.
     """
     order: list[str] = []
     interfaces: dict[str, InterfaceRecord] = {}
     peers: dict[str, list[PeerRecord]] = {}
-    problems: list[str] = []
+    problems: dict[str, list[int]] = {}  # kind -> [count, first line]
+    bad_lines = 0
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -105,19 +139,22 @@ def parse_dump(text: str) -> Dump:
             if len(fields) == 5:
                 iface = _interface(fields)
                 if iface.name in interfaces:
-                    raise ValueError(f"interface {iface.name} listed twice")
+                    raise ValueError("interface listed twice")
                 interfaces[iface.name] = iface
                 order.append(iface.name)
                 peers[iface.name] = []
             elif len(fields) == 9:
                 peer = _peer(fields)
                 if peer.interface not in interfaces:
-                    raise ValueError(f"peer of unknown interface {peer.interface}")
+                    raise ValueError("peer of an interface not listed before it")
                 peers[peer.interface].append(peer)
             else:
-                raise ValueError(f"{len(fields)} tab-separated fields, expected 5 or 9")
+                raise ValueError("wrong number of tab-separated fields (expected 5 or 9)")
         except ValueError as exc:
-            problems.append(f"line {lineno}: {exc}")
+            bad_lines += 1
+            kind = str(exc) if str(exc) in problems or len(problems) < MAX_PROBLEM_KINDS else "other problems"
+            seen = problems.setdefault(kind[:200], [0, lineno])
+            seen[0] += 1
     records = tuple(
         InterfaceRecord(
             name=interfaces[name].name,
@@ -128,4 +165,5 @@ def parse_dump(text: str) -> Dump:
         )
         for name in order
     )
-    return Dump(records, tuple(problems))
+    counted = tuple((kind, n, first) for kind, (n, first) in problems.items())
+    return Dump(records, counted, bad_lines)

@@ -36,7 +36,8 @@ class Dump:
     """A parsed ``wg show all dump``: the interfaces, and what could not be read."""
 
     interfaces: tuple[InterfaceRecord, ...]
-    problems: tuple[str, ...] = ()
+    problems: tuple[tuple[str, int, int], ...] = ()  # (kind, lines, first line number) per kind
+    bad_lines: int = 0
 
 
 def short_key(public_key: str) -> str:

@@ -24,6 +24,38 @@ def _age(seconds: float | None) -> str:
     return f"{seconds // 3600}h"
 
 
+STALE_CYCLES = 3
+
+
+def shape_problem(doc: Any) -> str | None:
+    """Why ``doc`` is not a status document this version can show, or None."""
+    if not isinstance(doc, dict):
+        return "not a JSON object"
+    if not isinstance(doc.get("time"), int | float) or not isinstance(doc.get("interfaces"), list):
+        return "no time or interfaces"
+    for iface in doc["interfaces"]:
+        if not isinstance(iface, dict) or not isinstance(iface.get("name"), str) \
+                or not isinstance(iface.get("peers"), list):
+            return "an interface without name or peers"
+        for p in iface["peers"]:
+            if not isinstance(p, dict) or not isinstance(p.get("public_key"), str) \
+                    or not isinstance(p.get("status"), str):
+                return "a peer without public_key or status"
+    return None
+
+
+def freshness(doc: dict[str, Any], now: float) -> str | None:
+    """Why the table is not current (stopped, or not updated for three cycles), or None."""
+    written = float(doc["time"])
+    if doc.get("stopped"):
+        return f"wgtrack stopped {_age(now - written)} ago; this is what it knew then"
+    cycle = float(doc.get("cycle_time_s") or 30.0)
+    if now - written > STALE_CYCLES * cycle + 5:
+        return (f"the status file was last written {_age(now - written)} ago (cycle {cycle:g} s): "
+                "wgtrack is not updating it; is it running?")
+    return None
+
+
 def table(doc: dict[str, Any], now: float) -> str:
     """Human-readable rendering of one status document."""
     rows = [("INTERFACE", "PEER", "STATE", "SINCE", "HANDSHAKE", "ENDPOINT", "RTT", "NEXT RE-RESOLVE")]
@@ -60,7 +92,15 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"wgtrack status: cannot read {path}: {exc}", file=sys.stderr)
         return 1
+    problem = shape_problem(doc)
+    if problem is not None:
+        print(f"wgtrack status: {path} is not a wgtrack status file ({problem})", file=sys.stderr)
+        return 1
     print(json.dumps(doc, indent=1) if args.json else table(doc, time.time()))
+    stale = freshness(doc, time.time())
+    if stale is not None:
+        print(f"wgtrack status: {stale}", file=sys.stderr)
+        return 3
     return 0
 
 

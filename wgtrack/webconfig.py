@@ -85,6 +85,7 @@ class Authenticator:
     def __init__(self, users: dict[str, bytes]) -> None:
         self.users = users
         self._good: set[bytes] = set()
+        self._dummy: bytes | None = None
 
     def cache_key(self, user: str, password: str) -> bytes:
         return hashlib.sha256(f"{user}\0{password}".encode()).digest()
@@ -98,6 +99,12 @@ class Authenticator:
 
         hashed = self.users.get(user)
         if hashed is None:
+            # An unknown user costs one bcrypt too, at the same cost (the salt prefix of a real
+            # hash): a fast "no" would tell which users exist.
+            if self._dummy is None:
+                model = next(iter(self.users.values()))
+                self._dummy = bcrypt.hashpw(b"wgtrack: no such user", model[:29])
+            bcrypt.checkpw(password.encode(), self._dummy)
             return False
         if bcrypt.checkpw(password.encode(), hashed):
             self._good.add(self.cache_key(user, password))

@@ -7,6 +7,8 @@ import contextlib
 import os
 from dataclasses import dataclass
 
+from wgtrack.redact import redact_text
+
 
 @dataclass(frozen=True, slots=True)
 class WgResult:
@@ -16,8 +18,27 @@ class WgResult:
     error: str | None
 
 
+MAX_STDOUT = 256 * 1024 * 1024  # ~1 million peers of dump; past it the run is a failure
+MAX_STDERR = 64 * 1024
+
+
+async def _read_capped(stream: asyncio.StreamReader | None, cap: int) -> bytes:
+    """Read to EOF, keeping at most ``cap`` bytes; raise OverflowError past it."""
+    if stream is None:
+        return b""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(1 << 20):
+        size += len(chunk)
+        if size > cap:
+            raise OverflowError
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def run_wg(wg_command: str, args: list[str], timeout_s: float) -> WgResult:
-    """Run ``wg_command args`` with a deadline. Failure is a result, never an exception."""
+    """Run ``wg_command args`` with a deadline. Failure is a result, never an exception; its
+    text (from wg's stderr) is redacted."""
     env = dict(os.environ)
     # wg's own DNS retries take ~72 s; we only ever hand it numeric endpoints anyway.
     env["WG_ENDPOINT_RESOLUTION_RETRIES"] = "0"
@@ -32,20 +53,24 @@ async def run_wg(wg_command: str, args: list[str], timeout_s: float) -> WgResult
     except OSError as exc:
         return WgResult("", f"cannot run {wg_command}: {exc.strerror or exc}")
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
-    except TimeoutError:
+        async with asyncio.timeout(timeout_s):
+            out, err = await asyncio.gather(_read_capped(proc.stdout, MAX_STDOUT),
+                                            _read_capped(proc.stderr, MAX_STDERR))
+            await proc.wait()
+    except (TimeoutError, OverflowError) as exc:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
+        if isinstance(exc, OverflowError):
+            return WgResult("", f"{wg_command} {args[0]} printed more than {MAX_STDOUT >> 20} MiB")
         return WgResult("", f"{wg_command} {args[0]} timed out after {timeout_s:g} s")
     except asyncio.CancelledError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         raise
     if proc.returncode != 0:
-        # wg's stderr names interfaces and errno text, never keys.
         message = err.decode(errors="replace").strip().splitlines()
-        detail = message[-1] if message else "no message"
+        detail = redact_text(message[-1]) if message else "no message"
         return WgResult("", f"{wg_command} {args[0]} exited {proc.returncode}: {detail}")
     return WgResult(out.decode(errors="replace"), None)
 

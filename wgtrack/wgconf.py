@@ -111,6 +111,11 @@ def parse_wg_quick(text: str, source: str = "<string>") -> tuple[dict[str, PeerC
 
 def load_interface_conf(config_dir: Path, ifname: str) -> dict[str, PeerConf]:
     """Read ``<config_dir>/<ifname>.conf``; a missing or unreadable file means no extra facts."""
+    from wgtrack.dump import valid_ifname
+
+    if not valid_ifname(ifname):  # never let a name from outside walk out of config_dir
+        log.warning("not reading a wg config for interface %r: not a valid interface name", ifname)
+        return {}
     path = config_dir / f"{ifname}.conf"
     try:
         text = path.read_text(encoding="utf-8", errors="replace")

@@ -16,23 +16,29 @@ import errno
 import logging
 import os
 import socket
+import ssl  # asyncio has loaded it already: no extra memory
 from typing import TYPE_CHECKING
 
 from wgtrack.config import PrometheusSettings, split_listen
 from wgtrack.errors import StartupError
 from wgtrack.promtext import LabelCache, render_chunks
 from wgtrack.snapshot import Snapshot
+from wgtrack.workers import Workers
 
 if TYPE_CHECKING:
-    import ssl
-
     from wgtrack.webconfig import Authenticator
 
 log = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT_S = 10.0  # reading the request
+REQUEST_TIMEOUT_S = 5.0  # reading the whole request: line and headers
 SEND_TIMEOUT_S = 60.0  # streaming a (large) exposition to a slow scraper
 MAX_HEADER_LINES = 100
+MAX_HEAD_BYTES = 8192  # request line and headers together
+# Connections served at once; more wait in the kernel's backlog, so a flood can never take the
+# file descriptors that `wg` and the outputs need (the unit sets LimitNOFILE far above this).
+MAX_CONNECTIONS = 64
+AUTH_THREADS = 2  # bcrypt runs here, never on the outputs' or anyone's shared pool
+MAX_AUTH_WAITING = 8  # checks queued or running; past that a client is refused at once
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -45,9 +51,14 @@ class PrometheusExporter:
         self.settings = settings
         self.snapshot: Snapshot | None = None
         self._labels = LabelCache()
-        self._server: asyncio.Server | None = None
+        self._listeners: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
+        self._serving: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._accept_failures = 0
         self._ssl: ssl.SSLContext | None = None
         self._auth: Authenticator | None = None
+        self._auth_pool = Workers("prometheus-auth", threads=AUTH_THREADS)
 
     def check(self) -> list[str]:
         where = f"[output:prometheus] listen = {self.settings.listen!r}"
@@ -80,15 +91,15 @@ class PrometheusExporter:
             self._auth = Authenticator(web.users) if web.users else None
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._load_web_config)
-        host, port = split_listen(self.settings.listen)
+        await self._auth_pool.run(self._load_web_config, timeout_s=10.0)
         try:
-            self._server = await asyncio.start_server(self._handle, host, port, ssl=self._ssl,
-                                                      reuse_address=True, limit=16384)
+            self._listeners = _listen(*split_listen(self.settings.listen))
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise StartupError(f"[output:prometheus] listen = {self.settings.listen!r}: cannot listen: "
                                f"{reason}") from None
+        loop = asyncio.get_running_loop()
+        self._accepting = [loop.create_task(self._accept(sock)) for sock in self._listeners]
         scheme = "https" if self._ssl else "http"
         log.info("serving metrics on %s://%s%s%s", scheme, self.settings.listen, self.settings.path,
                  " with basic auth" if self._auth else "")
@@ -97,11 +108,56 @@ class PrometheusExporter:
         self.snapshot = snapshot
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 2.0)
-            self._server = None
+        """Stop listening at once (a successor may bind the address next); requests under way
+        finish within their own deadlines."""
+        for task in self._accepting:
+            task.cancel()
+        for sock in self._listeners:
+            sock.close()
+        self._accepting, self._listeners = [], []
+
+    async def _accept(self, listener: socket.socket) -> None:
+        """Accept only while a connection slot is free: past MAX_CONNECTIONS, clients wait in
+        the kernel's backlog and hold none of our descriptors."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._slots.acquire()
+            try:
+                conn, _ = await loop.sock_accept(listener)
+            except OSError as exc:  # EMFILE and friends: back off, say so once per run
+                self._slots.release()
+                self._accept_failures += 1
+                if self._accept_failures == 1:
+                    log.warning("%s: cannot accept connections (logged once until it works): %s", self.name,
+                                exc.strerror or exc)
+                await asyncio.sleep(0.5)
+                continue
+            except BaseException:
+                self._slots.release()
+                raise
+            if self._accept_failures:
+                log.info("%s: accepting again after %d failures", self.name, self._accept_failures)
+                self._accept_failures = 0
+            task = loop.create_task(self._connection(conn))
+            self._serving.add(task)
+            task.add_done_callback(self._served)
+
+    def _served(self, task: asyncio.Task[None]) -> None:
+        self._serving.discard(task)
+        self._slots.release()
+
+    async def _connection(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=MAX_HEAD_BYTES)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await asyncio.wait_for(
+                loop.connect_accepted_socket(lambda: protocol, conn, ssl=self._ssl), REQUEST_TIMEOUT_S)
+        except (OSError, TimeoutError, ssl.SSLError):
+            conn.close()
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await self._handle(reader, writer)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -111,17 +167,28 @@ class PrometheusExporter:
         finally:
             writer.close()
             with contextlib.suppress(Exception):
-                await writer.wait_closed()
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def _read_request(self, reader: asyncio.StreamReader) -> tuple[list[str], dict[str, str]]:
+        """The request line and headers: at most MAX_HEAD_BYTES, within REQUEST_TIMEOUT_S in all."""
+        async with asyncio.timeout(REQUEST_TIMEOUT_S):
+            first = await reader.readline()
+            total = len(first)
+            headers: dict[str, str] = {}
+            for _ in range(MAX_HEADER_LINES):
+                raw = await reader.readline()
+                total += len(raw)
+                if total > MAX_HEAD_BYTES:
+                    raise ValueError("request head too large")
+                line = raw.decode("latin-1")
+                if line in ("\r\n", "\n", ""):
+                    break
+                key, _, value = line.partition(":")
+                headers[key.strip().lower()] = value.strip()
+        return first.decode("latin-1").split(), headers
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = (await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT_S)).decode("latin-1").split()
-        headers: dict[str, str] = {}
-        for _ in range(MAX_HEADER_LINES):
-            line = (await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT_S)).decode("latin-1")
-            if line in ("\r\n", "\n", ""):
-                break
-            key, _, value = line.partition(":")
-            headers[key.strip().lower()] = value.strip()
+        request, headers = await self._read_request(reader)
         if len(request) < 2:
             return await self._respond(writer, 400, b"bad request\n")
         method, target = request[0], request[1].split("?", 1)[0]
@@ -161,7 +228,12 @@ class PrometheusExporter:
             return False
         if self._auth.known_good(user, password):
             return True
-        return await asyncio.to_thread(self._auth.check, user, password)
+        if self._auth_pool.pending >= MAX_AUTH_WAITING:
+            return False  # a flood of wrong passwords must not queue up bcrypt without end
+        try:
+            return await self._auth_pool.run(self._auth.check, user, password, timeout_s=REQUEST_TIMEOUT_S)
+        except TimeoutError:
+            return False
 
     @staticmethod
     async def _respond(writer: asyncio.StreamWriter, status: int, body: bytes,
@@ -172,3 +244,24 @@ class PrometheusExporter:
         lines += [f"{k}: {v}" for k, v in headers or []]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else body))
         await writer.drain()
+
+
+def _listen(host: str | None, port: int) -> list[socket.socket]:
+    """Bound, listening, non-blocking sockets for every address of ``host`` (all when None)."""
+    sockets: list[socket.socket] = []
+    try:
+        for family, type_, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                   flags=socket.AI_PASSIVE):
+            sock = socket.socket(family, type_, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(128)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
