@@ -82,32 +82,32 @@ def errors(text: str) -> list[str]:
 
 def test_zero_checkperiod_names_file_section_key_value() -> None:
     assert errors("[general]\ncycles_checkperiod = 0\n") == [
-        "/etc/wgtrack.conf: [general] cycles_checkperiod = '0': must be 1 or more"]
+        "/etc/wgtrack.conf:2: [general] cycles_checkperiod = '0': must be 1 or more"]
 
 
 def test_every_problem_is_reported_at_once() -> None:
     found = errors(f"[general]\ncycle_time = fast\nbogus = 1\nping_target = 192.0.2.1\n[nonsense]\n"
                    f"[peer:short]\n[interface:wg0]\nloglevel = debug\n[peer:{KEY}]\nping_target = nohost\n")
     assert found == [
-        "/etc/wgtrack.conf: [general] cycle_time = 'fast': not a number",
-        "/etc/wgtrack.conf: [general] bogus = '1': unknown key",
-        "/etc/wgtrack.conf: [general] ping_target = '192.0.2.1': not valid here (belongs in peer)",
-        "/etc/wgtrack.conf: [nonsense]: unknown section (known: general, DEFAULT, interface:<name>, "
+        "/etc/wgtrack.conf:2: [general] cycle_time = 'fast': not a number",
+        "/etc/wgtrack.conf:3: [general] bogus = '1': unknown key",
+        "/etc/wgtrack.conf:4: [general] ping_target = '192.0.2.1': not valid here (belongs in peer)",
+        "/etc/wgtrack.conf:5: [nonsense]: unknown section (known: general, DEFAULT, interface:<name>, "
         "peer:<public key>, output:influx, output:prometheus, output:stdout, output:json, "
         "output:webhook[:<name>], output:alertmanager, output:influxdb)",
-        "/etc/wgtrack.conf: [peer:short]: not a WireGuard public key (44 base64 characters)",
-        "/etc/wgtrack.conf: [interface:wg0] loglevel = 'debug': not valid here (belongs in general)",
-        f"/etc/wgtrack.conf: [peer:{KEY}] ping_target = 'nohost': not an IPv4 or IPv6 address",
+        "/etc/wgtrack.conf:6: [peer:short]: not a WireGuard public key (44 base64 characters)",
+        "/etc/wgtrack.conf:8: [interface:wg0] loglevel = 'debug': not valid here (belongs in general)",
+        f"/etc/wgtrack.conf:10: [peer:{KEY}] ping_target = 'nohost': not an IPv4 or IPv6 address",
     ]
 
 
 def test_impossible_combinations() -> None:
     assert errors("[general]\ncycles_checkperiod = 5\ncycles_slowcheckingperiod = 3\n") == [
-        "/etc/wgtrack.conf: [general] cycles_slowcheckingperiod = '3': must be at least cycles_checkperiod (5)"]
+        "/etc/wgtrack.conf:3: [general] cycles_slowcheckingperiod = '3': must be at least cycles_checkperiod (5)"]
     found = errors("[general]\ncycle_time = 1\nping_interval = 1\nping_timeout = 0.5\n"
                    "[interface:wg0]\nping_timeout = 2\n")
     assert found[0].startswith(
-        "/etc/wgtrack.conf: [interface:wg0] ping_timeout = '2.0': ping_count × ping_timeout")
+        "/etc/wgtrack.conf:6: [interface:wg0] ping_timeout = '2.0': ping_count × ping_timeout")
 
 
 def test_syntax_errors_and_duplicates_are_config_errors() -> None:
@@ -147,7 +147,44 @@ def test_webhook_sections() -> None:
 def test_webhook_errors_never_echo_secrets() -> None:
     found = errors("[output:webhook]\nurl = ftp://T0KEN@x\nsecret =\nformat = pager\nevents = peer_gone\n")
     assert "T0KEN" not in "".join(found)
-    assert "/etc/wgtrack.conf: [output:webhook] url = '(hidden)': must be an http:// or https:// URL" in found
+    assert "/etc/wgtrack.conf:2: [output:webhook] url = '(hidden)': must be an http:// or https:// URL with a host" \
+        in found
     assert any("format = 'pager': must be one of json, slack, discord, teams" in f for f in found)
     assert any("unknown event kinds ['peer_gone']" in f for f in found)
-    assert errors("[output:webhook:x]\nformat = slack\n") == ["/etc/wgtrack.conf: [output:webhook:x] url: is required"]
+    assert errors("[output:webhook:x]\nformat = slack\n") == [
+        "/etc/wgtrack.conf:1: [output:webhook:x] url: is required"]
+
+
+def test_numbers_have_bounds_with_reasons() -> None:
+    assert errors("[general]\ncycle_time = 1e-9\n") == [
+        "/etc/wgtrack.conf:2: [general] cycle_time = '1e-9': must be from 0.1 to 3600 s: faster only forks wg "
+        "more often; slower is no monitoring"]
+    assert errors("[general]\ncycle_time = 1e308\n")[0].endswith("must be from 0.1 to 3600 s: faster only forks "
+                                                                  "wg more often; slower is no monitoring")
+
+
+def test_paths_are_absolute_and_files_are_not_directories(tmp_path: Path) -> None:
+    assert errors("[output:influx]\nfilename = out.lp\n")[0].startswith(
+        "/etc/wgtrack.conf:2: [output:influx] filename = 'out.lp': must be an absolute path")
+    assert errors(f"[output:json]\nfilename = {tmp_path}\n") == [
+        f"/etc/wgtrack.conf:2: [output:json] filename = '{tmp_path}': is a directory; name the file to write"]
+
+
+def test_headers_and_urls_are_checked() -> None:
+    found = errors("[output:webhook]\nurl = http://x.test/a b\nheader_x_token = a\x01b\n")
+    assert found == ["/etc/wgtrack.conf:2: [output:webhook] url = '(hidden)': a URL has no spaces or control "
+                     "characters (percent-encode them)",
+                     "/etc/wgtrack.conf:3: [output:webhook] header_x_token = '(hidden)': has a control character "
+                     "(a header value is one line)"]
+    assert errors("[output:webhook]\nurl = http://x.test:99999/\n")[0].startswith(
+        "/etc/wgtrack.conf:2: [output:webhook] url = '(hidden)': not a valid URL")
+
+
+def test_default_keys_that_no_section_can_use_are_named() -> None:
+    assert errors("[DEFAULT]\nqueue_size = 5\n") == [
+        "/etc/wgtrack.conf:2: [DEFAULT] queue_size = '5': no section takes it from [DEFAULT]: set it in "
+        "[output:webhook]"]
+
+
+def test_a_bom_is_accepted() -> None:
+    assert config.parse("\ufeff[general]\ncycle_time = 5\n").cycle_time_s == 5

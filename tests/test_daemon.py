@@ -153,7 +153,7 @@ def test_check_config(tmp_path: Path) -> None:
     bad.write_text("[general]\ncycles_checkperiod = 0\n")
     result = run_cli("-c", str(bad), "--check-config")
     assert result.returncode == 1
-    assert f"{bad}: [general] cycles_checkperiod = '0': must be 1 or more" in result.stderr
+    assert f"{bad}:2: [general] cycles_checkperiod = '0': must be 1 or more" in result.stderr
 
 
 def test_missing_output_directory_is_a_clear_error_at_start(tmp_path: Path, fakewg: Path) -> None:

@@ -11,6 +11,8 @@ import configparser
 import dataclasses
 import ipaddress
 import logging
+import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +34,10 @@ class Problem:
     key: str | None
     value: str | None
     why: str
+    line: int | None = None
 
     def __str__(self) -> str:
-        where = self.file
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
         if self.section is not None:
             where += f": [{self.section}]"
         if self.key is not None:
@@ -183,6 +186,27 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _seconds(low: float, high: float, why: str = "") -> Callable[[str], float]:
+    """A number of seconds within [low, high]; the error says why the bounds are what they are."""
+    def parse(text: str) -> float:
+        value = _positive_float(text)
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low:g} to {high:g} s{': ' + why if why else ''}")
+        return value
+
+    return parse
+
+
+def _int_between(low: int, high: int, why: str = "") -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _int_at_least(low)(text)
+        if value > high:
+            raise ValueError(f"must be from {low} to {high}{': ' + why if why else ''}")
+        return value
+
+    return parse
+
+
 def _int_at_least(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -231,7 +255,18 @@ def _nonempty(text: str) -> str:
 
 
 def _path(text: str) -> Path:
-    return Path(_nonempty(text))
+    path = Path(_nonempty(text))
+    if not path.is_absolute():
+        raise ValueError("must be an absolute path (the service's working directory is /, and "
+                         "ProtectSystem=strict makes relative places unwritable)")
+    return path
+
+
+def _file_path(text: str) -> Path:
+    path = _path(text)
+    if path.is_dir():
+        raise ValueError("is a directory; name the file to write")
+    return path
 
 
 def _hostname_endpoint(text: str) -> str:
@@ -273,8 +308,22 @@ def _url_path(text: str) -> str:
 
 
 def _url(text: str) -> str:
-    if not text.startswith(("http://", "https://")) or len(text) < 10:
-        raise ValueError("must be an http:// or https:// URL")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError("a URL has no spaces or control characters (percent-encode them)")
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return text
+
+
+def header_value(text: str) -> str:
+    """A header value: one line, no control characters (they would smuggle more headers)."""
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in text):
+        raise ValueError("has a control character (a header value is one line)")
     return text
 
 
@@ -321,26 +370,28 @@ class Key:
 
 _TRACK = frozenset({"general", "interface", "peer"})
 KEYS: tuple[Key, ...] = (
-    Key("cycle_time", "cycle_time_s", _positive_float, frozenset({"general"}), "seconds between cycles"),
+    Key("cycle_time", "cycle_time_s", _seconds(0.1, 3600, "faster only forks wg more often; slower is no monitoring"),
+        frozenset({"general"}), "seconds between cycles"),
     Key("loglevel", "loglevel", parse_loglevel, frozenset({"general"}), "log level, a name or 0.2.0's number"),
     Key("wg_command", "wg_command", _nonempty, frozenset({"general"}), "the wg binary"),
     Key("wg_config_dir", "wg_config_dir", _path, frozenset({"general"}), "where <interface>.conf files live"),
-    Key("wg_timeout", "wg_timeout_s", _positive_float, frozenset({"general"}), "seconds a wg call may take"),
-    Key("dns_timeout", "dns_timeout_s", _positive_float, frozenset({"general"}),
+    Key("wg_timeout", "wg_timeout_s", _seconds(0.1, 300), frozenset({"general"}), "seconds a wg call may take"),
+    Key("dns_timeout", "dns_timeout_s", _seconds(0.1, 60), frozenset({"general"}),
         "seconds one DNS query may take when re-resolving"),
     Key("hosts_file", "hosts_file", _path, frozenset({"general"}), "hosts file consulted before DNS"),
-    Key("ping_interval", "ping_interval", _int_at_least(0), _TRACK, "probe every N cycles; 0 = no probes"),
-    Key("ping_failafternum", "ping_failafternum", _int_at_least(1), _TRACK, "failed probes in a row before down"),
-    Key("ping_count", "ping_count", _int_at_least(1), _TRACK, "echo requests per probe"),
-    Key("ping_timeout", "ping_timeout_s", _positive_float, _TRACK, "seconds to wait for each echo reply"),
+    Key("ping_interval", "ping_interval", _int_between(0, 100_000), _TRACK, "probe every N cycles; 0 = no probes"),
+    Key("ping_failafternum", "ping_failafternum", _int_between(1, 1000), _TRACK, "failed probes in a row before down"),
+    Key("ping_count", "ping_count", _int_between(1, 10, "a probe must end within its period"), _TRACK,
+        "echo requests per probe"),
+    Key("ping_timeout", "ping_timeout_s", _seconds(0.01, 60), _TRACK, "seconds to wait for each echo reply"),
     Key("ping_target", "ping_target", _ip_address, frozenset({"peer"}), "address to probe through the tunnel"),
-    Key("handshake_timeout", "handshake_timeout_s", _positive_float, _TRACK,
+    Key("handshake_timeout", "handshake_timeout_s", _seconds(1, 86400), _TRACK,
         "handshake age (plus keepalive and 10 s) past which a link without other evidence is stale"),
-    Key("cycles_wait", "cycles_wait", _int_at_least(0), _TRACK, "cycles in down:waiting before re-resolving"),
-    Key("cycles_checking", "cycles_checking", _int_at_least(0), _TRACK, "cycles spent in down:checking"),
-    Key("cycles_checkperiod", "cycles_checkperiod", _int_at_least(1), _TRACK,
+    Key("cycles_wait", "cycles_wait", _int_between(0, 1_000_000), _TRACK, "cycles in down:waiting before re-resolving"),
+    Key("cycles_checking", "cycles_checking", _int_between(0, 1_000_000), _TRACK, "cycles spent in down:checking"),
+    Key("cycles_checkperiod", "cycles_checkperiod", _int_between(1, 1_000_000), _TRACK,
         "re-resolve every N cycles while checking"),
-    Key("cycles_slowcheckingperiod", "cycles_slowcheckingperiod", _int_at_least(1), _TRACK,
+    Key("cycles_slowcheckingperiod", "cycles_slowcheckingperiod", _int_between(1, 1_000_000), _TRACK,
         "back-off cap, then re-resolve every N cycles"),
     Key("token", "token", _nonempty, frozenset({"output:influxdb"}), "API token (InfluxDB 2.x/3.x)", secret=True),
     Key("org", "org", _nonempty, frozenset({"output:influxdb"}), "organisation (InfluxDB 2.x)"),
@@ -350,11 +401,12 @@ KEYS: tuple[Key, ...] = (
         "timestamp precision"),
     Key("username", "username", _nonempty, frozenset({"output:influxdb"}), "InfluxDB 1.8+ user (with password)"),
     Key("password", "password", _nonempty, frozenset({"output:influxdb"}), "InfluxDB 1.8+ password", secret=True),
-    Key("buffer_points", "buffer_points", _int_at_least(1), frozenset({"output:influxdb"}),
+    Key("buffer_points", "buffer_points", _int_between(1, 10_000_000, "the buffer lives in memory"),
+        frozenset({"output:influxdb"}),
         "points kept while the server is unreachable; the oldest are dropped beyond"),
     Key("url", "url", _url, frozenset({"output:webhook", "output:alertmanager", "output:influxdb"}),
         "where to POST (webhook: the full URL; alertmanager: its base URL)", secret=True),
-    Key("resend_interval", "resend_interval_s", _positive_float, frozenset({"output:alertmanager"}),
+    Key("resend_interval", "resend_interval_s", _seconds(1, 86400), frozenset({"output:alertmanager"}),
         "seconds between re-sends of firing alerts"),
     Key("severity", "severity", _nonempty, frozenset({"output:alertmanager"}), "the alerts' severity label"),
     Key("instance", "instance", _nonempty, frozenset({"output:alertmanager"}),
@@ -362,13 +414,14 @@ KEYS: tuple[Key, ...] = (
     Key("events", "events", _event_kinds, frozenset({"output:webhook"}), "event kinds to send (default: all)"),
     Key("format", "format", _choice("json", "slack", "discord", "teams"), frozenset({"output:webhook"}),
         "body format"),
-    Key("timeout", "timeout_s", _positive_float,
+    Key("timeout", "timeout_s", _seconds(0.1, 300, "a stop waits for a request in flight"),
         frozenset({"output:webhook", "output:alertmanager", "output:influxdb"}),
         "seconds one POST may take"),
-    Key("retries", "retries", _int_at_least(0), frozenset({"output:webhook"}),
+    Key("retries", "retries", _int_between(0, 1_000_000), frozenset({"output:webhook"}),
         "attempts per event before it is dropped; 0 = until delivered"),
-    Key("backoff", "backoff_s", _positive_float, frozenset({"output:webhook"}), "first retry delay, doubling"),
-    Key("queue_size", "queue_size", _int_at_least(1), frozenset({"output:webhook"}),
+    Key("backoff", "backoff_s", _seconds(0.01, 3600), frozenset({"output:webhook"}), "first retry delay, doubling"),
+    Key("queue_size", "queue_size", _int_between(1, 1_000_000, "the queue lives in memory"),
+        frozenset({"output:webhook"}),
         "events kept while the receiver is unreachable; the oldest are dropped beyond"),
     Key("secret", "secret", _nonempty, frozenset({"output:webhook"}),
         "HMAC-SHA256 key: X-Wgtrack-Signature: sha256=<hex> over the body", secret=True),
@@ -381,7 +434,7 @@ KEYS: tuple[Key, ...] = (
     Key("path", "path", _url_path, frozenset({"output:prometheus"}), "URL path of the metrics"),
     Key("web_config", "web_config", _path, frozenset({"output:prometheus"}),
         "Prometheus web config file (TLS, basic auth)"),
-    Key("filename", "filename", _path, frozenset({"output:influx", "output:json"}), "path of the output file"),
+    Key("filename", "filename", _file_path, frozenset({"output:influx", "output:json"}), "path of the output file"),
     Key("mode", "mode", _mode, frozenset({"output:influx"}), "file mode of the line-protocol file"),
 )
 _BY_NAME: dict[str, list[Key]] = {}
@@ -422,7 +475,10 @@ class _Reader:
             value = raw_value.strip()
             if scope == "output:webhook" and raw_key.startswith("header_") and len(raw_key) > 7:
                 # header_x_api_key = ... -> "x-api-key: ..."; the value may be a token: never echoed.
-                values.setdefault("headers", {})[raw_key[7:].replace("_", "-")] = value
+                try:
+                    values.setdefault("headers", {})[raw_key[7:].replace("_", "-")] = header_value(value)
+                except ValueError as exc:
+                    self.problems.append(Problem(self.source, name, raw_key, "(hidden)", str(exc)))
                 continue
             key = _lookup(raw_key, scope)
             if key is None:
@@ -451,8 +507,40 @@ def _check_track(reader: _Reader, section: str, settings: TrackSettings, cycle_t
             f"({settings.ping_interval} × cycle_time {cycle_time_s:g} s)")
 
 
+_SECTION_LINE = re.compile(r"\s*\[([^\]]+)\]")
+_KEY_LINE = re.compile(r"([^\s=:#;\[][^=:]*?)\s*[=:]")
+
+
+def _line_index(text: str) -> dict[tuple[str | None, str | None], int]:
+    """(section, key) -> the line where it first appears; (section, None) -> its header."""
+    index: dict[tuple[str | None, str | None], int] = {}
+    section: str | None = None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        header = _SECTION_LINE.match(line)
+        if header:
+            section = header.group(1)
+            index.setdefault((section, None), lineno)
+            continue
+        key = _KEY_LINE.match(line)
+        if key and not line[:1].isspace():
+            index.setdefault((section, key.group(1).strip().lower()), lineno)
+    return index
+
+
 def parse(text: str, source: str = "<string>") -> Config:
-    """Parse and validate config text; raise ``ConfigError`` listing every problem."""
+    """Parse and validate config text; raise ``ConfigError`` listing every problem, each with
+    its line."""
+    text = text.removeprefix("\ufeff")  # a BOM from Windows editors
+    try:
+        return _parse(text, source)
+    except ConfigError as exc:
+        index = _line_index(text)
+        located = [p if p.line is not None else dataclasses.replace(
+            p, line=index.get((p.section, p.key)) or index.get((p.section, None))) for p in exc.problems]
+        raise ConfigError(located) from None
+
+
+def _parse(text: str, source: str) -> Config:
     # DEFAULT is read as an ordinary section so that we know which section set what.
     parser = configparser.ConfigParser(interpolation=None, default_section="\0none", strict=True)
     reader = _Reader(source)
@@ -482,6 +570,12 @@ def parse(text: str, source: str = "<string>") -> Config:
         defaults = dict(parser.items("DEFAULT"))
         unknown = {k: v for k, v in defaults.items() if k not in _BY_NAME}
         reader.section("DEFAULT", "general", unknown)
+        for key, value in defaults.items():
+            if key in _BY_NAME and not (_lookup(key, "general") or _lookup(key, "output:influx")):
+                where = sorted({s for k in _BY_NAME[key] for s in k.scopes})
+                shown = None if _BY_NAME[key][0].secret else value
+                reader.problems.append(Problem(source, "DEFAULT", key, shown, "no section takes it from [DEFAULT]: "
+                                               f"set it in [{'] or ['.join(where)}]"))
         general.update(reader.section("DEFAULT", "general",
                                       {k: v for k, v in defaults.items() if _lookup(k, "general")}))
         influx.update(reader.section("DEFAULT", "output:influx",
