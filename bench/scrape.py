@@ -25,6 +25,7 @@ from wgtrack.config import Config, TrackSettings
 from wgtrack.dump import parse_dump
 from wgtrack.lineproto import render
 from wgtrack.promtext import LabelCache, render_chunks
+from wgtrack.snapshot import CycleFacts
 from wgtrack.tracker import Tracker
 
 PEERS = 10_000
@@ -103,8 +104,8 @@ def main() -> int:
             tracker.observe_dump(dump, time.monotonic(), time.time())
 
         step = median_time(cycle_core)
-        snap = tracker.snapshot(now=time.monotonic(), time_ns=time.time_ns(), cycle=1, wg_error=None,
-                                cycle_duration_s=0.0, started_ns=time.time_ns())
+        snap = tracker.snapshot(time.monotonic(), CycleFacts(time_ns=time.time_ns(), cycle=1, wg_error=None,
+                                                             cycle_duration_s=0.0, started_ns=time.time_ns()))
         influx = median_time(lambda: render(snap))
         cache = LabelCache()
         first_scrape = median_time(lambda: sum(len(c) for c in render_chunks(snap, LabelCache())), 3)

@@ -90,7 +90,7 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
         iface_up.add_metric([iface.name], 1)
         counts = dict.fromkeys(STATES, 0)
         for peer in iface.peers:
-            counts[peer.status] = counts.get(peer.status, 0) + 1
+            counts[peer.status.value] += 1
             names, values = _compat_labels(peer)
             for family, value in ((sent, peer.tx_bytes), (received, peer.rx_bytes),
                                   (latest, peer.latest_handshake)):
@@ -100,7 +100,7 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
             labels = _peer_labels(peer)
             up.add_metric(labels, int(peer.is_up))
             for name in STATES:
-                state.add_metric([*labels, name], int(peer.status == name))
+                state.add_metric([*labels, name], int(peer.status.value == name))
             since.add_metric(labels, round(peer.since_s, 3))
             if peer.rtt_ms is not None:
                 rtt.add_metric(labels, peer.rtt_ms / 1000)

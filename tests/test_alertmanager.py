@@ -18,6 +18,7 @@ from tests.lab import REPO, Lab, wait_until
 from tests.receiver import Receiver
 from tests.snapshots import KEY_A, KEY_B, peer, snapshot
 from wgtrack.config import AlertmanagerSettings
+from wgtrack.link import Status
 from wgtrack.outputs.alertmanager import Alertmanager
 from wgtrack.snapshot import Snapshot
 
@@ -25,7 +26,7 @@ from wgtrack.snapshot import Snapshot
 def test_firing_resend_and_resolve_payloads() -> None:
     receiver = Receiver()
     am = Alertmanager(AlertmanagerSettings(url=f"http://127.0.0.1:{receiver.port}", resend_interval_s=30), "vpn1")
-    down = peer(KEY_B, friendly_name="bob", status="down:checking", is_up=False, since_s=12.0)
+    down = peer(KEY_B, friendly_name="bob", status=Status.CHECKING, since_s=12.0)
     up = peer(KEY_B, friendly_name="bob")
     base = snapshot(peer(), down)
 

@@ -12,6 +12,7 @@ from tests.test_dump import DATA
 from wgtrack import config, link
 from wgtrack.dump import parse_dump
 from wgtrack.events import KINDS
+from wgtrack.snapshot import CycleFacts
 from wgtrack.tracker import Tracker
 from wgtrack.wgconf import PeerConf
 
@@ -61,8 +62,8 @@ def test_lifecycle_events_validate_against_the_schema(tracker: Tracker) -> None:
 
 def test_snapshot_carries_the_events(tracker: Tracker) -> None:
     tracker.observe_dump(parse_dump((DATA / "lab-mixed.dump").read_text()), 1.0, 1_800_000_000.0)
-    snap = tracker.snapshot(now=1.0, time_ns=1, cycle=1, wg_error=None, cycle_duration_s=0.0, started_ns=0)
+    snap = tracker.snapshot(1.0, CycleFacts(time_ns=1, cycle=1, wg_error=None, cycle_duration_s=0.0, started_ns=0))
     # qBOW… has keepalive and a months-old handshake: down from its first sample, and said so.
     assert {e.kind for e in snap.events} == {"interface_up", "peer_added", "peer_down"}
-    assert tracker.snapshot(now=2.0, time_ns=2, cycle=2, wg_error=None, cycle_duration_s=0.0,
-                            started_ns=0).events == ()
+    assert tracker.snapshot(2.0, CycleFacts(time_ns=2, cycle=2, wg_error=None, cycle_duration_s=0.0,
+                                            started_ns=0)).events == ()

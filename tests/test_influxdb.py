@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.server]
 def query(url: str, q: str) -> dict[str, object]:
     status, body = http(f"{url}/query?db=wgt&q={urllib.parse.quote(q)}", data=b"")
     assert status == 200, body
-    return json.loads(body)  # type: ignore[no-any-return]
+    return json.loads(body)
 
 
 def test_file_written_in_lab_loads_into_influxdb_16(lab: Lab, tmp_path: Path) -> None:

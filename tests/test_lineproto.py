@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from tests.snapshots import KEY_B, T_NS, peer, snapshot
 from wgtrack import __version__
 from wgtrack.lineproto import line, render
+from wgtrack.link import Status
 
 GOLDEN = (
     'wgtrack,friendly_name=alice,interface=wg0,peer=xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg\\= '
@@ -27,7 +28,7 @@ GOLDEN = (
 
 def test_golden_file() -> None:
     down = peer(KEY_B, friendly_name=None, endpoint=None, latest_handshake=0, handshake_age_s=None,
-                rx_bytes=0, tx_bytes=96, keepalive_s=0, status="down", is_up=False, rtt_ms=None, loss=None)
+                rx_bytes=0, tx_bytes=96, keepalive_s=0, status=Status.DOWN, rtt_ms=None, loss=None)
     assert render(snapshot(peer(), down)) == GOLDEN
 
 

@@ -19,6 +19,7 @@ from tests.servers import free_port
 from tests.snapshots import KEY_A, KEY_B, peer, snapshot
 from wgtrack.config import PrometheusSettings
 from wgtrack.errors import StartupError
+from wgtrack.link import Status
 from wgtrack.outputs.prometheus import PrometheusExporter
 from wgtrack.promtext import valid_label
 
@@ -77,7 +78,7 @@ def test_answers_before_the_first_cycle(running: Running, port: int) -> None:
 def test_compatible_and_new_series(running: Running, port: int) -> None:
     running.publish(snapshot(peer(friendly_labels=(("owner", "bob"), ("bad-key", "x"))),
                              peer(KEY_B, friendly_name=None, handshake_age_s=None, latest_handshake=0,
-                                  status="down:checking", is_up=False)))
+                                  status=Status.CHECKING)))
     status, body = get(f"http://127.0.0.1:{port}/metrics")
     assert status == 200
     samples = parsed(body)
@@ -115,7 +116,7 @@ def test_renderer_matches_prometheus_client(tmp_path: Path) -> None:
 
     snap = snapshot(peer(friendly_labels=(("owner", 'b"o\\b'), ("site", "x\ny"))),
                     peer(KEY_B, friendly_name=None, handshake_age_s=None, latest_handshake=0, rtt_ms=None,
-                         loss=None, status="down:backingoff", is_up=False, endpoint=None))
+                         loss=None, status=Status.BACKINGOFF, endpoint=None))
     collector = SnapshotCollector()
     collector.snapshot = snap
     registry = CollectorRegistry(auto_describe=False)

@@ -63,7 +63,7 @@ scrape_configs:
         body = lab.http_get("mon", f"http://127.0.0.1:{PROM_PORT}/api/v1/query?{urllib.parse.urlencode(params)}")
         reply = json.loads(body)
         assert reply["status"] == "success", reply
-        return reply["data"]["result"]  # type: ignore[no-any-return]
+        return reply["data"]["result"]
 
     daemon.wait_for("all up", lambda t: all(daemon.status(lab.hosts[p].public_key) == "up:ok"
                                             for p in lab.peer_names), 20)

@@ -4,6 +4,7 @@ failing or slow receiver, the queue bound, and secrets kept out of the logs."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -23,7 +24,7 @@ def events(*kinds: str) -> object:
     snap = snapshot()
     evs = tuple(Event(k, 1_800_000_000.0 + i, f"wg0/alice: {k}", "wg0", "A" * 43 + "=", "alice")
                 for i, k in enumerate(kinds))
-    return snap.__class__(**{**{f: getattr(snap, f) for f in snap.__slots__}, "events": evs})  # type: ignore[attr-defined]
+    return dataclasses.replace(snap, events=evs)
 
 
 async def run(hook: Webhook, *snaps: object, settle: float = 0.0) -> float:

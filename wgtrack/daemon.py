@@ -14,7 +14,10 @@ import logging
 import signal
 import socket
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from wgtrack import config as config_mod
 from wgtrack import link, probe, sdnotify
@@ -23,8 +26,9 @@ from wgtrack.dump import parse_dump
 from wgtrack.errors import StartupError
 from wgtrack.outputs.runner import Outputs
 from wgtrack.resolve import Resolver
+from wgtrack.snapshot import CycleFacts
 from wgtrack.tracker import PeerId, Tracker
-from wgtrack.wgcmd import run_wg, show_all_dump
+from wgtrack.wgcmd import WgResult, run_wg, show_all_dump
 from wgtrack.wgconf import load_interface_conf
 from wgtrack.workers import Workers
 
@@ -42,17 +46,34 @@ BACKGROUND_WAIT_SHARE = 0.3  # of cycle_time
 LAG_PERIOD_S = 0.1  # how often the loop-lag watchdog wakes
 
 
+class ResolverLike(Protocol):
+    async def resolve(self, hostname: str) -> link.ResolveResult: ...
+
+
+@dataclass(frozen=True)
+class World:
+    """What the daemon talks to. Tests pass fakes, so a whole cycle runs in-process."""
+
+    read_wg: Callable[[str, float], Awaitable[WgResult]] = show_all_dump  # (wg command, timeout)
+    run_wg: Callable[[str, list[str], float], Awaitable[WgResult]] = run_wg
+    probe: Callable[[str, int, float], Awaitable[link.ProbeResult]] = probe.ping  # (target, count, timeout)
+    resolver: Callable[[Path, float], ResolverLike] = Resolver  # (hosts file, DNS timeout)
+    poke: Callable[[str], None] = field(default=lambda target: _poke(target))
+    wall_ns: Callable[[], int] = time.time_ns
+
+
 class Daemon:
     """Runs cycles until told to stop; ``run()`` returns the process exit status."""
 
     def __init__(self, config: Config, *, once: bool = False, loglevel_override: int | None = None,
-                 stdout_override: bool = False) -> None:
+                 stdout_override: bool = False, world: World | None = None) -> None:
+        self.world = world or World()
         self.stdout_override = stdout_override  # --stdout: applied again on every reload
         self.config = self._overridden(config)
         self.once = once
         self.loglevel_override = loglevel_override
         self.tracker = Tracker(self.config)
-        self.resolver = Resolver(config.hosts_file, config.dns_timeout_s)
+        self.resolver = self.world.resolver(config.hosts_file, config.dns_timeout_s)
         self.outputs = Outputs(self._count_output_error)
         self._io = Workers("io", threads=2)  # config and wg-config reads
         self._background: dict[PeerId, asyncio.Task[None]] = {}
@@ -63,7 +84,7 @@ class Daemon:
         self._wg_error: str | None = None
         self._dump_problem_kinds: set[str] = set()  # kinds logged in the current run of bad dumps
         self._cycle = 0
-        self._started_ns = time.time_ns()
+        self._started_ns = self.world.wall_ns()
         self._stop_signal: str | None = None
         self._reload_requested = False
         self._wake = asyncio.Event()  # stop or reload requested
@@ -101,7 +122,7 @@ class Daemon:
             return 1
         sdnotify.notify("READY=1")
         log.info("wgtrack started: cycle %g s, outputs: %s", self.config.cycle_time_s, self.outputs.names)
-        self.tracker.tracker_event("tracker_started", time.time(), "wgtrack started")
+        self.tracker.tracker_event("tracker_started", self.world.wall_ns() / 1e9, "wgtrack started")
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
@@ -164,7 +185,7 @@ class Daemon:
             return
         self.config = new
         self.tracker.set_config(new)
-        self.resolver = Resolver(new.hosts_file, new.dns_timeout_s)
+        self.resolver = self.world.resolver(new.hosts_file, new.dns_timeout_s)
         self.tracker.clear_interface_confs()  # wg configs are re-read on the next cycle
         if self.loglevel_override is None:
             logging.getLogger().setLevel(new.loglevel)
@@ -175,12 +196,15 @@ class Daemon:
     def _publish_farewell(self) -> None:
         """One last snapshot carrying ``tracker_stopping``, so event outputs hear of the stop."""
         loop = asyncio.get_running_loop()
-        self.tracker.tracker_event("tracker_stopping", time.time(), f"wgtrack stopping ({self._stop_signal})")
-        snap = self.tracker.snapshot(now=loop.time(), time_ns=time.time_ns(), cycle=self._cycle,
-                                     wg_error=self._wg_error, cycle_duration_s=0.0, started_ns=self._started_ns,
-                                     last_success_ns=self._last_success_ns, errors=tuple(sorted(self._errors.items())),
-                                     stopped=True)
-        self.outputs.hand_over(snap)
+        wall_ns = self.world.wall_ns()
+        self.tracker.tracker_event("tracker_stopping", wall_ns / 1e9, f"wgtrack stopping ({self._stop_signal})")
+        self.outputs.hand_over(self.tracker.snapshot(loop.time(), self._facts(wall_ns, 0.0, stopped=True)))
+
+    def _facts(self, wall_ns: int, duration_s: float, stopped: bool = False) -> CycleFacts:
+        return CycleFacts(time_ns=wall_ns, cycle=self._cycle, wg_error=self._wg_error,
+                          cycle_duration_s=round(duration_s, 6), started_ns=self._started_ns,
+                          loop_lag_ms=round(self._max_lag_s * 1000, 3), last_success_ns=self._last_success_ns,
+                          errors=tuple(sorted(self._errors.items())), stopped=stopped)
 
     # ---- one cycle ----
 
@@ -188,9 +212,9 @@ class Daemon:
         loop = asyncio.get_running_loop()
         started = loop.time()
         self._cycle += 1
-        wall_ns = time.time_ns()
+        wall_ns = self.world.wall_ns()
         wall = wall_ns / 1e9
-        result = await show_all_dump(self.config.wg_command, self.config.wg_timeout_s)
+        result = await self.world.read_wg(self.config.wg_command, self.config.wg_timeout_s)
         if result.error is not None:
             if self._wg_error is None:
                 log.error("cannot read WireGuard state, outputs carry no peer data until it works: %s",
@@ -207,12 +231,7 @@ class Daemon:
             self._log_dump_problems(dump.problems, dump.bad_lines)
             await self._read_new_interface_confs([i.name for i in dump.interfaces])
             await self._carry_out_all(self.tracker.observe_dump(dump, loop.time(), wall))
-        snap = self.tracker.snapshot(
-            now=loop.time(), time_ns=wall_ns, cycle=self._cycle, wg_error=self._wg_error,
-            cycle_duration_s=round(loop.time() - started, 6), started_ns=self._started_ns,
-            loop_lag_ms=round(self._max_lag_s * 1000, 3), last_success_ns=self._last_success_ns,
-            errors=tuple(sorted(self._errors.items())),
-        )
+        snap = self.tracker.snapshot(loop.time(), self._facts(wall_ns, loop.time() - started))
         self._max_lag_s = 0.0
         self.outputs.hand_over(snap)
         log.debug("cycle %d done in %.3f s", self._cycle, loop.time() - started)
@@ -245,46 +264,48 @@ class Daemon:
 
     # ---- carrying out the machines' actions ----
 
-    async def _carry_out_all(self, todo: list[tuple[PeerId, link.Action]]) -> None:
-        """Run each peer's actions concurrently; probes finish within the cycle, while
-        re-resolution moves to a background task so a dead DNS server delays nobody."""
-        per_peer: dict[PeerId, list[link.Action]] = {}
+    async def _carry_out_all(self, todo: list[tuple[PeerId, link.Effect]]) -> None:
+        """Run each peer's actions concurrently. Probes finish within the cycle; re-resolutions
+        run in the background, and the cycle waits a little for those it started so that a
+        heal with a healthy DNS server is reported in the same cycle."""
+        per_peer: dict[PeerId, list[link.Effect]] = {}
         for pid, action in todo:
             per_peer.setdefault(pid, []).append(action)
         spawned: list[asyncio.Task[None]] = []
 
-        async def peer(pid: PeerId, actions: list[link.Action]) -> None:
+        async def peer(pid: PeerId, actions: list[link.Effect]) -> None:
             for action in actions:
-                if isinstance(action, link.Resolve):
-                    task = self._spawn(pid, action)
-                    if task is not None:
-                        spawned.append(task)
-                else:
-                    await self._carry_out(pid, action, 0)
+                await self._dispatch(pid, action, 0, spawned)
 
         await asyncio.gather(*(peer(pid, actions) for pid, actions in per_peer.items()))
         if spawned:
             budget = min(BACKGROUND_WAIT_MAX_S, BACKGROUND_WAIT_SHARE * self.config.cycle_time_s)
             await asyncio.wait(spawned, timeout=budget)
 
-    def _spawn(self, pid: PeerId, action: link.Resolve) -> asyncio.Task[None] | None:
-        running = self._background.get(pid)
-        if running is not None and not running.done():
-            return None
-        assert self._tasks is not None
-        task = self._tasks.create_task(self._carry_out(pid, action, 0))
-        self._background[pid] = task
-        task.add_done_callback(lambda done: self._forget_background(pid, done))
-        return task
+    async def _dispatch(self, pid: PeerId, action: link.Effect, depth: int,
+                        spawned: list[asyncio.Task[None]]) -> None:
+        """The one dispatch, at every depth of a chain: a Resolve always goes to the
+        background (a dead DNS server delays nobody); anything else is awaited here."""
+        if depth >= MAX_ACTION_CHAIN:
+            log.warning("%s: action chain cut at %d steps", self.tracker.name_of(pid), depth)
+            return
+        if isinstance(action, link.Resolve):
+            running = self._background.get(pid)
+            if running is None or running.done():
+                assert self._tasks is not None
+                task = self._tasks.create_task(self._carry_out(pid, action, depth, spawned))
+                self._background[pid] = task
+                task.add_done_callback(lambda done: self._forget_background(pid, done))
+                spawned.append(task)
+            return
+        await self._carry_out(pid, action, depth, spawned)
 
     def _forget_background(self, pid: PeerId, done: asyncio.Task[None]) -> None:
         if self._background.get(pid) is done:
             del self._background[pid]
 
-    async def _carry_out(self, pid: PeerId, action: link.Action, depth: int) -> None:
-        if depth >= MAX_ACTION_CHAIN:
-            log.warning("%s: action chain cut at %d steps", self.tracker.name_of(pid), depth)
-            return
+    async def _carry_out(self, pid: PeerId, action: link.Effect, depth: int,
+                         spawned: list[asyncio.Task[None]]) -> None:
         try:
             observation = await self._perform(pid, action)
         except Exception:  # one peer's trouble must never stop the others
@@ -293,21 +314,21 @@ class Daemon:
         if observation is None:
             return
         for follow in self.tracker.observe(pid, observation, asyncio.get_running_loop().time()):
-            await self._carry_out(pid, follow, depth + 1)
+            await self._dispatch(pid, follow, depth + 1, spawned)
 
-    async def _perform(self, pid: PeerId, action: link.Action) -> link.Observation | None:
+    async def _perform(self, pid: PeerId, action: link.Effect) -> link.Observation | None:
         settings = self.config.settings_for(*pid)
+        world = self.world
         if isinstance(action, link.Probe):
-            return await probe.ping(action.target, settings.ping_count, settings.ping_timeout_s)
+            return await world.probe(action.target, settings.ping_count, settings.ping_timeout_s)
         if isinstance(action, link.Resolve):
             log.info("%s: re-resolving %s", self.tracker.name_of(pid), action.hostname)
             return await self.resolver.resolve(action.hostname)
         if isinstance(action, link.SetEndpoint):
-            result = await run_wg(self.config.wg_command, ["set", pid[0], "peer", pid[1], "endpoint", action.endpoint],
-                                  self.config.wg_timeout_s)
+            result = await world.run_wg(self.config.wg_command, ["set", pid[0], "peer", pid[1], "endpoint",
+                                                                 action.endpoint], self.config.wg_timeout_s)
             return link.SetEndpointResult(action.endpoint, result.error is None, result.error)
-        if isinstance(action, link.TriggerHandshake):
-            _poke(action.target)
+        world.poke(action.target)
         return None
 
     async def _watch_lag(self) -> None:

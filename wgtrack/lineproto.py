@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterator, Mapping
 
 from wgtrack import __version__
+from wgtrack.link import Status
 from wgtrack.snapshot import PeerView, Snapshot
 
 FieldValue = int | float | str | bool | None
@@ -62,7 +63,7 @@ def peer_fields(peer: PeerView) -> dict[str, FieldValue]:
     return {
         "transfer_rx": peer.rx_bytes,
         "transfer_tx": peer.tx_bytes,
-        "status": peer.status,
+        "status": peer.status.value,
         "is_up": int(peer.is_up),
         "latest_handshake": peer.latest_handshake,
         "handshake_age_s": peer.handshake_age_s,
@@ -83,7 +84,7 @@ def render_lines(snapshot: Snapshot) -> Iterator[str]:
         for peer in iface.peers:
             tags = {"interface": iface.name, "peer": peer.public_key, "friendly_name": peer.friendly_name}
             yield line("wgtrack", tags, peer_fields(peer), ts)
-            kind = "up" if peer.is_up else ("idle" if peer.status == "idle" else "down")
+            kind = "up" if peer.is_up else ("idle" if peer.status is Status.IDLE else "down")
             counts[kind] += 1
         peers_total += len(iface.peers)
         yield line("wgtrack_interface", {"interface": iface.name}, {

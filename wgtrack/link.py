@@ -172,11 +172,22 @@ class SetEndpoint:
 
 @dataclass(frozen=True, slots=True)
 class Changed:
-    """Event: the status changed."""
+    """The status changed; ``event`` says whether operators hear of it."""
 
     old: Status | None
     new: Status
     reason: str
+
+    @property
+    def event(self) -> str | None:
+        """``peer_down`` on entering a down state, ``peer_up`` on leaving one for up; moves
+        between down states (the re-resolution schedule) and to or from idle are no events."""
+        was_down = self.old is not None and self.old.is_down
+        if self.new.is_down and not was_down:
+            return "peer_down"
+        if self.new.is_up and was_down:
+            return "peer_up"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +214,10 @@ class TargetVerdict:
     reason: str
 
 
-Action = (Probe | TriggerHandshake | Resolve | SetEndpoint | Changed | EndpointChanged | ResolveFailed
-          | TargetVerdict)
-Event = Changed | EndpointChanged | ResolveFailed
+Effect = Probe | TriggerHandshake | Resolve | SetEndpoint  # what the caller must carry out
+EFFECTS: tuple[type[Probe], type[TriggerHandshake], type[Resolve], type[SetEndpoint]] = (
+    Probe, TriggerHandshake, Resolve, SetEndpoint)
+Action = Effect | Changed | EndpointChanged | ResolveFailed | TargetVerdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,9 +271,18 @@ def stale_limit(settings: TrackSettings, keepalive_s: int) -> float:
     return settings.handshake_timeout_s + keepalive_s + HANDSHAKE_MARGIN_S
 
 
+class UndeclaredTransition(AssertionError):
+    """The machine tried a move that ``TRANSITIONS`` does not declare: a bug, never input."""
+
+
+_DECLARED = frozenset((old, new) for old, new, _ in TRANSITIONS)
+
+
 def _move(state: LinkState, new: Status, now: float, reason: str) -> tuple[LinkState, list[Action]]:
     if state.status is new:
         return state, []
+    if (state.status, new) not in _DECLARED:  # the table is the spec, enforced (as h11 does)
+        raise UndeclaredTransition(f"{state.status} -> {new} ({reason}) is not in TRANSITIONS")
     return replace(state, status=new, since=now), [Changed(state.status, new, reason)]
 
 

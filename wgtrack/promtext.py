@@ -119,7 +119,7 @@ def _peer_lines(family: str, peers: list[PeerView], compat: list[str], own: list
             values = [p.handshake_age_s for p in peers]
         return "".join([f"{family}{c} {v}\n" for c, v in zip(compat, values, strict=True) if v is not None])
     if family == "wgtrack_peer_state":
-        return "".join([("wgtrack_peer_state" + o).join(("", *_STATE_SUFFIXES[p.status]))
+        return "".join([("wgtrack_peer_state" + o).join(("", *_STATE_SUFFIXES[p.status.value]))
                         for o, p in zip(own, peers, strict=True)])
     if family == "wgtrack_peer_info":
         return "".join([f'{family}{o},endpoint="{_escape(p.endpoint or "")}",'
@@ -171,7 +171,7 @@ def render_chunks(snap: Snapshot | None, cache: LabelCache) -> Iterator[str]:
         up += f'wgtrack_interface_up{{interface="{_escape(iface.name)}"}} 1\n'
         tally = dict.fromkeys(STATES, 0)
         for p in iface.peers:
-            tally[p.status] = tally.get(p.status, 0) + 1
+            tally[p.status.value] += 1
         counts += "".join(f'wgtrack_interface_peers{{interface="{_escape(iface.name)}",state="{s}"}} {n}\n'
                           for s, n in tally.items())
     yield up + counts

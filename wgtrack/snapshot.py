@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wgtrack.events import Event
+from wgtrack.link import Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +22,7 @@ class PeerView:
     rx_bytes: int
     tx_bytes: int
     keepalive_s: int
-    status: str
-    is_up: bool
+    status: Status
     since_s: float  # seconds in this status
     rtt_ms: float | None
     loss: float | None
@@ -31,6 +31,10 @@ class PeerView:
     friendly_labels: tuple[tuple[str, str], ...] = ()  # from "# friendly_json = {...}"
     next_reresolve_s: float | None = None  # when the next re-resolution is due, if one is planned
     probe_silent: bool = False  # the probe target does not answer; the link is judged by handshakes
+
+    @property
+    def is_up(self) -> bool:
+        return self.status.is_up
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,21 @@ class InterfaceView:
     public_key: str
     listen_port: int | None
     peers: tuple[PeerView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CycleFacts:
+    """What the daemon knows of one cycle besides the peers: the heartbeat's content."""
+
+    time_ns: int
+    cycle: int
+    wg_error: str | None
+    cycle_duration_s: float
+    started_ns: int
+    loop_lag_ms: float = 0.0  # worst event-loop wake-up delay seen during the cycle
+    last_success_ns: int = 0  # when wg was last read successfully (0 = never)
+    errors: tuple[tuple[str, int], ...] = ()  # cumulative collection errors by kind
+    stopped: bool = False  # the last snapshot of a clean stop
 
 
 @dataclass(frozen=True, slots=True)

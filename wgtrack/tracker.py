@@ -15,7 +15,7 @@ from wgtrack import __version__, link
 from wgtrack.config import Config
 from wgtrack.events import Event
 from wgtrack.model import Dump, PeerRecord, short_key, single_host_address, split_endpoint
-from wgtrack.snapshot import InterfaceView, PeerView, Snapshot
+from wgtrack.snapshot import CycleFacts, InterfaceView, PeerView, Snapshot
 from wgtrack.wgconf import PeerConf
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,6 @@ def handshake_target(record: PeerRecord, probe: str | None) -> str | None:
             continue  # a default route: any address would do, but choose none rather than guess
         return str(net.network_address + 1) if net.num_addresses > 1 else str(net.network_address)
     return None
-
-
-NON_EVENTS = (link.Probe, link.TriggerHandshake, link.Resolve, link.SetEndpoint)
 
 
 class Tracker:
@@ -132,10 +129,10 @@ class Tracker:
             return conf.endpoint_host, conf.endpoint_port
         return None
 
-    def observe_dump(self, dump: Dump, now: float, wall: float) -> list[tuple[PeerId, link.Action]]:
+    def observe_dump(self, dump: Dump, now: float, wall: float) -> list[tuple[PeerId, link.Effect]]:
         """Step every peer with its sample; return the actions to carry out."""
         seen: set[PeerId] = set()
-        todo: list[tuple[PeerId, link.Action]] = []
+        todo: list[tuple[PeerId, link.Effect]] = []
         self._wall_offset = wall - now
         present = {iface.name for iface in dump.interfaces}
         for ifname in sorted(present - self._present):
@@ -182,25 +179,22 @@ class Tracker:
             found = self._targets[key] = (target, handshake_target(record, target))
         return found
 
-    def observe(self, pid: PeerId, obs: link.Observation, now: float) -> list[link.Action]:
+    def observe(self, pid: PeerId, obs: link.Observation, now: float) -> list[link.Effect]:
         """Feed a probe, resolve or set-endpoint result; return the follow-up actions."""
         tracked = self._peers.get(pid)
         if tracked is None:
             return []  # the peer vanished while the action ran
         return self._step(pid, tracked, obs, now)
 
-    def _step(self, pid: PeerId, tracked: _Tracked, obs: link.Observation, now: float) -> list[link.Action]:
+    def _step(self, pid: PeerId, tracked: _Tracked, obs: link.Observation, now: float) -> list[link.Effect]:
         tracked.state, actions = link.step(tracked.state, obs, now, self.config.settings_for(*pid))
         for action in actions:
             if isinstance(action, link.Changed):
                 old = action.old.value if action.old else "new"
                 log.info("%s: %s -> %s (%s)", self.name_of(pid), old, action.new.value, action.reason)
-                was_down = action.old is not None and action.old.is_down
-                if action.new.is_down and not was_down:
-                    self._peer_event(pid, "peer_down", now, f"down ({action.reason})", old=old,
-                                     new=action.new.value, details={"reason": action.reason})
-                elif action.new.is_up and was_down:
-                    self._peer_event(pid, "peer_up", now, f"up again ({action.reason})", old=old,
+                if action.event is not None:
+                    what = "down" if action.event == "peer_down" else "up again"
+                    self._peer_event(pid, action.event, now, f"{what} ({action.reason})", old=old,
                                      new=action.new.value, details={"reason": action.reason})
             elif isinstance(action, link.Resolve):
                 tracked.reresolves += 1
@@ -219,26 +213,25 @@ class Tracker:
                 log.warning("%s: re-resolution failed: %s", self.name_of(pid), action.reason)
                 self._peer_event(pid, "reresolve_failed", now, f"re-resolution failed: {action.reason}",
                                  details={"reason": action.reason})
-        return [a for a in actions if isinstance(a, NON_EVENTS)]
+        return [a for a in actions if isinstance(a, link.EFFECTS)]
 
     def forget(self) -> None:
         """wg could not be read: drop the picture of interfaces, keep the peers' memory."""
         self._interfaces = Dump(())
 
-    def snapshot(self, *, now: float, time_ns: int, cycle: int, wg_error: str | None,
-                 cycle_duration_s: float, started_ns: int, loop_lag_ms: float = 0.0,
-                 last_success_ns: int = 0, errors: tuple[tuple[str, int], ...] = (),
-                 stopped: bool = False) -> Snapshot:
+    def snapshot(self, now: float, facts: CycleFacts) -> Snapshot:
+        """The immutable picture for the outputs (``now`` is monotonic, for state ages)."""
         interfaces: list[InterfaceView] = []
-        if wg_error is None:
+        if facts.wg_error is None:
             for iface in self._interfaces.interfaces:
                 confs = self._confs.get(iface.name, {})
                 views = self._views(iface.name, iface.peers, confs, now)
                 interfaces.append(InterfaceView(iface.name, iface.public_key, iface.listen_port, tuple(views)))
-        return Snapshot(time_ns=time_ns, cycle=cycle, wg_ok=wg_error is None, wg_error=wg_error,
-                        interfaces=tuple(interfaces), cycle_duration_s=cycle_duration_s, started_ns=started_ns,
-                        loop_lag_ms=loop_lag_ms, last_success_ns=last_success_ns, errors=errors,
-                        events=self.drain_events(), cycle_time_s=self.config.cycle_time_s, stopped=stopped)
+        return Snapshot(time_ns=facts.time_ns, cycle=facts.cycle, wg_ok=facts.wg_error is None,
+                        wg_error=facts.wg_error, interfaces=tuple(interfaces), cycle_duration_s=facts.cycle_duration_s,
+                        started_ns=facts.started_ns, loop_lag_ms=facts.loop_lag_ms,
+                        last_success_ns=facts.last_success_ns, errors=facts.errors, events=self.drain_events(),
+                        cycle_time_s=self.config.cycle_time_s, stopped=facts.stopped)
 
     def _next_reresolve_s(self, ifname: str, key: str, state: link.LinkState) -> float | None:
         cycles = link.cycles_to_next_resolve(state, self.config.settings_for(ifname, key))
@@ -266,8 +259,7 @@ class Tracker:
                 rx_bytes=record.rx_bytes,
                 tx_bytes=record.tx_bytes,
                 keepalive_s=record.keepalive_s,
-                status=status.value,
-                is_up=status.is_up,
+                status=status,
                 since_s=max(0.0, now - state.since),
                 rtt_ms=state.rtt_ms,
                 loss=state.loss,

@@ -69,7 +69,7 @@ class Alertmanager(Sender[Payload]):
             "annotations": {
                 "summary": f"WireGuard peer {name} on {peer.interface} is down",
                 "description": (f"wgtrack on {self.instance} sees no life on the link to {name} "
-                                f"({peer.public_key}) on {peer.interface}: state {peer.status}, "
+                                f"({peer.public_key}) on {peer.interface}: state {peer.status.value}, "
                                 f"handshake age {peer.handshake_age_s if peer.handshake_age_s is not None else 'never'}"
                                 f" s."),
             },
@@ -82,7 +82,7 @@ class Alertmanager(Sender[Payload]):
         if not snapshot.wg_ok:
             return  # no news is not good news: keep firing alerts as they are until wg is readable
         down: dict[tuple[str, str], PeerView] = {
-            (p.interface, p.public_key): p for i in snapshot.interfaces for p in i.peers if p.status.startswith("down")
+            (p.interface, p.public_key): p for i in snapshot.interfaces for p in i.peers if p.status.is_down
         }
         changed = False
         for key, peer in down.items():

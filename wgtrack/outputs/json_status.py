@@ -33,7 +33,7 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
                     {
                         "public_key": p.public_key,
                         "friendly_name": p.friendly_name,
-                        "status": p.status,
+                        "status": p.status.value,
                         "is_up": p.is_up,
                         "since_s": round(p.since_s, 1),
                         "latest_handshake": p.latest_handshake,

@@ -1,0 +1,112 @@
+"""Whole cycles in-process, with hand-written fakes for what the daemon talks to (``World``):
+detection by probes, re-resolution in the background, the endpoint applied with ``wg set``,
+and healing, all in one event loop with no process, namespace or network."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import lp
+from wgtrack import config, link
+from wgtrack.daemon import Daemon, World
+from wgtrack.wgcmd import WgResult
+
+IFACE = "3+lM+fs3RsV/UxQbPxytzD5PTyVmnWCUghTX1P/wQBU="
+PEER = "5FddUppPDYDCR4pxzC7jW5WF8dW8MjGXuiMKPrLgRAM="
+
+
+class FakeWg:
+    """A WireGuard interface with one peer; ``wg set ... endpoint`` moves it."""
+
+    def __init__(self) -> None:
+        self.endpoint = "198.51.100.9:51820"
+        self.sets: list[list[str]] = []
+
+    async def read(self, command: str, timeout_s: float) -> WgResult:
+        hs = int(time.time()) - 5
+        return WgResult(f"wg0\tpriv\t{IFACE}\t51820\toff\n"
+                        f"wg0\t{PEER}\t(none)\t{self.endpoint}\t192.0.2.2/32\t{hs}\t100\t100\toff\n", None)
+
+    async def run(self, command: str, args: list[str], timeout_s: float) -> WgResult:
+        self.sets.append(args)
+        self.endpoint = args[-1]
+        return WgResult("", None)
+
+
+class FakeNetwork:
+    """Probes are answered while the peer is reachable at ``reachable_at``."""
+
+    def __init__(self, wg: FakeWg) -> None:
+        self.wg, self.reachable_at = wg, "198.51.100.9:51820"
+        self.probes = 0
+
+    async def probe(self, target: str, count: int, timeout_s: float) -> link.ProbeResult:
+        self.probes += 1
+        if self.wg.endpoint == self.reachable_at:
+            return link.ProbeResult(ok=True, rtt_ms=1.0, loss=0.0)
+        return link.ProbeResult(ok=False, loss=1.0, reason="no reply")
+
+
+class FakeResolver:
+    def __init__(self, hosts_file: Path, timeout_s: float) -> None:
+        self.asked: list[str] = []
+
+    async def resolve(self, hostname: str) -> link.ResolveResult:
+        self.asked.append(hostname)
+        return link.ResolveResult(("198.51.100.20",))
+
+
+def test_a_moved_peer_is_detected_resolved_set_and_healed_in_process(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "wgtrack.lp"
+    cfg = config.parse(f"[general]\ncycle_time = 0.2\nping_interval = 1\nping_timeout = 0.05\ncycles_wait = 0\n"
+                       f"wg_config_dir = {tmp_path}\n[output:influx]\nfilename = {out}\n"
+                       f"[peer:{PEER}]\nendpoint = peer.test:51820\n", "test.conf")
+    wg = FakeWg()
+    net = FakeNetwork(wg)
+    resolvers: list[FakeResolver] = []
+
+    def resolver(hosts: Path, timeout_s: float) -> FakeResolver:
+        resolvers.append(FakeResolver(hosts, timeout_s))
+        return resolvers[-1]
+
+    daemon = Daemon(cfg, world=World(read_wg=wg.read, run_wg=wg.run, probe=net.probe, resolver=resolver,
+                                     poke=lambda target: None))
+
+    def status() -> str | None:
+        text = out.read_text() if out.exists() else ""
+        point = lp.peers(text).get(PEER) if text else None
+        return None if point is None else str(point.fields["status"])
+
+    async def scenario() -> int:
+        run = asyncio.create_task(daemon.run())
+        try:
+            for _ in range(100):  # bounded: 10 s
+                if status() == "up:ok":
+                    break
+                await asyncio.sleep(0.1)
+            assert status() == "up:ok"
+            net.reachable_at = "198.51.100.20:51820"  # the peer moved; DNS already says so
+            for _ in range(100):
+                if wg.endpoint == "198.51.100.20:51820" and status() == "up:ok":
+                    break
+                await asyncio.sleep(0.05)
+            assert status() == "up:ok"
+        finally:
+            daemon._request_stop("test")
+        return await run
+
+    assert asyncio.run(scenario()) == 0
+    assert wg.sets == [["set", "wg0", "peer", PEER, "endpoint", "198.51.100.20:51820"]]
+    assert resolvers[-1].asked and set(resolvers[-1].asked) == {"peer.test"}
+    # Down, re-resolved and healed within one cycle: the cycle waits briefly for the resolution.
+    log = caplog.text
+    assert "up:ok -> down" in log and "probes failed" in log
+    assert "endpoint 198.51.100.9:51820 -> 198.51.100.20:51820" in log
+    assert log.index("up:ok -> down") < log.index("-> up:ok (probe answered)")
