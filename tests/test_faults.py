@@ -222,6 +222,12 @@ def test_reload_keeps_the_exporter_stdout_and_queued_events(tmp_path: Path, fake
         w.proc.send_signal(signal.SIGHUP)  # nothing changed this time
         w.wait_for("second reload", lambda t: w.log().count("reloaded") == 2, 10)
         assert "outputs unchanged" in w.log()
+        conf.write_text(conf.read_text().replace(f"listen = 127.0.0.1:{port}\n",
+                                                 f"listen = 127.0.0.1:{port}\npath = /m2\n"))
+        w.proc.send_signal(signal.SIGHUP)  # the exporter changes: same address, handed over
+        w.wait_for("third reload", lambda t: w.log().count("reloaded") == 3, 10)
+        assert "~output:prometheus" in w.log() and "reload refused" not in w.log()
+        assert http(f"http://127.0.0.1:{port}/m2")[0] == 200
         size = stdout.stat().st_size
         cycles_go_on(w)
         assert stdout.stat().st_size > size  # --stdout survived both reloads
