@@ -25,7 +25,8 @@ from wgtrack.snapshot import Snapshot
 
 def test_firing_resend_and_resolve_payloads() -> None:
     receiver = Receiver()
-    am = Alertmanager(AlertmanagerSettings(url=f"http://127.0.0.1:{receiver.port}", resend_interval_s=30), "vpn1")
+    am = Alertmanager("output:alertmanager", AlertmanagerSettings(url=f"http://127.0.0.1:{receiver.port}",
+                                                                 resend_interval_s=30, instance="vpn1"))
     down = peer(KEY_B, friendly_name="bob", status=Status.CHECKING, since_s=12.0)
     up = peer(KEY_B, friendly_name="bob")
     base = snapshot(peer(), down)

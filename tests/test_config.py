@@ -38,8 +38,7 @@ def test_defaults_are_those_of_020() -> None:
     t = cfg.track
     assert (t.ping_interval, t.ping_failafternum, t.cycles_wait, t.cycles_checking, t.cycles_checkperiod,
             t.cycles_slowcheckingperiod) == (2, 2, 2, 4, 2, 20)
-    assert cfg.influx_file.filename == Path("/var/cache/wg-track_influx.out")
-    assert cfg.influx_file.enabled
+    assert cfg.influx_file is not None and cfg.influx_file.filename == Path("/var/cache/wg-track_influx.out")
     assert cfg.wg_command == "wg" and cfg.wg_config_dir == Path("/etc/wireguard")
 
 
@@ -56,7 +55,7 @@ def test_default_section_applies_and_general_wins() -> None:
                        "[general]\ncycles_wait = 7\n")
     assert cfg.cycle_time_s == 10
     assert cfg.track.cycles_wait == 7
-    assert cfg.influx_file.filename == Path("/tmp/x.out")
+    assert cfg.influx_file is not None and cfg.influx_file.filename == Path("/tmp/x.out")
 
 
 @pytest.mark.parametrize("text,level", [("debug", 10), ("INFO", 20), ("40", 40), ("warning", 30)])
@@ -93,8 +92,8 @@ def test_every_problem_is_reported_at_once() -> None:
         "/etc/wgtrack.conf:3: [general] bogus = '1': unknown key",
         "/etc/wgtrack.conf:4: [general] ping_target = '192.0.2.1': not valid here (belongs in peer)",
         "/etc/wgtrack.conf:5: [nonsense]: unknown section (known: general, DEFAULT, interface:<name>, "
-        "peer:<public key>, output:influx, output:prometheus, output:stdout, output:json, "
-        "output:webhook[:<name>], output:alertmanager, output:influxdb)",
+        "peer:<public key>, output:influx, output:json, output:webhook[:<name>], output:influxdb, "
+        "output:alertmanager, output:stdout, output:prometheus)",
         "/etc/wgtrack.conf:6: [peer:short]: not a WireGuard public key (44 base64 characters)",
         "/etc/wgtrack.conf:8: [interface:wg0] loglevel = 'debug': not valid here (belongs in general)",
         f"/etc/wgtrack.conf:10: [peer:{KEY}] ping_target = 'nohost': not an IPv4 or IPv6 address",
@@ -135,8 +134,8 @@ def test_webhook_sections() -> None:
     cfg = config.parse("[output:webhook:ops]\nurl = https://hooks.example.test/T0KEN\nformat = slack\n"
                        "events = peer_down, peer_up\nheader_x_api_key = K3Y\nsecret = s3cr3t\n"
                        "[output:webhook]\nurl = http://127.0.0.1:9/x\n")
-    (n1, ops), (n2, plain) = cfg.webhooks
-    assert (n1, n2) == ("webhook:ops", "webhook")
+    (n1, plain), (n2, ops) = [(n, s) for n, s in cfg.outputs if n.startswith("output:webhook")]
+    assert (n1, n2) == ("output:webhook", "output:webhook:ops")
     assert ops.format == "slack" and ops.events == frozenset({"peer_down", "peer_up"})
     assert ops.headers == {"x-api-key": "K3Y"} and ops.secret == "s3cr3t"
     assert plain.events == frozenset() and plain.retries == 0

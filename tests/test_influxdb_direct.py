@@ -82,7 +82,8 @@ def test_buffer_is_bounded_and_drops_the_oldest() -> None:
     from wgtrack.config import InfluxDBSettings
     from wgtrack.outputs.influxdb import InfluxDB
 
-    out = InfluxDB(InfluxDBSettings(url=f"http://127.0.0.1:{free_port()}", bucket="b", buffer_points=5))
+    out = InfluxDB("output:influxdb",
+                   InfluxDBSettings(url=f"http://127.0.0.1:{free_port()}", bucket="b", buffer_points=5))
 
     async def go() -> None:
         await out.publish(snapshot(peer()))  # 3 lines: peer, interface, tracker

@@ -30,7 +30,7 @@ class Running:
     def __init__(self, settings: PrometheusSettings) -> None:
         import threading
 
-        self.exporter = PrometheusExporter(settings)
+        self.exporter = PrometheusExporter("output:prometheus", settings)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -150,7 +150,7 @@ def test_label_validation(name: str, ok: bool) -> None:
 def test_port_in_use_is_a_clear_error_at_start_but_not_for_check_config(port: int) -> None:
     first = Running(PrometheusSettings(listen=f"127.0.0.1:{port}"))
     try:
-        second = PrometheusExporter(PrometheusSettings(listen=f"127.0.0.1:{port}"))
+        second = PrometheusExporter("output:prometheus", PrometheusSettings(listen=f"127.0.0.1:{port}"))
         # --check-config beside the running daemon: its own port is taken, and that is fine.
         assert second.check() == []
         with pytest.raises(StartupError, match="Address already in use"):
@@ -191,10 +191,12 @@ def test_tls_and_basic_auth(tmp_path: Path, port: int) -> None:
 def test_bad_web_config_is_a_clear_error(tmp_path: Path, port: int) -> None:
     web = tmp_path / "web.yml"
     web.write_text("tls_server_config:\n  cert_file: missing.pem\n  key_file: missing.key\n")
-    problems = PrometheusExporter(PrometheusSettings(listen=f"127.0.0.1:{port}", web_config=web)).check()
+    problems = PrometheusExporter("output:prometheus",
+                                  PrometheusSettings(listen=f"127.0.0.1:{port}", web_config=web)).check()
     assert len(problems) == 1 and "cannot load" in problems[0] and "missing.pem" in problems[0]
     web.write_text("basic_auth_users:\n  prom: plaintext-password\n")
-    problems = PrometheusExporter(PrometheusSettings(listen=f"127.0.0.1:{port}", web_config=web)).check()
+    problems = PrometheusExporter("output:prometheus",
+                                  PrometheusSettings(listen=f"127.0.0.1:{port}", web_config=web)).check()
     assert problems == [f"[output:prometheus] web_config: {web}: basic_auth_users: the entry for 'prom' "
                         "is not a bcrypt hash"]
     assert "plaintext-password" not in problems[0]

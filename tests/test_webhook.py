@@ -41,7 +41,7 @@ def test_delivers_signed_json_with_custom_headers(caplog: pytest.LogCaptureFixtu
     caplog.set_level(logging.DEBUG)
     receiver = Receiver()
     try:
-        hook = Webhook("webhook:ops", WebhookSettings(url=receiver.url, secret="s3cr3t",
+        hook = Webhook("output:webhook:ops", WebhookSettings(url=receiver.url, secret="s3cr3t",
                                                       headers={"authorization": "Bearer T0KEN"}))
 
         async def go() -> None:
@@ -63,7 +63,7 @@ def test_delivers_signed_json_with_custom_headers(caplog: pytest.LogCaptureFixtu
 def test_chat_formats(fmt: str, key: str) -> None:
     receiver = Receiver()
     try:
-        hook = Webhook("webhook", WebhookSettings(url=receiver.url, format=fmt, events=frozenset({"peer_down"})))
+        hook = Webhook("output:webhook", WebhookSettings(url=receiver.url, format=fmt, events=frozenset({"peer_down"})))
 
         async def go() -> None:
             await run(hook, events("peer_added", "peer_down"))
@@ -79,7 +79,7 @@ def test_chat_formats(fmt: str, key: str) -> None:
 def test_down_receiver_gets_the_events_when_it_comes_back(caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/hook"
-    hook = Webhook("webhook", WebhookSettings(url=url, backoff_s=0.1, timeout_s=1))
+    hook = Webhook("output:webhook", WebhookSettings(url=url, backoff_s=0.1, timeout_s=1))
     holder: list[Receiver] = []
 
     async def go() -> float:
@@ -103,7 +103,7 @@ def test_500_is_retried_and_slow_receiver_never_delays_publish() -> None:
     receiver.fail_next = 2
     receiver.delay_s = 0.5
     try:
-        hook = Webhook("webhook", WebhookSettings(url=receiver.url, backoff_s=0.05, timeout_s=3))
+        hook = Webhook("output:webhook", WebhookSettings(url=receiver.url, backoff_s=0.05, timeout_s=3))
 
         async def go() -> float:
             took = await run(hook, events("peer_down"))
@@ -124,7 +124,8 @@ def test_500_is_retried_and_slow_receiver_never_delays_publish() -> None:
 
 
 def test_full_queue_drops_the_oldest_and_counts() -> None:
-    hook = Webhook("webhook", WebhookSettings(url=f"http://127.0.0.1:{free_port()}/x", queue_size=2, backoff_s=10))
+    hook = Webhook("output:webhook",
+                   WebhookSettings(url=f"http://127.0.0.1:{free_port()}/x", queue_size=2, backoff_s=10))
 
     async def go() -> None:
         await hook.publish(events("peer_added", "peer_down", "peer_up"))  # type: ignore[arg-type]
@@ -138,7 +139,7 @@ def test_retries_limit_drops_an_undeliverable_event() -> None:
     receiver = Receiver()
     receiver.fail_next = 100
     try:
-        hook = Webhook("webhook", WebhookSettings(url=receiver.url, retries=2, backoff_s=0.01))
+        hook = Webhook("output:webhook", WebhookSettings(url=receiver.url, retries=2, backoff_s=0.01))
 
         async def go() -> None:
             await run(hook, events("peer_down"), settle=1.0)

@@ -130,8 +130,15 @@ class AlertmanagerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StdoutSettings:
+    """``[output:stdout]`` (or ``--stdout``): line protocol on stdout for Telegraf's inputs.execd."""
+
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class InfluxDBSettings:
-    """``[output:influxdb]``: direct writes with influxdb-client."""
+    """``[output:influxdb]``: direct writes to ``/api/v2/write``."""
 
     url: str = ""
     token: str | None = None
@@ -159,13 +166,30 @@ class Config:
     track: TrackSettings = field(default_factory=TrackSettings)
     interface_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     peer_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    influx_file: InfluxFileSettings = field(default_factory=InfluxFileSettings)
-    prometheus: PrometheusSettings | None = None  # None: no [output:prometheus] section
-    stdout: bool = False  # [output:stdout] (or --stdout): line protocol on stdout for inputs.execd
-    json_status: JsonSettings | None = None  # None: no [output:json] section
-    webhooks: tuple[tuple[str, WebhookSettings], ...] = ()  # (section name, settings)
-    alertmanager: AlertmanagerSettings | None = None
-    influxdb: InfluxDBSettings | None = None
+    # Every enabled output: (section name, its settings), in the registry's order. [output:influx]
+    # is on without a section, as in 0.2.0.
+    outputs: tuple[tuple[str, Any], ...] = (("output:influx", InfluxFileSettings()),)
+
+    def output(self, section: str) -> Any:
+        """The settings of one enabled output section, or None."""
+        return next((settings for name, settings in self.outputs if name == section), None)
+
+    def with_output(self, section: str, settings: object) -> Config:
+        """This config with ``section`` added or replaced (``--stdout`` on every reload)."""
+        kept = tuple((n, s) for n, s in self.outputs if n != section)
+        return dataclasses.replace(self, outputs=_ordered((*kept, (section, settings))))
+
+    @property
+    def influx_file(self) -> InfluxFileSettings | None:
+        return self.output("output:influx")  # type: ignore[no-any-return]
+
+    @property
+    def json_status(self) -> JsonSettings | None:
+        return self.output("output:json")  # type: ignore[no-any-return]
+
+    @property
+    def prometheus(self) -> PrometheusSettings | None:
+        return self.output("output:prometheus")  # type: ignore[no-any-return]
 
     def settings_for(self, interface: str, public_key: str) -> TrackSettings:
         """The effective tracking settings for one peer."""
@@ -174,6 +198,45 @@ class Config:
 
 
 # ---- value parsers: each returns the typed value or raises ValueError(why) ----
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSection:
+    """One kind of ``[output:...]`` section. This registry drives parsing, ``describe`` and
+    ``outputs.plan``: adding an output is one entry here and one factory in ``outputs``."""
+
+    scope: str
+    settings: type[Any]
+    required: tuple[str, ...] = ()
+    repeats: bool = False  # [output:webhook:<name>] as well as [output:webhook]
+
+
+OUTPUT_SECTIONS: tuple[OutputSection, ...] = (
+    OutputSection("output:influx", InfluxFileSettings),
+    OutputSection("output:json", JsonSettings),
+    OutputSection("output:webhook", WebhookSettings, ("url",), repeats=True),
+    OutputSection("output:influxdb", InfluxDBSettings, ("url", "bucket")),
+    OutputSection("output:alertmanager", AlertmanagerSettings, ("url",)),
+    OutputSection("output:stdout", StdoutSettings),
+    OutputSection("output:prometheus", PrometheusSettings),
+)
+_OUTPUT_BY_SCOPE = {o.scope: o for o in OUTPUT_SECTIONS}
+
+
+def output_scope(section: str) -> OutputSection | None:
+    """The registry entry for a section name (``output:webhook:ops`` -> webhook)."""
+    entry = _OUTPUT_BY_SCOPE.get(section)
+    if entry is None and section.count(":") == 2:
+        entry = _OUTPUT_BY_SCOPE.get(section.rpartition(":")[0])
+        if entry is not None and not entry.repeats:
+            return None
+    return entry
+
+
+def _ordered(outputs: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+    rank = {o.scope: i for i, o in enumerate(OUTPUT_SECTIONS)}
+    scope = {name: output_scope(name) for name, _ in outputs}
+    return tuple(sorted(outputs, key=lambda item: (rank[scope[item[0]].scope], item[0])))  # type: ignore[union-attr]
 
 
 def _positive_float(text: str) -> float:
@@ -449,13 +512,8 @@ def _scope_of(section: str) -> str | None:
         return "interface"
     if section.startswith("peer:"):
         return "peer"
-    if section in ("output:influx", "output:prometheus", "output:stdout", "output:json"):
-        return section
-    if section == "output:webhook" or section.startswith("output:webhook:"):
-        return "output:webhook"
-    if section in ("output:alertmanager", "output:influxdb"):
-        return section
-    return None
+    entry = output_scope(section)
+    return entry.scope if entry is not None else None
 
 
 def _lookup(name: str, scope: str) -> Key | None:
@@ -556,13 +614,8 @@ def _parse(text: str, source: str) -> Config:
         raise ConfigError([Problem(source, section, key, None, why)]) from None
 
     general: dict[str, Any] = {}
-    influx: dict[str, Any] = {}
-    prometheus: dict[str, Any] | None = None
-    json_status: dict[str, Any] | None = None
-    webhooks: list[tuple[str, dict[str, Any]]] = []
-    alertmanager: dict[str, Any] | None = None
-    influxdb: dict[str, Any] | None = None
-    stdout = False
+    # Output sections by name; [output:influx] exists without a section, as in 0.2.0.
+    sections: dict[str, dict[str, Any]] = {"output:influx": {}}
     interfaces: dict[str, dict[str, Any]] = {}
     peers: dict[str, dict[str, Any]] = {}
     if parser.has_section("DEFAULT"):
@@ -578,47 +631,29 @@ def _parse(text: str, source: str) -> Config:
                                                f"set it in [{'] or ['.join(where)}]"))
         general.update(reader.section("DEFAULT", "general",
                                       {k: v for k, v in defaults.items() if _lookup(k, "general")}))
-        influx.update(reader.section("DEFAULT", "output:influx",
-                                     {k: v for k, v in defaults.items() if _lookup(k, "output:influx")}))
+        sections["output:influx"].update(reader.section(
+            "DEFAULT", "output:influx", {k: v for k, v in defaults.items() if _lookup(k, "output:influx")}))
     for name in parser.sections():
         if name == "DEFAULT":
             continue
         scope = _scope_of(name)
         items = dict(parser.items(name))
         if scope is None:
+            known = ", ".join(o.scope + ("[:<name>]" if o.repeats else "") for o in OUTPUT_SECTIONS)
             reader.problems.append(Problem(source, name, None, None,
-                                           "unknown section (known: general, DEFAULT, interface:<name>, "
-                                           "peer:<public key>, output:influx, output:prometheus, "
-                                           "output:stdout, output:json, output:webhook[:<name>], "
-                                           "output:alertmanager, output:influxdb)"))
+                                           f"unknown section (known: general, DEFAULT, interface:<name>, "
+                                           f"peer:<public key>, {known})"))
             continue
         values = reader.section(name, scope, items)
+        entry = output_scope(name)
         if scope == "general":
             general.update(values)
-        elif scope == "output:influx":
-            influx.update(values)
-        elif scope == "output:prometheus":
-            prometheus = values
-        elif scope == "output:stdout":
-            stdout = values.get("enabled", True)
-        elif scope == "output:json":
-            json_status = values
-        elif scope == "output:webhook":
-            if "url" not in values and not any(p.section == name and p.key == "url" for p in reader.problems):
-                reader.problems.append(Problem(source, name, "url", None, "is required"))
-            webhooks.append((name.removeprefix("output:"), values))
-        elif scope == "output:influxdb":
-            for required in ("url", "bucket"):
+        elif entry is not None:
+            for required in entry.required:
                 if required not in values and not any(p.section == name and p.key == required
                                                       for p in reader.problems):
                     reader.problems.append(Problem(source, name, required, None, "is required"))
-            if ("username" in values) != ("password" in values):
-                reader.problems.append(Problem(source, name, "username", None, "needs password, and password username"))
-            influxdb = values
-        elif scope == "output:alertmanager":
-            if "url" not in values and not any(p.section == name and p.key == "url" for p in reader.problems):
-                reader.problems.append(Problem(source, name, "url", None, "is required"))
-            alertmanager = values
+            sections.setdefault(name, {}).update(values)
         elif scope == "interface":
             ifname = name.partition(":")[2]
             if not valid_ifname(ifname):
@@ -631,24 +666,24 @@ def _parse(text: str, source: str) -> Config:
                 reader.problems.append(Problem(source, name, None, None,
                                                "not a WireGuard public key (44 base64 characters)"))
             peers[key] = values
+    db = sections.get("output:influxdb", {})
+    if ("username" in db) != ("password" in db):
+        reader.problems.append(Problem(source, "output:influxdb", "username", None,
+                                       "needs password, and password username"))
 
     config_fields = {f.name for f in dataclasses.fields(Config)}
     track = TrackSettings(**{k: v for k, v in general.items() if k not in config_fields})
     top = {k: v for k, v in general.items() if k in config_fields}
-    config = Config(
-        path=source,
-        track=track,
-        interface_overrides=interfaces,
-        peer_overrides=peers,
-        influx_file=InfluxFileSettings(**influx),
-        prometheus=None if prometheus is None else PrometheusSettings(**prometheus),
-        stdout=stdout,
-        json_status=None if json_status is None else JsonSettings(**json_status),
-        webhooks=tuple((n, WebhookSettings(**v)) for n, v in webhooks if "url" in v),
-        alertmanager=AlertmanagerSettings(**alertmanager) if alertmanager and "url" in alertmanager else None,
-        influxdb=InfluxDBSettings(**influxdb) if influxdb and "url" in influxdb and "bucket" in influxdb else None,
-        **top,
-    )
+    built: list[tuple[str, Any]] = []
+    for name, values in sections.items():
+        entry = output_scope(name)
+        assert entry is not None
+        if all(r in values for r in entry.required):
+            settings = entry.settings(**values)
+            if getattr(settings, "enabled", True):
+                built.append((name, settings))
+    config = Config(path=source, track=track, interface_overrides=interfaces, peer_overrides=peers,
+                    outputs=_ordered(tuple(built)), **top)
     if not reader.problems:
         _check_track(reader, "general", config.track, config.cycle_time_s)
         for ifname, over in interfaces.items():
@@ -686,33 +721,29 @@ def describe(config: Config) -> str:
         lines.extend(f"[interface:{ifname}] {by_attr[k]} = {v}" for k, v in over.items())
     for pubkey, over in config.peer_overrides.items():
         lines.extend(f"[peer:{pubkey}] {by_attr[k]} = {v}" for k, v in over.items())
-    out = config.influx_file
-    lines.append(f"[output:influx] enabled = {out.enabled}, filename = {out.filename}, mode = {out.mode:04o}")
-    if config.stdout:
-        lines.append("[output:stdout] enabled = True")
-    for name, hook in config.webhooks:
-        # url path, secret and header values can hold tokens: only their presence is shown.
-        from wgtrack.redact import redact_url as redact
-
-        lines.append(f"[output:{name}] url = {redact(hook.url)}/..., format = {hook.format}, "
-                     f"events = {','.join(sorted(hook.events)) or 'all'}, secret = {'set' if hook.secret else 'none'}, "
-                     f"headers = {', '.join(sorted(hook.headers)) or 'none'}")
-    if config.influxdb is not None:
-        from wgtrack.redact import redact_url as redact
-
-        db = config.influxdb
-        lines.append(f"[output:influxdb] url = {redact(db.url)}, bucket = {db.bucket}, org = {db.org or '-'}, "
-                     f"precision = {db.precision}, "
-                     f"auth = {'user/password' if db.username else 'token' if db.token else 'none'}")
-    if config.alertmanager is not None:
-        from wgtrack.redact import redact_url as redact
-
-        lines.append(f"[output:alertmanager] url = {redact(config.alertmanager.url)}, "
-                     f"resend_interval = {config.alertmanager.resend_interval_s:g}")
-    if config.json_status is not None:
-        lines.append(f"[output:json] enabled = {config.json_status.enabled}, filename = {config.json_status.filename}")
-    if config.prometheus is not None:
-        prom = config.prometheus
-        lines.append(f"[output:prometheus] enabled = {prom.enabled}, listen = {prom.listen}, path = {prom.path}, "
-                     f"web_config = {prom.web_config or '(none)'}")
+    for name, settings in config.outputs:
+        lines.append(f"[{name}] " + ", ".join(_describe_field(name, f.name, getattr(settings, f.name))
+                                             for f in dataclasses.fields(settings)))
     return "\n".join(lines)
+
+
+def _describe_field(section: str, attr: str, value: Any) -> str:
+    """``key = value`` for --check-config; secrets, URL paths and header values never shown."""
+    from wgtrack.redact import redact_url
+
+    scope = output_scope(section)
+    key = next((k for k in KEYS if k.attr == attr and scope is not None and scope.scope in k.scopes), None)
+    name = key.name if key else attr
+    if attr == "url":
+        return f"url = {redact_url(value)}/..."
+    if attr == "headers":
+        return f"headers = {', '.join(sorted(value)) or 'none'}"
+    if key is not None and key.secret:
+        return f"{name} = {'set' if value else 'none'}"
+    if attr == "mode":
+        return f"mode = {value:04o}"
+    if isinstance(value, frozenset):
+        return f"{name} = {','.join(sorted(value)) or 'all'}"
+    if isinstance(value, float):
+        return f"{name} = {value:g}"
+    return f"{name} = {value if value is not None else '(none)'}"

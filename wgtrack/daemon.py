@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import signal
 import socket
@@ -21,7 +20,7 @@ from typing import Protocol
 
 from wgtrack import config as config_mod
 from wgtrack import link, probe, sdnotify
-from wgtrack.config import Config, ConfigError
+from wgtrack.config import Config, ConfigError, StdoutSettings
 from wgtrack.dump import parse_dump
 from wgtrack.errors import StartupError
 from wgtrack.outputs.runner import Outputs
@@ -91,7 +90,7 @@ class Daemon:
         self._stopping = asyncio.Event()  # stop requested: abandon a cycle in progress
 
     def _overridden(self, config: Config) -> Config:
-        return dataclasses.replace(config, stdout=True) if self.stdout_override else config
+        return config.with_output("output:stdout", StdoutSettings()) if self.stdout_override else config
 
     def _count_output_error(self) -> None:
         self._errors["output"] += 1
@@ -317,7 +316,7 @@ class Daemon:
             await self._dispatch(pid, follow, depth + 1, spawned)
 
     async def _perform(self, pid: PeerId, action: link.Effect) -> link.Observation | None:
-        settings = self.config.settings_for(*pid)
+        settings = self.tracker.settings(pid)
         world = self.world
         if isinstance(action, link.Probe):
             return await world.probe(action.target, settings.ping_count, settings.ping_timeout_s)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from wgtrack import __version__, link
-from wgtrack.config import Config
+from wgtrack.config import Config, TrackSettings
 from wgtrack.events import Event
 from wgtrack.model import Dump, PeerRecord, short_key, single_host_address, split_endpoint
 from wgtrack.snapshot import CycleFacts, InterfaceView, PeerView, Snapshot
@@ -71,10 +71,19 @@ class Tracker:
         self._wall_offset = 0.0  # epoch minus monotonic, from the last dump
         # Parsing allowed IPs with ipaddress is the dearest part of a cycle: done once per set.
         self._targets: dict[tuple[tuple[str, ...], str | None], tuple[str | None, str | None]] = {}
+        self._settings: dict[PeerId, TrackSettings] = {}
 
     def set_config(self, config: Config) -> None:
         """Apply a reloaded config; every peer keeps its state."""
         self.config = config
+        self._settings.clear()
+
+    def settings(self, pid: PeerId) -> TrackSettings:
+        """One peer's effective settings, merged once per peer and config (not per cycle)."""
+        found = self._settings.get(pid)
+        if found is None:
+            found = self._settings[pid] = self.settings(pid)
+        return found
 
     def clear_interface_confs(self) -> None:
         """Forget what the wg configs said, so they are read again (on reload)."""
@@ -119,7 +128,7 @@ class Tracker:
 
     def reresolve_source(self, pid: PeerId) -> tuple[str, int] | None:
         """(hostname, port) when this peer is eligible for re-resolution."""
-        settings = self.config.settings_for(*pid)
+        settings = self.settings(pid)
         if not settings.reresolve:
             return None
         if settings.endpoint:
@@ -147,7 +156,7 @@ class Tracker:
                     log.info("%s: now tracked", self.name_of(pid))
                     self._peer_event(pid, "peer_added", now, "now tracked")
                 tracked.record = record
-                settings = self.config.settings_for(*pid)
+                settings = self.settings(pid)
                 target, poke = self._targets_for(record, settings.ping_target)
                 source = self.reresolve_source(pid)
                 sample = link.Sample(
@@ -161,6 +170,7 @@ class Tracker:
             log.info("%s: gone from WireGuard, no longer tracked", self.name_of(pid))
             self._peer_event(pid, "peer_removed", now, "gone from WireGuard, no longer tracked")
             del self._peers[pid]
+            self._settings.pop(pid, None)
         for ifname in sorted(self._present - present):
             self._events.append(Event("interface_down", wall, f"interface {ifname} is gone", ifname))
         self._present = present
@@ -187,7 +197,7 @@ class Tracker:
         return self._step(pid, tracked, obs, now)
 
     def _step(self, pid: PeerId, tracked: _Tracked, obs: link.Observation, now: float) -> list[link.Effect]:
-        tracked.state, actions = link.step(tracked.state, obs, now, self.config.settings_for(*pid))
+        tracked.state, actions = link.step(tracked.state, obs, now, self.settings(pid))
         for action in actions:
             if isinstance(action, link.Changed):
                 old = action.old.value if action.old else "new"
@@ -234,7 +244,7 @@ class Tracker:
                         cycle_time_s=self.config.cycle_time_s, stopped=facts.stopped)
 
     def _next_reresolve_s(self, ifname: str, key: str, state: link.LinkState) -> float | None:
-        cycles = link.cycles_to_next_resolve(state, self.config.settings_for(ifname, key))
+        cycles = link.cycles_to_next_resolve(state, self.settings((ifname, key)))
         return None if cycles is None else cycles * self.config.cycle_time_s
 
     def _views(self, ifname: str, records: Iterable[PeerRecord], confs: Mapping[str, PeerConf],

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import socket
-from typing import Protocol
+from typing import Any, Protocol
 
-from wgtrack.config import AlertmanagerSettings, Config
+from wgtrack.config import AlertmanagerSettings, Config, output_scope
 from wgtrack.snapshot import Snapshot
 
 
@@ -32,61 +33,38 @@ class Output(Protocol):
         ...
 
 
+# One factory per entry of config.OUTPUT_SECTIONS: (module, class). Imported only when that
+# output is configured, so an output that is not used costs no memory.
+FACTORIES: dict[str, tuple[str, str]] = {
+    "output:influx": ("wgtrack.outputs.influx_file", "InfluxFile"),
+    "output:json": ("wgtrack.outputs.json_status", "JsonStatus"),
+    "output:webhook": ("wgtrack.outputs.webhook", "Webhook"),
+    "output:influxdb": ("wgtrack.outputs.influxdb", "InfluxDB"),
+    "output:alertmanager": ("wgtrack.outputs.alertmanager", "Alertmanager"),
+    "output:stdout": ("wgtrack.outputs.stdout", "StdoutLines"),
+    "output:prometheus": ("wgtrack.outputs.prometheus", "PrometheusExporter"),
+}
+
+
 def plan(config: Config) -> dict[str, object]:
     """Every output the config enables: section name -> the settings that build it. Two
     plans' entries compare equal exactly when a reload may keep the running output."""
     wanted: dict[str, object] = {}
-    if config.influx_file.enabled:
-        wanted["output:influx"] = config.influx_file
-    if config.json_status is not None and config.json_status.enabled:
-        wanted["output:json"] = config.json_status
-    for name, hook in config.webhooks:
-        wanted[f"output:{name}"] = hook
-    if config.influxdb is not None:
-        wanted["output:influxdb"] = config.influxdb
-    if config.alertmanager is not None:
-        am = config.alertmanager
-        wanted["output:alertmanager"] = am if am.instance else dataclasses.replace(am, instance=socket.gethostname())
-    if config.stdout:
-        wanted["output:stdout"] = True
-    if config.prometheus is not None and config.prometheus.enabled:
-        wanted["output:prometheus"] = config.prometheus
+    for section, settings in config.outputs:
+        if isinstance(settings, AlertmanagerSettings) and not settings.instance:
+            settings = dataclasses.replace(settings, instance=socket.gethostname())
+        wanted[section] = settings
     return wanted
 
 
 def make(section: str, settings: object) -> Output:
-    """The output for one entry of ``plan``; imports only what is configured."""
-    # Each import is local: an output that is not configured costs no memory.
-    if section == "output:influx":
-        from wgtrack.outputs.influx_file import InfluxFile
-
-        return InfluxFile(settings)  # type: ignore[arg-type]
-    if section == "output:json":
-        from wgtrack.outputs.json_status import JsonStatus
-
-        return JsonStatus(settings)  # type: ignore[arg-type]
-    if section.startswith("output:webhook"):
-        from wgtrack.outputs.webhook import Webhook
-
-        return Webhook(section.removeprefix("output:"), settings)  # type: ignore[arg-type]
-    if section == "output:influxdb":
-        from wgtrack.outputs.influxdb import InfluxDB
-
-        return InfluxDB(settings)  # type: ignore[arg-type]
-    if section == "output:alertmanager":
-        from wgtrack.outputs.alertmanager import Alertmanager
-
-        assert isinstance(settings, AlertmanagerSettings)
-        return Alertmanager(settings, settings.instance or socket.gethostname())
-    if section == "output:stdout":
-        from wgtrack.outputs.stdout import StdoutLines
-
-        return StdoutLines()
-    if section == "output:prometheus":
-        from wgtrack.outputs.prometheus import PrometheusExporter
-
-        return PrometheusExporter(settings)  # type: ignore[arg-type]
-    raise ValueError(f"no output for [{section}]")
+    """The output for one entry of ``plan``."""
+    entry = output_scope(section)
+    if entry is None:
+        raise ValueError(f"no output for [{section}]")
+    module, name = FACTORIES[entry.scope]
+    factory: Any = getattr(importlib.import_module(module), name)
+    return factory(section, settings)  # type: ignore[no-any-return]
 
 
 def build(config: Config) -> list[Output]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import socket
 from typing import Any
 
 from wgtrack import __version__
@@ -39,10 +40,10 @@ class Alertmanager(Sender[Payload]):
     what = "push"
     unit = "alert updates"
 
-    def __init__(self, settings: AlertmanagerSettings, instance: str) -> None:
-        super().__init__("output:alertmanager", settings.url, 1.0, MAX_BACKOFF_S)
+    def __init__(self, section: str, settings: AlertmanagerSettings) -> None:
+        super().__init__(section, settings.url, 1.0, MAX_BACKOFF_S)
         self.settings = settings
-        self.instance = instance
+        self.instance = settings.instance or socket.gethostname()
         self.firing: dict[tuple[str, str], dict[str, Any]] = {}
         self._resolved: dict[tuple[str, str], dict[str, Any]] = {}  # waiting to be sent
         self._last_sent = 0.0

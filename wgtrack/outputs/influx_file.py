@@ -17,7 +17,7 @@ class InfluxFile:
 
     name = "output:influx"
 
-    def __init__(self, settings: InfluxFileSettings) -> None:
+    def __init__(self, section: str, settings: InfluxFileSettings) -> None:
         self.settings = settings
         self._worker = Workers("output-influx")
 

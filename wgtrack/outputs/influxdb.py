@@ -44,8 +44,8 @@ class InfluxDB(Sender[Batch]):
     what = "write"
     unit = "points"
 
-    def __init__(self, settings: InfluxDBSettings) -> None:
-        super().__init__("output:influxdb", settings.url, 0.5, MAX_BACKOFF_S)
+    def __init__(self, section: str, settings: InfluxDBSettings) -> None:
+        super().__init__(section, settings.url, 0.5, MAX_BACKOFF_S)
         self.settings = settings
         self.buffer: collections.deque[str] = collections.deque()
         self._first_seq = 0  # sequence number of buffer[0]: writes and drops both advance it

@@ -63,7 +63,7 @@ class JsonStatus:
 
     name = "output:json"
 
-    def __init__(self, settings: JsonSettings) -> None:
+    def __init__(self, section: str, settings: JsonSettings) -> None:
         self.settings = settings
         self._worker = Workers("output-json")
 

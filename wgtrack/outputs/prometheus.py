@@ -47,7 +47,7 @@ class PrometheusExporter:
 
     name = "output:prometheus"
 
-    def __init__(self, settings: PrometheusSettings) -> None:
+    def __init__(self, section: str, settings: PrometheusSettings) -> None:
         self.settings = settings
         self.snapshot: Snapshot | None = None
         self._labels = LabelCache()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from wgtrack.config import StdoutSettings
 from wgtrack.lineproto import render
 from wgtrack.snapshot import Snapshot
 from wgtrack.workers import Workers
@@ -23,7 +24,7 @@ class StdoutLines:
 
     name = "output:stdout"
 
-    def __init__(self, fd: int = 1) -> None:
+    def __init__(self, section: str = "output:stdout", settings: StdoutSettings | None = None, fd: int = 1) -> None:
         self.fd = fd
         self._worker = Workers("output-stdout")
 

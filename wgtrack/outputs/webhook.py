@@ -48,8 +48,8 @@ class Webhook(Sender[Event]):
 
     unit = "events"
 
-    def __init__(self, name: str, settings: WebhookSettings) -> None:
-        super().__init__(f"output:{name}", settings.url, settings.backoff_s, MAX_BACKOFF_S)
+    def __init__(self, section: str, settings: WebhookSettings) -> None:
+        super().__init__(section, settings.url, settings.backoff_s, MAX_BACKOFF_S)
         self.settings = settings
         self.queue: collections.deque[Event] = collections.deque(maxlen=settings.queue_size)
         self.dropped = 0
