@@ -13,6 +13,7 @@ import dns.resolver
 
 from wgtrack.link import ResolveResult
 from wgtrack.model import is_ip_literal
+from wgtrack.redact import redact_text
 from wgtrack.workers import Workers
 
 log = logging.getLogger(__name__)
@@ -87,5 +88,5 @@ class Resolver:
         except (dns.exception.Timeout, TimeoutError):
             return (), f"DNS timeout after {self.timeout_s:g} s"
         except dns.exception.DNSException as exc:
-            return (), f"DNS error: {exc}"
+            return (), f"DNS error: {redact_text(str(exc))}"
         return tuple(rr.to_text() for rr in answer), None
