@@ -81,13 +81,16 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
     reresolves = CounterMetricFamily("wgtrack_peer_reresolves", "Endpoint re-resolutions started", labels=PEER)
     changes = CounterMetricFamily("wgtrack_peer_endpoint_changes", "Endpoints applied by wgtrack", labels=PEER)
     keepalive = GaugeMetricFamily("wgtrack_peer_keepalive_seconds", "Persistent keepalive (0 = off)", labels=PEER)
-    info = InfoMetricFamily("wgtrack_peer", "Peer facts that change: endpoint and allowed IPs",
-                            labels=[*PEER, "endpoint", "allowed_ips"])
+    info = InfoMetricFamily("wgtrack_peer", "Peer facts: endpoint, allowed IPs, and the link (both ends' keys)",
+                            labels=[*PEER, "endpoint", "allowed_ips", "link"])
+    iface_info = InfoMetricFamily("wgtrack_interface", "Each interface's own public key and this host's name",
+                                  labels=["interface", "public_key", "host"])
     iface_up = GaugeMetricFamily("wgtrack_interface_up", "1 for every interface present", labels=["interface"])
     iface_peers = GaugeMetricFamily("wgtrack_interface_peers", "Peers per interface by state",
                                     labels=["interface", "state"])
     for iface in snap.interfaces:
         iface_up.add_metric([iface.name], 1)
+        iface_info.add_metric([iface.name, iface.public_key, snap.host], {})
         counts = dict.fromkeys(STATES, 0)
         for peer in iface.peers:
             counts[peer.status.value] += 1
@@ -110,11 +113,12 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
             reresolves.add_metric(labels, peer.reresolves)
             changes.add_metric(labels, peer.endpoint_changes)
             keepalive.add_metric(labels, peer.keepalive_s)
-            info.add_metric(labels, {"endpoint": peer.endpoint or "", "allowed_ips": ",".join(peer.allowed_ips)})
+            info.add_metric(labels, {"endpoint": peer.endpoint or "", "allowed_ips": ",".join(peer.allowed_ips),
+                                     "link": ",".join(sorted((peer.interface_key, peer.public_key)))})
         for name, count in counts.items():
             iface_peers.add_metric([iface.name, name], count)
     yield from (sent, received, latest, delay, up, state, since, rtt, loss, silent, reresolves, changes, keepalive,
-                info, iface_up, iface_peers)
+                info, iface_info, iface_up, iface_peers)
 
 
 def _sample(family: Metric, names: list[str], values: list[str], value: float):  # type: ignore[no-untyped-def]

@@ -20,7 +20,8 @@ GOLDEN = (
     'wgtrack,interface=wg0,peer=TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0\\= '
     'is_up=0i,keepalive_s=0i,latest_handshake=0i,probe_silent=0i,status="down",transfer_rx=0i,transfer_tx=96i '
     f'{T_NS}\n'
-    f'wgtrack_interface,interface=wg0 listen_port=51820i,peers=2i,peers_down=1i,peers_idle=0i,peers_up=1i {T_NS}\n'
+    f'wgtrack_interface,interface=wg0 listen_port=51820i,peers=2i,peers_down=1i,peers_idle=0i,peers_up=1i,'
+    f'public_key="{KEY_B}" {T_NS}\n'
     'wgtrack_tracker cycle=7i,cycle_duration_s=0.5,interfaces=1i,loop_lag_ms=0,peers=2i,uptime_s=60i,'
     f'version="{__version__}",wg_ok=1i {T_NS}\n'
 )

@@ -163,6 +163,7 @@ class Config:
     wg_timeout_s: float = 5.0
     dns_timeout_s: float = 2.0
     hosts_file: Path = Path("/etc/hosts")
+    host: str | None = None  # the host's name in the fleet's series; default: the system's host name
     track: TrackSettings = field(default_factory=TrackSettings)
     interface_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     peer_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -332,6 +333,12 @@ def _file_path(text: str) -> Path:
     return path
 
 
+def _label_value(text: str) -> str:
+    if not text or len(text) > 128 or any(c in text for c in '"\\') or not text.isprintable():
+        raise ValueError("must be 1-128 printable characters without quotes or backslashes")
+    return text
+
+
 def _hostname_endpoint(text: str) -> str:
     host, _port = split_endpoint(text)
     if is_ip_literal(host):
@@ -442,6 +449,8 @@ KEYS: tuple[Key, ...] = (
     Key("dns_timeout", "dns_timeout_s", _seconds(0.1, 60), frozenset({"general"}),
         "seconds one DNS query may take when re-resolving"),
     Key("hosts_file", "hosts_file", _path, frozenset({"general"}), "hosts file consulted before DNS"),
+    Key("host", "host", _label_value, frozenset({"general"}),
+        "this host's name on wgtrack_interface_info (fleet views); default: the system's host name"),
     Key("ping_interval", "ping_interval", _int_between(0, 100_000), _TRACK, "probe every N cycles; 0 = no probes"),
     Key("ping_failafternum", "ping_failafternum", _int_between(1, 1000), _TRACK, "failed probes in a row before down"),
     Key("ping_count", "ping_count", _int_between(1, 10, "a probe must end within its period"), _TRACK,

@@ -93,6 +93,8 @@ def render_lines(snapshot: Snapshot) -> Iterator[str]:
             "peers_down": counts["down"],
             "peers_idle": counts["idle"],
             "listen_port": iface.listen_port,
+            "public_key": iface.public_key,
+            "wgtrack_host": snapshot.host or None,
         }, ts)
     yield line("wgtrack_tracker", {}, {
         "cycle": snapshot.cycle,

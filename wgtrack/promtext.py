@@ -63,7 +63,7 @@ PEER_FAMILIES: tuple[tuple[str, str, str], ...] = (
     ("wgtrack_peer_reresolves_total", "counter", "Endpoint re-resolutions started"),
     ("wgtrack_peer_endpoint_changes_total", "counter", "Endpoints applied by wgtrack"),
     ("wgtrack_peer_keepalive_seconds", "gauge", "Persistent keepalive (0 = off)"),
-    ("wgtrack_peer_info", "gauge", "Peer facts that change: endpoint and allowed IPs"),
+    ("wgtrack_peer_info", "gauge", "Peer facts: endpoint, allowed IPs, and the link (both ends' keys)"),
 )
 
 
@@ -123,7 +123,8 @@ def _peer_lines(family: str, peers: list[PeerView], compat: list[str], own: list
                         for o, p in zip(own, peers, strict=True)])
     if family == "wgtrack_peer_info":
         return "".join([f'{family}{o},endpoint="{_escape(p.endpoint or "")}",'
-                        f'allowed_ips="{",".join(p.allowed_ips)}"}} 1\n' for o, p in zip(own, peers, strict=True)])
+                        f'allowed_ips="{",".join(p.allowed_ips)}",link="{link_id(p)}"}} 1\n'
+                        for o, p in zip(own, peers, strict=True)])
     numbers = _OWN_VALUES[family](peers)
     # ints and finite floats only here: str() is the exposition's number format for both.
     return "".join([f"{family}{o}}} {v}\n" for o, v in zip(own, numbers, strict=True) if v is not None])
@@ -139,6 +140,11 @@ _OWN_VALUES: dict[str, Callable[[list[PeerView]], list[float | None]]] = {
     "wgtrack_peer_endpoint_changes_total": lambda ps: [p.endpoint_changes for p in ps],
     "wgtrack_peer_keepalive_seconds": lambda ps: [p.keepalive_s for p in ps],
 }
+
+
+def link_id(peer: PeerView) -> str:
+    """The same for both ends of a link: the two public keys, sorted, comma-joined."""
+    return ",".join(sorted((peer.interface_key, peer.public_key)))
 
 
 def render_chunks(snap: Snapshot | None, cache: LabelCache) -> Iterator[str]:
@@ -165,6 +171,10 @@ def render_chunks(snap: Snapshot | None, cache: LabelCache) -> Iterator[str]:
         for start in range(0, len(peers), CHUNK_PEERS):
             end = start + CHUNK_PEERS
             yield _peer_lines(family, peers[start:end], compat[start:end], own[start:end])
+    info = _head("wgtrack_interface_info", "gauge", "Each interface's own public key and this host's name")
+    info += "".join(f'wgtrack_interface_info{{interface="{_escape(iface.name)}",public_key="{iface.public_key}",'
+                    f'host="{_escape(snap.host)}"}} 1\n' for iface in snap.interfaces)
+    yield info
     up = _head("wgtrack_interface_up", "gauge", "1 for every interface present")
     counts = _head("wgtrack_interface_peers", "gauge", "Peers per interface by state")
     for iface in snap.interfaces:

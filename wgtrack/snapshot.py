@@ -31,6 +31,7 @@ class PeerView:
     friendly_labels: tuple[tuple[str, str], ...] = ()  # from "# friendly_json = {...}"
     next_reresolve_s: float | None = None  # when the next re-resolution is due, if one is planned
     probe_silent: bool = False  # the probe target does not answer; the link is judged by handshakes
+    interface_key: str = ""  # the local interface's public key: with public_key, the link's two ends
 
     @property
     def is_up(self) -> bool:
@@ -82,4 +83,5 @@ class Snapshot:
     errors: tuple[tuple[str, int], ...] = ()  # cumulative collection errors by kind
     events: tuple[Event, ...] = ()  # what changed since the previous snapshot
     cycle_time_s: float = 0.0  # the configured period, so readers can tell a stale picture
+    host: str = ""  # this host's name in fleet views ([general] host)
     stopped: bool = False  # the last snapshot of a clean stop

@@ -8,13 +8,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
-from collections.abc import Iterable, Mapping
+import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from wgtrack import __version__, link
 from wgtrack.config import Config, TrackSettings
 from wgtrack.events import Event
-from wgtrack.model import Dump, PeerRecord, short_key, single_host_address, split_endpoint
+from wgtrack.model import Dump, InterfaceRecord, PeerRecord, short_key, single_host_address, split_endpoint
 from wgtrack.snapshot import CycleFacts, InterfaceView, PeerView, Snapshot
 from wgtrack.wgconf import PeerConf
 
@@ -72,17 +73,19 @@ class Tracker:
         # Parsing allowed IPs with ipaddress is the dearest part of a cycle: done once per set.
         self._targets: dict[tuple[tuple[str, ...], str | None], tuple[str | None, str | None]] = {}
         self._settings: dict[PeerId, TrackSettings] = {}
+        self.host = config.host or socket.gethostname()
 
     def set_config(self, config: Config) -> None:
         """Apply a reloaded config; every peer keeps its state."""
         self.config = config
         self._settings.clear()
+        self.host = config.host or socket.gethostname()
 
     def settings(self, pid: PeerId) -> TrackSettings:
         """One peer's effective settings, merged once per peer and config (not per cycle)."""
         found = self._settings.get(pid)
         if found is None:
-            found = self._settings[pid] = self.settings(pid)
+            found = self._settings[pid] = self.config.settings_for(*pid)
         return found
 
     def clear_interface_confs(self) -> None:
@@ -235,22 +238,22 @@ class Tracker:
         if facts.wg_error is None:
             for iface in self._interfaces.interfaces:
                 confs = self._confs.get(iface.name, {})
-                views = self._views(iface.name, iface.peers, confs, now)
+                views = self._views(iface, confs, now)
                 interfaces.append(InterfaceView(iface.name, iface.public_key, iface.listen_port, tuple(views)))
         return Snapshot(time_ns=facts.time_ns, cycle=facts.cycle, wg_ok=facts.wg_error is None,
                         wg_error=facts.wg_error, interfaces=tuple(interfaces), cycle_duration_s=facts.cycle_duration_s,
                         started_ns=facts.started_ns, loop_lag_ms=facts.loop_lag_ms,
                         last_success_ns=facts.last_success_ns, errors=facts.errors, events=self.drain_events(),
-                        cycle_time_s=self.config.cycle_time_s, stopped=facts.stopped)
+                        cycle_time_s=self.config.cycle_time_s, stopped=facts.stopped, host=self.host)
 
     def _next_reresolve_s(self, ifname: str, key: str, state: link.LinkState) -> float | None:
         cycles = link.cycles_to_next_resolve(state, self.settings((ifname, key)))
         return None if cycles is None else cycles * self.config.cycle_time_s
 
-    def _views(self, ifname: str, records: Iterable[PeerRecord], confs: Mapping[str, PeerConf],
-               now: float) -> list[PeerView]:
+    def _views(self, iface: InterfaceRecord, confs: Mapping[str, PeerConf], now: float) -> list[PeerView]:
         views = []
-        for record in records:
+        ifname = iface.name
+        for record in iface.peers:
             tracked = self._peers.get((ifname, record.public_key))
             if tracked is None:
                 continue
@@ -278,5 +281,6 @@ class Tracker:
                 friendly_labels=tuple(sorted(conf.friendly_json.items())) if conf else (),
                 next_reresolve_s=self._next_reresolve_s(ifname, record.public_key, state),
                 probe_silent=state.probe_silent,
+                interface_key=iface.public_key,
             ))
         return views
