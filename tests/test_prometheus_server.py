@@ -19,14 +19,17 @@ pytestmark = pytest.mark.server
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "contrib" / "prometheus" / "wgtrack.rules.yml"
+FLEET_RULES = REPO / "contrib" / "prometheus" / "wgtrack-fleet.rules.yml"
 DASHBOARD = REPO / "contrib" / "grafana" / "wgtrack-dashboard.json"
 PROM_PORT, EXPORTER_PORT = 9090, 9586  # inside mon's own network namespace: no clash with the host
 
 
-def test_rules_check_and_unit_tests() -> None:
-    check = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize("rules,tests", [(RULES, "wgtrack.rules.test.yml"),
+                                         (FLEET_RULES, "wgtrack-fleet.rules.test.yml")])
+def test_rules_check_and_unit_tests(rules: Path, tests: str) -> None:
+    check = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
-    unit = subprocess.run(["promtool", "test", "rules", "wgtrack.rules.test.yml"], capture_output=True, text=True,
+    unit = subprocess.run(["promtool", "test", "rules", tests], capture_output=True, text=True,
                           timeout=120, cwd=REPO / "tests" / "promtool")
     assert unit.returncode == 0 and "SUCCESS" in unit.stdout, unit.stdout + unit.stderr
 

@@ -128,6 +128,11 @@ class AlertmanagerSettings:
     severity: str = "critical"
     instance: str | None = None  # default: the host name
 
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every Alertmanager of the cluster: each gets every alert (they deduplicate)."""
+        return tuple(u.strip() for u in self.url.split(",") if u.strip())
+
 
 @dataclass(frozen=True, slots=True)
 class StdoutSettings:
@@ -390,6 +395,15 @@ def _url(text: str) -> str:
     return text
 
 
+def _url_list(text: str) -> str:
+    urls = [part.strip() for part in text.split(",")]
+    for url in urls:
+        _url(url)
+    if len(set(urls)) != len(urls):
+        raise ValueError("names the same URL twice")
+    return ", ".join(urls)
+
+
 def header_value(text: str) -> str:
     """A header value: one line, no control characters (they would smuggle more headers)."""
     if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in text):
@@ -476,7 +490,10 @@ KEYS: tuple[Key, ...] = (
     Key("buffer_points", "buffer_points", _int_between(1, 10_000_000, "the buffer lives in memory"),
         frozenset({"output:influxdb"}),
         "points kept while the server is unreachable; the oldest are dropped beyond"),
-    Key("url", "url", _url, frozenset({"output:webhook", "output:alertmanager", "output:influxdb"}),
+    Key("url", "url", _url_list, frozenset({"output:alertmanager"}),
+        "Alertmanager's base URL; several, comma-separated, for an HA cluster (each gets every alert)",
+        secret=True),
+    Key("url", "url", _url, frozenset({"output:webhook", "output:influxdb"}),
         "where to POST (webhook: the full URL; alertmanager: its base URL)", secret=True),
     Key("resend_interval", "resend_interval_s", _seconds(1, 86400), frozenset({"output:alertmanager"}),
         "seconds between re-sends of firing alerts"),
@@ -744,7 +761,7 @@ def _describe_field(section: str, attr: str, value: Any) -> str:
     key = next((k for k in KEYS if k.attr == attr and scope is not None and scope.scope in k.scopes), None)
     name = key.name if key else attr
     if attr == "url":
-        return f"url = {redact_url(value)}/..."
+        return "url = " + ", ".join(f"{redact_url(u.strip())}/..." for u in value.split(","))
     if attr == "headers":
         return f"headers = {', '.join(sorted(value)) or 'none'}"
     if key is not None and key.secret:

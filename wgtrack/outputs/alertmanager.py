@@ -8,6 +8,7 @@ latest state; ``publish`` never waits for Alertmanager.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
@@ -18,6 +19,8 @@ from wgtrack import __version__
 from wgtrack.config import AlertmanagerSettings
 from wgtrack.httpclient import post
 from wgtrack.outputs.sender import Sender
+from wgtrack.redact import redact_url
+from wgtrack.retry import FailureRun
 from wgtrack.snapshot import PeerView, Snapshot
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,9 @@ class Alertmanager(Sender[Payload]):
     unit = "alert updates"
 
     def __init__(self, section: str, settings: AlertmanagerSettings) -> None:
-        super().__init__(section, settings.url, 1.0, MAX_BACKOFF_S)
+        super().__init__(section, settings.urls[0], 1.0, MAX_BACKOFF_S)
+        self._target = ", ".join(redact_url(u) for u in settings.urls)
+        self._per_url = {u: FailureRun(log, f"{section} ({redact_url(u)})") for u in settings.urls}
         self.settings = settings
         self.instance = settings.instance or socket.gethostname()
         self.firing: dict[tuple[str, str], dict[str, Any]] = {}
@@ -106,8 +111,18 @@ class Alertmanager(Sender[Payload]):
     async def _deliver(self, payload: Payload) -> str | None:
         body = json.dumps(payload).encode()
         headers = {"Content-Type": "application/json", "User-Agent": f"wgtrack/{__version__}"}
-        return (await post(self.settings.url.rstrip("/") + "/api/v2/alerts", body, headers,
-                           self.settings.timeout_s)).error
+        # Every member of an HA cluster gets every alert; the cluster deduplicates notifications.
+        # Delivered once one accepted it: a member that was down hears it at the next re-send.
+        results = await asyncio.gather(*(post(u.rstrip("/") + "/api/v2/alerts", body, headers, self.settings.timeout_s)
+                                         for u in self.settings.urls))
+        for url, result in zip(self.settings.urls, results, strict=True):
+            if result.ok:
+                self._per_url[url].recovered("accepting again")
+            elif len(results) > 1:
+                self._per_url[url].failed(result.error or "", "push failed")
+        if any(r.ok for r in results):
+            return None
+        return "; ".join(f"{redact_url(u)}: {r.error}" for u, r in zip(self.settings.urls, results, strict=True))
 
     def _delivered(self, payload: Payload) -> None:
         sent = {id(alert) for alert in payload}  # resolutions go out as the very objects kept here
