@@ -125,8 +125,11 @@ timeout = 2
     b = lab.hosts["b"].public_key
 
     def query(expr: str) -> list[dict[str, object]]:
-        body = lab.http_get("mon", f"http://127.0.0.1:{PROM_PORT}/api/v1/query?"
-                            f"{urllib.parse.urlencode({'query': expr})}")
+        try:
+            body = lab.http_get("mon", f"http://127.0.0.1:{PROM_PORT}/api/v1/query?"
+                                f"{urllib.parse.urlencode({'query': expr})}")
+        except RuntimeError:  # Prometheus not listening yet
+            return []
         result: list[dict[str, object]] = json.loads(body)["data"]["result"]
         return result
 
@@ -163,9 +166,10 @@ timeout = 2
     finally:
         if proc.poll() is None:
             proc.kill()
-    reader.join(5)
-    if proc.stdout is not None:
-        proc.stdout.close()
+            proc.wait(5)
+        reader.join(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
     text = daemon.log()
     print(f"scrapes {n_scrapes:.0f}, failed {n_failed:.0f}; SIGTERM took {took:.2f} s; "
           f"{stdout_before_stop} stdout lines")
