@@ -169,6 +169,17 @@ receivers:
 
     for web, _ in ports:
         wait_until(f"alertmanager {web} ready", lambda w=web: _ready(lab, w), 30, interval=0.5)
+
+    def cluster_size(web: int) -> int:
+        try:
+            status = json.loads(lab.http_get("mon", f"http://127.0.0.1:{web}/api/v2/status", timeout=5))
+        except RuntimeError:
+            return 0
+        return len(status.get("cluster", {}).get("peers") or [])
+
+    for web, _ in ports:  # a member that has not joined yet would notify on its own
+        wait_until(f"alertmanager {web} in a cluster of {members}", lambda w=web: cluster_size(w) == members, 40,
+                   interval=0.5)
     urls = ", ".join(f"http://127.0.0.1:{web}" for web, _ in ports)
     daemon = start_in_lab(lab, tmp_path, f"[output:alertmanager]\nurl = {urls}\ninstance = lab-mon\n"
                           "resend_interval = 5\n", cycle_time=1, ping_interval=1, ping_timeout=0.5)
