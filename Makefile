@@ -48,7 +48,10 @@ check: venv
 	$(BIN)/ruff check wgtrack tests bench
 	$(BIN)/mypy wgtrack tests bench
 
-demo: lab-deps venv
+# The demo runs wgtrack and the lab helpers only: its venv gets wgtrack's runtime dependencies,
+# not the test and lint tools.
+demo: lab-deps $(BIN)/python
+	$(BIN)/pip install -q --disable-pip-version-check -e .
 	$(BIN)/python -m tests.demo
 
 bench: system-deps venv

@@ -34,22 +34,42 @@ def _fmt(value: object, suffix: str = "") -> str:
     return f"{value}{suffix}"
 
 
-def render(lab: Lab, out: Path, log: Path, elapsed: float, note: str) -> str:
+# One line per state, shown under the table the first time the state appears.
+EXPLAIN = {
+    "up:ok": "up:ok: evidence that crossed the tunnel both ways (a probe reply or a completed handshake)",
+    "idle": "idle: no evidence either way (no traffic, keepalive or probes); not called down",
+    "down": "down: probes to an answering target failed (or the handshake is stale); nothing to re-resolve",
+    "down:waiting": "down:waiting: down; its hostname is re-resolved after cycles_wait quiet cycles",
+    "down:checking": "down:checking: re-resolving its hostname every cycles_checkperiod cycles",
+    "down:backingoff": "down:backingoff: still down; re-resolving with a doubling interval",
+    "down:slowchecking": "down:slowchecking: re-resolving every cycles_slowcheckingperiod cycles",
+}
+STATUS_WIDTH = max(len(s) for s in EXPLAIN)
+
+
+def render(lab: Lab, out: Path, log: Path, elapsed: float, note: str, seen: list[str]) -> str:
     try:
         points = lp.parse(out.read_text())
     except (FileNotFoundError, ValueError):
         points = []
     names = {h.public_key: name for name, h in lab.hosts.items()}
+    hostnames = {lab.hosts[p].public_key: f"{p}.lab.test" for p in lab.peer_names if p == lab.hostname_peer}
     rows = [f"wgtrack demo  {elapsed:6.0f} s   (Ctrl-C removes the lab)   {note}", "",
-            f"{'peer':<10} {'status':<10} {'up':<3} {'hs age':>7} {'rtt':>8} {'rx':>8} {'tx':>8}  endpoint"]
-    for p in points:
-        if p.measurement != "wgtrack":
-            continue
+            f"{'peer':<8} {'status':<{STATUS_WIDTH}} {'up':<3} {'hs age':>7} {'rtt':>8} {'rx':>8} {'tx':>8}  endpoint"]
+    peers = sorted((p for p in points if p.measurement == "wgtrack"),
+                   key=lambda p: p.tags.get("friendly_name") or p.tags["peer"])  # stable order
+    for p in peers:
         f = p.fields
         name = p.tags.get("friendly_name") or names.get(p.tags["peer"], p.tags["peer"][:8])
-        rows.append(f"{name:<10} {f['status']!s:<10} {f['is_up']!s:<3} {_fmt(f.get('handshake_age_s'), 's'):>7} "
-                    f"{_fmt(f.get('rtt_ms'), 'ms'):>8} {f['transfer_rx']!s:>8} {f['transfer_tx']!s:>8}  "
-                    f"{f.get('endpoint', '-')}")
+        endpoint = str(f.get("endpoint", "-"))
+        if p.tags["peer"] in hostnames:
+            endpoint = f"{hostnames[p.tags['peer']]} -> {endpoint}"
+        rows.append(f"{name:<8} {f['status']!s:<{STATUS_WIDTH}} {f['is_up']!s:<3} "
+                    f"{_fmt(f.get('handshake_age_s'), 's'):>7} {_fmt(f.get('rtt_ms'), 'ms'):>8} "
+                    f"{f['transfer_rx']!s:>8} {f['transfer_tx']!s:>8}  {endpoint}")
+        if f["status"] not in seen:
+            seen.append(str(f["status"]))
+    rows += ["", *(f"  {EXPLAIN.get(state, state)}" for state in seen)]
     tracker = next((p for p in points if p.measurement == "wgtrack_tracker"), None)
     if tracker:
         rows.append(f"\ntracker: cycle {tracker.fields['cycle']}, wg ok {tracker.fields['wg_ok']}, "
@@ -77,6 +97,7 @@ def main() -> int:
         daemon = lab.daemon(conf, stderr=log)
         clear = "\033[H\033[2J" if sys.stdout.isatty() else "\n"
         started, broken, moved, note = time.monotonic(), False, 0, "all links healthy"
+        seen: list[str] = []
         while (elapsed := time.monotonic() - started) < args.duration:
             if daemon.poll() is not None:
                 print(f"wgtrack exited with {daemon.returncode}:\n{log.read_text()}")
@@ -95,7 +116,7 @@ def main() -> int:
                 lab.move_underlay("a", new_ip)
                 note = (f"peer-a moved to {new_ip} at {elapsed:.0f} s and a.lab.test now says so: "
                         "watch wgtrack re-resolve it")
-            print(clear + render(lab, out, log, elapsed, note), flush=True)
+            print(clear + render(lab, out, log, elapsed, note, seen), flush=True)
             time.sleep(1.0 if sys.stdout.isatty() else 5.0)
     except KeyboardInterrupt:
         print("\nstopping ...")
