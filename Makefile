@@ -56,6 +56,7 @@ demo: lab-deps $(BIN)/python
 
 bench: system-deps venv
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.hub
 	$(BIN)/python -m bench.scrape
 
 deb:

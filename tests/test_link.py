@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +23,7 @@ from wgtrack.link import (
 )
 
 WALL = 1_800_000_000.0
+ENDPOINT = "198.51.100.9:51820"  # WireGuard can send to it: probes are possible
 PROBES = TrackSettings(ping_interval=2, ping_failafternum=2)
 NO_PROBES = TrackSettings(ping_interval=0)
 
@@ -28,7 +31,7 @@ NO_PROBES = TrackSettings(ping_interval=0)
 def sample(handshake_age: float | None, rx: int, keepalive: int = 0, target: str | None = "192.0.2.2",
            wall: float = WALL) -> Sample:
     hs = 0 if handshake_age is None else int(wall - handshake_age)
-    return Sample(hs, rx, keepalive, wall, target)
+    return Sample(hs, rx, keepalive, wall, target, ENDPOINT)
 
 
 def run(settings: TrackSettings, *obs: Sample | ProbeResult) -> tuple[LinkState, list[Action]]:
@@ -54,7 +57,7 @@ def test_idle_link_without_keepalive_is_not_down() -> None:
 def test_old_handshake_with_keepalive_is_down_and_a_new_one_recovers_without_probes() -> None:
     state, _ = run(NO_PROBES, sample(10, 100, keepalive=25), sample(300, 100, keepalive=25, wall=WALL + 290))
     assert state.status is Status.DOWN
-    state, actions = step(state, Sample(int(WALL + 299), 100, 25, WALL + 300, None), 3.0, NO_PROBES)
+    state, actions = step(state, Sample(int(WALL + 299), 100, 25, WALL + 300, None, ENDPOINT), 3.0, NO_PROBES)
     assert state.status is Status.UP  # recovery with probes off (0.2.0 never recovered)
     assert actions == [Changed(Status.DOWN, Status.UP, "new handshake")]
 
@@ -110,7 +113,7 @@ def test_rx_growth_within_a_session_is_life_where_probes_cannot_decide() -> None
     hs = int(WALL) - 10
 
     def at(t: float, rx: int) -> Sample:
-        return Sample(hs, rx, 0, WALL + t, "192.0.2.2")
+        return Sample(hs, rx, 0, WALL + t, "192.0.2.2", ENDPOINT)
 
     state, _ = run(short, at(0, 100), at(50, 100))
     assert state.status is Status.IDLE  # 60 s old, no traffic: no evidence either way
@@ -138,7 +141,7 @@ def test_no_sequence_raises_and_life_means_up(seq: list[tuple[object, ...]], set
             _, age, rx, ka, target = obs
             hs = 0 if age is None else int(wall - float(age))  # type: ignore[arg-type]
             previous = state
-            state, _ = step(state, Sample(hs, int(rx), int(ka), wall, target), now, settings)  # type: ignore[arg-type,call-overload]
+            state, _ = step(state, Sample(hs, int(rx), int(ka), wall, target, ENDPOINT), now, settings)  # type: ignore[arg-type,call-overload]
             new_handshake = hs > previous.latest_handshake and previous.first_seen is not None
             if new_handshake and not previous.probe_failures:
                 assert state.status is Status.UP
@@ -212,7 +215,7 @@ def test_a_handshake_older_than_the_failures_does_not_revoke_down() -> None:
     state = probed_down()
     # The handshake completed one second before the failing run began: it says nothing about now.
     hs = int(state.failing_since) - 1
-    state, _ = step(state, Sample(hs, 150, 0, WALL + 3, "192.0.2.2"), 4.0, PROBES)
+    state, _ = step(state, Sample(hs, 150, 0, WALL + 3, "192.0.2.2", ENDPOINT), 4.0, PROBES)
     assert state.status is Status.DOWN and not state.probe_silent
 
 
@@ -251,7 +254,7 @@ def test_rx_growth_and_failed_probes_without_a_handshake_stay_down(seq: list[str
             state, _ = step(state, FAIL, now, PROBES)
         else:
             rx += 100 if what == "rx" else 0
-            state, _ = step(state, Sample(hs, rx, 25, wall, "192.0.2.2"), now, PROBES)
+            state, _ = step(state, Sample(hs, rx, 25, wall, "192.0.2.2", ENDPOINT), now, PROBES)
         assert state.status is not None and state.status.is_down, what
 
 
@@ -261,9 +264,38 @@ def test_rx_growth_never_revokes_down_while_probes_are_usable_and_failing(seq: l
     hs = state.latest_handshake  # no handshake completes; the session ages out as time passes
     for grow, advance in seq:
         now, wall, rx = now + advance, wall + advance, rx + grow
-        state, actions = step(state, Sample(hs, rx, 0, wall, "192.0.2.2"), now, PROBES)
+        state, actions = step(state, Sample(hs, rx, 0, wall, "192.0.2.2", ENDPOINT), now, PROBES)
         for action in actions:
             if isinstance(action, Probe):
                 state, _ = step(state, FAIL, now, PROBES)
         assert state.status is not None and state.status.is_down
         assert not state.probe_silent
+
+
+# ---- probe policy for big hubs ----
+
+def test_a_peer_without_endpoint_is_never_probed() -> None:
+    state, actions = LinkState(), list[Action]()
+    for i in range(10):
+        state, new = step(state, Sample(0, 0, 0, WALL + i, "192.0.2.2", None), float(i), PROBES)
+        actions += new
+    assert not any(isinstance(a, Probe) for a in actions)  # WireGuard could not send it anyway
+    assert state.status is Status.IDLE  # never connected, nothing to say: not a false "down"
+
+
+def test_a_down_peer_is_probed_every_cycle_for_a_minute_then_less_and_less() -> None:
+    state = probed_down()  # down at t = 0 (monotonic), probes from then on
+    sent: list[float] = []
+    for t in range(1, 601):  # ten minutes of 1 s cycles, every probe failing
+        state, actions = step(state, Sample(state.latest_handshake, 100, 0, WALL + t, "192.0.2.2", ENDPOINT),
+                              float(t), PROBES)
+        for action in actions:
+            if isinstance(action, Probe):
+                sent.append(float(t))
+                state, _ = step(state, FAIL, float(t), PROBES)
+        assert state.status is not None and state.status.is_down
+    fast = [t for t in sent if t - state.down_since <= 60]
+    assert fast == [float(t) for t in range(1, int(state.down_since) + 61)]  # the fast lane: every cycle
+    gaps = [b - a for a, b in itertools.pairwise(sent) if a - state.down_since > 60]
+    assert gaps == sorted(gaps) and max(gaps) == 60  # backing off, capped at a minute
+    assert len(sent) == 73  # instead of 600

@@ -57,11 +57,11 @@ def test_schedule_variants(wait: int, checking: int, period: int, cap: int, expe
 
 
 def test_numeric_endpoint_is_plain_down_and_never_resolved() -> None:
-    state, _ = step(LinkState(), Sample(0, 0, 0, 0.0, "192.0.2.2"), 0.0, S)
+    state, _ = step(LinkState(), Sample(0, 0, 0, 0.0, "192.0.2.2", "198.51.100.9:51820"), 0.0, S)
     state, _ = step(state, ProbeResult(ok=True), 0.0, S)  # the target answers: probes decide
     actions: list[link.Action] = []
     for i in range(1, 10):
-        state, new = step(state, Sample(0, 0, 0, float(i), "192.0.2.2"), float(i), S)
+        state, new = step(state, Sample(0, 0, 0, float(i), "192.0.2.2", "198.51.100.9:51820"), float(i), S)
         actions += new
         state, new = step(state, ProbeResult(ok=False), float(i), S)
         actions += new

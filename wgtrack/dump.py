@@ -18,6 +18,11 @@ _NONE = "(none)"
 MAX_INT64 = 2**63 - 1
 IFNAMSIZ = 16  # the kernel's limit, NUL included
 MAX_PROBLEM_KINDS = 32  # distinct kinds kept; the messages are constant, so this is plenty
+# Parsed peer lines by their text: a peer whose line did not change since the last dump (idle,
+# departed, never connected: most of a big hub) costs a dict lookup. The key holds no secret:
+# the preshared key field is cut off before the line is used as a key.
+_PEERS: dict[str, PeerRecord] = {}
+MAX_CACHED_PEERS = 200_000
 
 
 def valid_ifname(name: str) -> bool:
@@ -119,6 +124,13 @@ def _peer(fields: list[str]) -> PeerRecord:
     )
 
 
+def _remember(key: str, peer: PeerRecord) -> PeerRecord:
+    if len(_PEERS) >= MAX_CACHED_PEERS:
+        _PEERS.clear()  # churn beyond any hub's size: start over rather than grow
+    _PEERS[key] = peer
+    return peer
+
+
 def parse_dump(text: str) -> Dump:
     """Parse ``wg show all dump`` output.
 
@@ -144,7 +156,8 @@ def parse_dump(text: str) -> Dump:
                 order.append(iface.name)
                 peers[iface.name] = []
             elif len(fields) == 9:
-                peer = _peer(fields)
+                key = "\t".join((fields[0], fields[1], *fields[3:]))  # without the preshared key
+                peer = _PEERS.get(key) or _remember(key, _peer(fields))
                 if peer.interface not in interfaces:
                     raise ValueError("peer of an interface not listed before it")
                 peers[peer.interface].append(peer)

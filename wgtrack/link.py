@@ -29,6 +29,12 @@ SESSION_S = 180.0
 # When we sent a probe and no session exists, WireGuard initiates a handshake and retries
 # every REKEY_TIMEOUT (5 s). Three tries without a completed handshake: the link is dead.
 KNOCK_GRACE_S = 16.0
+# A down peer is probed every cycle for its first minute down (recovery shows at once), then
+# ever less often: every quarter of its time down, at most every DOWN_PROBE_CAP_S. On a hub
+# with thousands of departed road warriors, each probe also makes WireGuard send handshake
+# initiations to a dead address; a heal is still seen by the next handshake the peer completes.
+DOWN_FAST_S = 60.0
+DOWN_PROBE_CAP_S = 60.0
 
 
 class Target(enum.Enum):
@@ -246,6 +252,8 @@ class LinkState:
     failing_since: float = 0.0  # epoch time of the sample before the first failed probe of a run
     knock_since: float | None = None  # epoch time of our first probe with no session to carry it
     silence_reason: str = ""  # set while a silent verdict is not yet announced (see _on_probe)
+    down_since: float = 0.0  # monotonic time the peer entered a down state
+    last_probe_at: float = -1e18  # monotonic time of the last probe sent
 
     @property
     def probe_silent(self) -> bool:
@@ -283,6 +291,8 @@ def _move(state: LinkState, new: Status, now: float, reason: str) -> tuple[LinkS
         return state, []
     if (state.status, new) not in _DECLARED:  # the table is the spec, enforced (as h11 does)
         raise UndeclaredTransition(f"{state.status} -> {new} ({reason}) is not in TRANSITIONS")
+    if new.is_down and not (state.status is not None and state.status.is_down):
+        state = replace(state, down_since=now)
     return replace(state, status=new, since=now), [Changed(state.status, new, reason)]
 
 
@@ -348,7 +358,8 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
     age = max(0.0, s.wall - s.latest_handshake) if s.latest_handshake else None
     session = age is not None and age < SESSION_S
     limit = stale_limit(settings, s.keepalive_s)
-    probing = settings.ping_interval > 0 and s.probe_target is not None
+    # WireGuard cannot send to a peer without an endpoint: a probe would only be dropped.
+    probing = settings.ping_interval > 0 and s.probe_target is not None and s.endpoint is not None
     previous = state.last_sample
     if previous is not None and previous.probe_target != s.probe_target:
         # A new target has shown nothing yet; neither has the old one's silence any meaning.
@@ -366,11 +377,17 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
     )
     actions: list[Action] = []
     if probing:
-        # Probe every ping_interval cycles while up; every cycle while down, so that
-        # recovery is seen at once (each probe also makes WireGuard retry its handshake).
-        if state.cycles_to_probe <= 0 or state.probe_failures or (state.status is not None and state.status.is_down):
+        # Probe every ping_interval cycles while up; while down every cycle at first, so that
+        # recovery is seen at once (each probe also makes WireGuard retry its handshake), then
+        # backing off (DOWN_FAST_S).
+        if state.status is not None and state.status.is_down:
+            down_for = now - state.down_since
+            due = down_for <= DOWN_FAST_S or now - state.last_probe_at >= min(DOWN_PROBE_CAP_S, down_for / 4)
+        else:
+            due = state.cycles_to_probe <= 0 or state.probe_failures > 0
+        if due:
             actions.append(Probe(s.probe_target or ""))
-            state = replace(state, cycles_to_probe=settings.ping_interval - 1)
+            state = replace(state, cycles_to_probe=settings.ping_interval - 1, last_probe_at=now)
             if not session and state.knock_since is None:
                 state = replace(state, knock_since=s.wall)
         else:
