@@ -81,3 +81,20 @@ def test_escaping_matches_influxdb_client(measurement: str, tags: dict[str, str]
 def test_no_raw_newline_anywhere(text: str) -> None:
     rendered = line(text, {"t": text}, {"f": text}, T_NS)
     assert "\n" not in rendered and "\r" not in rendered
+
+
+def test_cached_lines_equal_fresh_ones_and_follow_changes() -> None:
+    import dataclasses
+
+    from wgtrack.lineproto import LineCache
+
+    cache = LineCache()
+    first = snapshot(peer(), peer(KEY_B, friendly_name=None))
+    assert render(first, cache) == render(first)
+    again = dataclasses.replace(first, time_ns=first.time_ns + 10**9)
+    assert render(again, cache) == render(again)  # only the timestamp differs: served from the cache
+    iface = first.interfaces[0]
+    moved = dataclasses.replace(iface, peers=(dataclasses.replace(iface.peers[0], rx_bytes=99),
+                                              iface.peers[1]))
+    changed = dataclasses.replace(first, interfaces=(moved,))
+    assert render(changed, cache) == render(changed) and "transfer_rx=99i" in render(changed, cache)

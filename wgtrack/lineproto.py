@@ -75,15 +75,40 @@ def peer_fields(peer: PeerView) -> dict[str, FieldValue]:
     }
 
 
-def render_lines(snapshot: Snapshot) -> Iterator[str]:
+class LineCache:
+    """Each peer's line without its timestamp, kept while the peer's values do not change: on a
+    big hub most peers (idle, departed) render to the same text cycle after cycle. One cache per
+    output (each renders in its own thread); entries of peers not in the last snapshot go."""
+
+    def __init__(self) -> None:
+        self._lines: dict[tuple[object, ...], str] = {}
+        self._next: dict[tuple[object, ...], str] = {}
+
+    def peer(self, iface: str, peer: PeerView) -> str:
+        key = (iface, peer.public_key, peer.friendly_name, peer.rx_bytes, peer.tx_bytes, peer.status,
+               peer.latest_handshake, peer.handshake_age_s, peer.endpoint, peer.keepalive_s, peer.rtt_ms,
+               peer.loss, peer.probe_silent)
+        text = self._lines.get(key)
+        if text is None:
+            tags = {"interface": iface, "peer": peer.public_key, "friendly_name": peer.friendly_name}
+            text = line("wgtrack", tags, peer_fields(peer), 0)[:-2]  # without " 0", the timestamp
+        self._next[key] = text
+        return text
+
+    def done(self) -> None:
+        self._lines, self._next = self._next, {}
+
+
+def render_lines(snapshot: Snapshot, cache: LineCache | None = None) -> Iterator[str]:
     """Every line of one snapshot: peers, then one per interface, then the tracker heartbeat."""
     ts = snapshot.time_ns
+    stamp = f" {ts}"
     peers_total = 0
+    cache = cache or LineCache()
     for iface in snapshot.interfaces:
         counts = {"up": 0, "down": 0, "idle": 0}
         for peer in iface.peers:
-            tags = {"interface": iface.name, "peer": peer.public_key, "friendly_name": peer.friendly_name}
-            yield line("wgtrack", tags, peer_fields(peer), ts)
+            yield cache.peer(iface.name, peer) + stamp
             kind = "up" if peer.is_up else ("idle" if peer.status is Status.IDLE else "down")
             counts[kind] += 1
         peers_total += len(iface.peers)
@@ -107,8 +132,9 @@ def render_lines(snapshot: Snapshot) -> Iterator[str]:
         "uptime_s": max(0, (snapshot.time_ns - snapshot.started_ns) // 1_000_000_000),
         "version": __version__,
     }, ts)
+    cache.done()
 
 
-def render(snapshot: Snapshot) -> str:
+def render(snapshot: Snapshot, cache: LineCache | None = None) -> str:
     """The whole file text for one snapshot, newline-terminated."""
-    return "".join(text + "\n" for text in render_lines(snapshot) if text)
+    return "".join(text + "\n" for text in render_lines(snapshot, cache) if text)

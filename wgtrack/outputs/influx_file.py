@@ -5,7 +5,7 @@ from __future__ import annotations
 from wgtrack.atomic import directory_problem, write_atomic
 from wgtrack.config import InfluxFileSettings
 from wgtrack.errors import StartupError
-from wgtrack.lineproto import render
+from wgtrack.lineproto import LineCache, render
 from wgtrack.snapshot import Snapshot
 from wgtrack.workers import Workers
 
@@ -20,6 +20,7 @@ class InfluxFile:
     def __init__(self, section: str, settings: InfluxFileSettings) -> None:
         self.settings = settings
         self._worker = Workers("output-influx")
+        self._lines = LineCache()  # used only on the worker thread
 
     def check(self) -> list[str]:
         where = f"[output:influx] filename = {str(self.settings.filename)!r}"
@@ -37,7 +38,7 @@ class InfluxFile:
         await self._worker.run(self._write, snapshot, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
 
     def _write(self, snapshot: Snapshot) -> None:
-        write_atomic(self.settings.filename, render(snapshot).encode(), self.settings.mode)
+        write_atomic(self.settings.filename, render(snapshot, self._lines).encode(), self.settings.mode)
 
     async def close(self) -> None:
         return None

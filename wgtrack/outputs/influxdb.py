@@ -17,7 +17,7 @@ import urllib.parse
 
 from wgtrack.config import InfluxDBSettings
 from wgtrack.httpclient import post
-from wgtrack.lineproto import render_lines
+from wgtrack.lineproto import LineCache, render_lines
 from wgtrack.outputs.sender import Sender
 from wgtrack.snapshot import Snapshot
 from wgtrack.workers import Workers
@@ -52,6 +52,7 @@ class InfluxDB(Sender[Batch]):
         self.dropped = 0
         self.written = 0
         self._render = Workers("influxdb-render")
+        self._line_cache = LineCache()  # used only on the render thread
         query = {"bucket": settings.bucket, "precision": settings.precision, "org": settings.org or "-"}
         self._write_url = settings.url.rstrip("/") + "/api/v2/write?" + urllib.parse.urlencode(query)
         token = f"{settings.username}:{settings.password}" if settings.username else (settings.token or "")
@@ -79,7 +80,8 @@ class InfluxDB(Sender[Batch]):
         return len(self.buffer)
 
     def _lines(self, snapshot: Snapshot) -> list[str]:
-        return [with_precision(line, self.settings.precision) for line in render_lines(snapshot) if line]
+        return [with_precision(line, self.settings.precision) for line in render_lines(snapshot, self._line_cache)
+                if line]
 
     def _pop_until(self, seq: int) -> None:
         while self._first_seq < seq and self.buffer:

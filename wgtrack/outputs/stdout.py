@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from wgtrack.config import StdoutSettings
-from wgtrack.lineproto import render
+from wgtrack.lineproto import LineCache, render
 from wgtrack.snapshot import Snapshot
 from wgtrack.workers import Workers
 
@@ -27,6 +27,7 @@ class StdoutLines:
     def __init__(self, section: str = "output:stdout", settings: StdoutSettings | None = None, fd: int = 1) -> None:
         self.fd = fd
         self._worker = Workers("output-stdout")
+        self._lines = LineCache()  # used only on the worker thread
 
     def check(self) -> list[str]:
         return []
@@ -38,7 +39,7 @@ class StdoutLines:
         await self._worker.run(self._write, snapshot, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
 
     def _write(self, snapshot: Snapshot) -> None:
-        data = memoryview(render(snapshot).encode())
+        data = memoryview(render(snapshot, self._lines).encode())
         while data:
             data = data[os.write(self.fd, data):]
 
