@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 
 from wgtrack.config import TrackSettings
 from wgtrack.model import split_endpoint
@@ -258,6 +258,21 @@ class LinkState:
     @property
     def probe_silent(self) -> bool:
         return self.target is Target.SILENT
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(LinkState))
+_set = object.__setattr__
+
+
+def replace(state: LinkState, **changes: object) -> LinkState:
+    """``dataclasses.replace`` for the one hot type: a hub steps every peer every cycle, and the
+    generic version costs ~30 µs a call (5,000 peers: 150 ms of loop time per cycle)."""
+    new = object.__new__(LinkState)
+    for name in _STATE_FIELDS:
+        _set(new, name, changes.pop(name) if name in changes else getattr(state, name))
+    if changes:
+        raise TypeError(f"LinkState has no field {', '.join(changes)}")
+    return new
 
 
 def cycles_to_next_resolve(state: LinkState, s: TrackSettings) -> int | None:
