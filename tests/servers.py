@@ -6,11 +6,14 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.lab import REPO, Lab
 
 
 def free_port() -> int:
@@ -76,3 +79,27 @@ bind-address = "127.0.0.1:{rpc_port}"
             proc.kill()
             proc.wait(5)
         log.close()
+
+
+def alertmanager_setup(lab: Lab, tmp_path: Path, hook_port: int, received: Path) -> tuple[str, Path]:
+    """Debian's Alertmanager binary and a config routing every alert, at once and with its
+    resolution, to a receiver started here (in mon's namespace) that appends to ``received``."""
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    assert binary, "make test installs Debian's prometheus-alertmanager"
+    received.touch()
+    lab.spawn_in_mon(["env", f"PYTHONPATH={REPO}", sys.executable, "-m", "tests.receiver_main", str(hook_port),
+                      str(received)], stderr=tmp_path / f"receiver-{hook_port}.log")
+    conf = tmp_path / "alertmanager.yml"
+    conf.write_text(f"""route:
+  receiver: hook
+  group_by: [alertname, interface, peer]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: http://127.0.0.1:{hook_port}/
+        send_resolved: true
+""")
+    return binary, conf

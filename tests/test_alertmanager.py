@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.daemon_helpers import start_in_lab
-from tests.lab import REPO, Lab, wait_until
+from tests.lab import Lab, wait_until
 from tests.receiver import Receiver
+from tests.servers import alertmanager_setup
 from tests.snapshots import KEY_A, KEY_B, peer, snapshot
 from wgtrack.config import AlertmanagerSettings
 from wgtrack.link import Status
@@ -63,26 +62,9 @@ def test_firing_resend_and_resolve_payloads() -> None:
 @pytest.mark.lab
 @pytest.mark.server
 def test_real_alertmanager_gets_break_and_heal(lab: Lab, tmp_path: Path) -> None:
-    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    assert binary, "make test installs Debian's prometheus-alertmanager"
     hook_port, am_port = 9095, 9093  # inside mon's own network namespace
     received = tmp_path / "received.jsonl"
-    received.touch()
-    lab.spawn_in_mon(["env", f"PYTHONPATH={REPO}", sys.executable, "-m", "tests.receiver_main", str(hook_port),
-                      str(received)], stderr=tmp_path / "receiver.log")
-    am_conf = tmp_path / "alertmanager.yml"
-    am_conf.write_text(f"""route:
-  receiver: hook
-  group_by: [alertname, interface, peer]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: http://127.0.0.1:{hook_port}/
-        send_resolved: true
-""")
+    binary, am_conf = alertmanager_setup(lab, tmp_path, hook_port, received)
     lab.spawn_in_mon([binary, f"--config.file={am_conf}", f"--storage.path={tmp_path / 'am'}",
                       f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
                      stderr=tmp_path / "alertmanager.log")

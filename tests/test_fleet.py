@@ -8,7 +8,6 @@ alert from wgtrack, and the receiver sees exactly one notification per alert."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 from tests.daemon_helpers import start_in_lab, write_config
 from tests.lab import REPO, Lab, wait_until
 from tests.mesh import HOSTS, Mesh, host_name
+from tests.servers import alertmanager_setup
 
 pytestmark = [pytest.mark.lab, pytest.mark.server]
 
@@ -138,26 +138,9 @@ def test_fleet_pairs_both_ends_and_alerts_once(mesh: Mesh, tmp_path: Path) -> No
 
 @pytest.mark.parametrize("members", [2])
 def test_fleet_alertmanager_ha_pair_notifies_once(lab: Lab, tmp_path: Path, members: int) -> None:
-    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    assert binary, "make test installs Debian's prometheus-alertmanager"
     hook_port = 9095
     received = tmp_path / "received.jsonl"
-    received.touch()
-    lab.spawn_in_mon(["env", f"PYTHONPATH={REPO}", sys.executable, "-m", "tests.receiver_main", str(hook_port),
-                      str(received)], stderr=tmp_path / "receiver.log")
-    am_conf = tmp_path / "alertmanager.yml"
-    am_conf.write_text(f"""route:
-  receiver: hook
-  group_by: [alertname, interface, peer]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: http://127.0.0.1:{hook_port}/
-        send_resolved: true
-""")
+    binary, am_conf = alertmanager_setup(lab, tmp_path, hook_port, received)
     ports = [(9093 + 100 * i, 9094 + 100 * i) for i in range(members)]
     for i, (web, gossip) in enumerate(ports):
         peers = [f"--cluster.peer=127.0.0.1:{g}" for _, g in ports if g != gossip]
