@@ -12,6 +12,18 @@ import pytest
 from tests.lab import Lab
 
 DATA = Path(__file__).parent / "data"
+# Files a test leaves for people to look at (the status page's screenshot): kept after the run,
+# listed at the end of it.
+ARTIFACTS = Path(os.environ.get("WGTRACK_TEST_ARTIFACTS", "/var/tmp/wgtrack-test-artifacts"))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if ARTIFACTS.is_dir():
+        files = sorted(p for p in ARTIFACTS.iterdir() if p.is_file())
+        if files:
+            terminalreporter.section("artifacts")
+            for path in files:
+                terminalreporter.write_line(f"{path} ({path.stat().st_size} bytes)")
 
 
 @pytest.fixture

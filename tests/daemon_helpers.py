@@ -18,6 +18,12 @@ from tests.lab import Lab
 REPO = Path(__file__).resolve().parent.parent
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m wgtrack ARGS`` from the tree, to completion (30 s at most)."""
+    return subprocess.run([sys.executable, "-m", "wgtrack", *args], capture_output=True, text=True, timeout=30,
+                          cwd=REPO)
+
+
 def write_config(path: Path, out: Path, **general: object) -> Path:
     lines = ["[general]"] + [f"{k} = {v}" for k, v in general.items()]
     lines += ["[output:influx]", f"filename = {out}"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import lp
-from tests.daemon_helpers import REPO, Watched, start_local, write_config
+from tests.daemon_helpers import REPO, Watched, run_cli, start_local, write_config
 
 DATA = Path(__file__).parent / "data"
 KEY_A = "3+lM+fs3RsV/UxQbPxytzD5PTyVmnWCUghTX1P/wQBU="  # a peer in lab-mixed.dump
@@ -131,11 +131,6 @@ def test_sigterm_during_hung_wg_is_still_prompt(daemon: Watched, tmp_path: Path)
     time.sleep(0.7)
     rc, took = daemon.stop(signal.SIGTERM)
     assert rc == 0 and took < 5
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wgtrack", *args], capture_output=True, text=True, timeout=30,
-                          cwd=REPO)
 
 
 def test_help_and_version() -> None:

@@ -182,6 +182,15 @@ def test_tls_and_basic_auth(tmp_path: Path, port: int) -> None:
         good = base64.b64encode(b"prom:s3cret").decode()
         status, body = get(url, {"Authorization": f"Basic {good}"}, context)
         assert status == 200 and "wgtrack_build_info" in body
+        page = f"https://127.0.0.1:{port}/"
+        assert get(page, context=context)[0] == 401  # the status page has the same auth
+        status, body = get(page, {"Authorization": f"Basic {good}"}, context)
+        assert status == 200 and "<h1>wgtrack" in body and "<script" not in body
+        request = urllib.request.Request(page, headers={"Authorization": f"Basic {good}"})
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            # no script may run and nothing is fetched from anywhere: the page works offline
+            assert response.headers["Content-Security-Policy"] == "default-src 'none'; style-src 'unsafe-inline'"
+            assert response.headers["Content-Type"] == "text/html; charset=utf-8"
         with pytest.raises((urllib.error.URLError, ConnectionError)):
             get(f"http://127.0.0.1:{port}/metrics")  # plain HTTP gets no answer on a TLS port
     finally:

@@ -32,6 +32,7 @@ class PeerView:
     next_reresolve_s: float | None = None  # when the next re-resolution is due, if one is planned
     probe_silent: bool = False  # the probe target does not answer; the link is judged by handshakes
     interface_key: str = ""  # the local interface's public key: with public_key, the link's two ends
+    endpoint_host: str | None = None  # the hostname the endpoint is re-resolved from, if any
 
     @property
     def is_up(self) -> bool:

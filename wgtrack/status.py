@@ -11,6 +11,7 @@ from typing import Any
 
 from wgtrack import config
 from wgtrack.outputs.json_status import read_status
+from wgtrack.statuspage import endpoint_text, human_rate, state_class
 
 
 def _age(seconds: float | None) -> str:
@@ -56,19 +57,52 @@ def freshness(doc: dict[str, Any], now: float) -> str | None:
     return None
 
 
-def table(doc: dict[str, Any], now: float) -> str:
-    """Human-readable rendering of one status document."""
-    rows = [("INTERFACE", "PEER", "STATE", "SINCE", "HANDSHAKE", "ENDPOINT", "RTT", "NEXT RE-RESOLVE")]
+COLOURS = {"up": "\x1b[32m", "down": "\x1b[1;31m", "idle": "\x1b[90m"}
+RESET = "\x1b[0m"
+
+
+def _rates(doc: dict[str, Any], previous: dict[str, Any] | None) -> dict[tuple[str, str], tuple[str, str]]:
+    """rx and tx rates per peer between two documents (``--watch``)."""
+    if previous is None or float(previous["time"]) >= float(doc["time"]):
+        return {}
+    seconds = float(doc["time"]) - float(previous["time"])
+    before = {(i["name"], p["public_key"]): (p.get("rx_bytes") or 0, p.get("tx_bytes") or 0)
+              for i in previous["interfaces"] for p in i["peers"]}
+    result = {}
+    for iface in doc["interfaces"]:
+        for p in iface["peers"]:
+            old = before.get((iface["name"], p["public_key"]))
+            if old is not None:
+                result[(iface["name"], p["public_key"])] = (
+                    human_rate(max(0, (p.get("rx_bytes") or 0) - old[0]) / seconds),
+                    human_rate(max(0, (p.get("tx_bytes") or 0) - old[1]) / seconds))
+    return result
+
+
+def table(doc: dict[str, Any], now: float, previous: dict[str, Any] | None = None, colour: bool = False) -> str:
+    """Human-readable rendering of one status document; with ``previous``, rx and tx rates too."""
+    rated = previous is not None
+    per_peer = _rates(doc, previous)
+    columns = ["INTERFACE", "PEER", "STATE", "SINCE", "HANDSHAKE", "RTT", *(["RX", "TX"] if rated else []),
+               "ENDPOINT", "NEXT RE-RESOLVE"]
+    rows = [columns]
     for iface in doc.get("interfaces", []):
         for p in iface.get("peers", []):
             name = p.get("friendly_name") or p["public_key"][:8] + "…"
             rtt = "-" if p.get("rtt_ms") is None else f"{p['rtt_ms']:.1f}ms"
             if p.get("probe_silent"):
                 rtt = "silent"  # the probe target does not answer: judged by handshakes
-            rows.append((iface["name"], name, p["status"], _age(p.get("since_s")), _age(p.get("handshake_age_s")),
-                         p.get("endpoint") or "-", rtt, _age(p.get("next_reresolve_s"))))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+            rate = list(per_peer.get((iface["name"], p["public_key"]), ("-", "-"))) if rated else []
+            rows.append([iface["name"], name, p["status"], _age(p.get("since_s")), _age(p.get("handshake_age_s")),
+                         rtt, *rate, endpoint_text(p.get("endpoint"), p.get("endpoint_host")),
+                         _age(p.get("next_reresolve_s"))])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        if colour and index > 0:
+            cells[2] = COLOURS[state_class(row[2])] + cells[2] + RESET
+        lines.append("  ".join(cells).rstrip())
     age = now - float(doc.get("time", now))
     head = f"cycle {doc.get('cycle')}, written {age:.0f} s ago"
     if not doc.get("wg_ok", True):
@@ -82,21 +116,67 @@ def main(argv: list[str]) -> int:
                         help="config file naming the status file (default: %(default)s)")
     parser.add_argument("--file", help="the status file (default: [output:json] filename of the config)")
     parser.add_argument("--json", action="store_true", help="print the status document as it is")
+    parser.add_argument("--watch", nargs="?", type=float, const=2.0, default=None, metavar="SECONDS",
+                        help="redraw every SECONDS (default 2) with rx and tx rates, until Ctrl-C")
+    parser.add_argument("--colour", "--color", choices=("auto", "always", "never"), default="auto",
+                        help="colour the states (auto: when the output is a terminal)")
     args = parser.parse_args(argv)
     path = Path(args.file) if args.file else _configured_path(args.config)
+    colour = args.colour == "always" or (args.colour == "auto" and sys.stdout.isatty())
+    if args.watch is not None:
+        if not 0.2 <= args.watch <= 3600:
+            parser.error("--watch takes 0.2 to 3600 seconds")
+        return watch(path, args.watch, colour)
+    return show(path, as_json=args.json, colour=colour)
+
+
+def _load(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The document, or why it cannot be shown."""
     try:
         doc = read_status(path)
     except FileNotFoundError:
-        print(f"wgtrack status: no status file at {path}: is wgtrack running with [output:json]?", file=sys.stderr)
-        return 1
+        return None, f"no status file at {path}: is wgtrack running with [output:json]?"
     except (OSError, ValueError) as exc:
-        print(f"wgtrack status: cannot read {path}: {exc}", file=sys.stderr)
-        return 1
+        return None, f"cannot read {path}: {exc}"
     problem = shape_problem(doc)
     if problem is not None:
-        print(f"wgtrack status: {path} is not a wgtrack status file ({problem})", file=sys.stderr)
+        return None, f"{path} is not a wgtrack status file ({problem})"
+    return doc, None
+
+
+def watch(path: Path, interval: float, colour: bool) -> int:
+    """Redraw the table every ``interval`` seconds until interrupted; problems are shown in
+    place of the table and the watch goes on (a daemon restarting is worth watching)."""
+    previous: dict[str, Any] | None = None
+    latest: dict[str, Any] | None = None
+    clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+    try:
+        while True:
+            doc, problem = _load(path)
+            now = time.time()
+            lines = [f"wgtrack status --watch {interval:g}   {time.strftime('%H:%M:%S', time.localtime(now))}"]
+            if doc is None:
+                lines.append(f"wgtrack status: {problem}")
+            else:
+                if latest is None or float(doc["time"]) > float(latest["time"]):
+                    previous, latest = latest, doc  # rates span the last two cycles written
+                lines.append(table(doc, now, previous or doc, colour))
+                stale = freshness(doc, now)
+                if stale is not None:
+                    lines.append(f"wgtrack status: {stale}")
+            sys.stdout.write(clear + "\n".join(lines) + "\n\n")
+            sys.stdout.flush()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
+
+
+def show(path: Path, as_json: bool, colour: bool) -> int:
+    doc, problem = _load(path)
+    if doc is None:
+        print(f"wgtrack status: {problem}", file=sys.stderr)
         return 1
-    print(json.dumps(doc, indent=1) if args.json else table(doc, time.time()))
+    print(json.dumps(doc, indent=1) if as_json else table(doc, time.time(), colour=colour))
     stale = freshness(doc, time.time())
     if stale is not None:
         print(f"wgtrack status: {stale}", file=sys.stderr)

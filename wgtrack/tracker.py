@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from wgtrack import __version__, link
 from wgtrack.config import Config, TrackSettings
 from wgtrack.events import Event
-from wgtrack.model import Dump, InterfaceRecord, PeerRecord, short_key, single_host_address, split_endpoint
+from wgtrack.model import (
+    Dump,
+    InterfaceRecord,
+    PeerRecord,
+    is_ip_literal,
+    short_key,
+    single_host_address,
+    split_endpoint,
+)
 from wgtrack.snapshot import CycleFacts, InterfaceView, PeerView, Snapshot
 from wgtrack.wgconf import PeerConf
 
@@ -128,6 +136,14 @@ class Tracker:
         conf = self._confs.get(pid[0], {}).get(pid[1])
         who = conf.friendly_name if conf and conf.friendly_name else short_key(pid[1])
         return f"{pid[0]}/{who}"
+
+    def _endpoint_host(self, pid: PeerId, conf: PeerConf | None) -> str | None:
+        """The hostname behind the endpoint, for operators: the setting, else the wg config's."""
+        endpoint = self.settings(pid).endpoint
+        if endpoint:
+            host = split_endpoint(endpoint)[0]
+            return None if is_ip_literal(host) else host
+        return conf.endpoint_host if conf else None
 
     def reresolve_source(self, pid: PeerId) -> tuple[str, int] | None:
         """(hostname, port) when this peer is eligible for re-resolution."""
@@ -282,5 +298,6 @@ class Tracker:
                 next_reresolve_s=self._next_reresolve_s(ifname, record.public_key, state),
                 probe_silent=state.probe_silent,
                 interface_key=iface.public_key,
+                endpoint_host=self._endpoint_host((ifname, record.public_key), conf),
             ))
         return views

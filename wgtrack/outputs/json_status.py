@@ -39,6 +39,7 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
                         "latest_handshake": p.latest_handshake,
                         "handshake_age_s": p.handshake_age_s,
                         "endpoint": p.endpoint,
+                        "endpoint_host": p.endpoint_host,
                         "allowed_ips": list(p.allowed_ips),
                         "rx_bytes": p.rx_bytes,
                         "tx_bytes": p.tx_bytes,

@@ -17,12 +17,15 @@ import logging
 import os
 import socket
 import ssl  # asyncio has loaded it already: no extra memory
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from wgtrack.config import PrometheusSettings, split_listen
 from wgtrack.errors import StartupError
 from wgtrack.promtext import LabelCache, render_chunks
 from wgtrack.snapshot import Snapshot
+from wgtrack.statuspage import Timeline
+from wgtrack.statuspage import render as render_page
 from wgtrack.workers import Workers
 
 if TYPE_CHECKING:
@@ -40,6 +43,10 @@ MAX_CONNECTIONS = 64
 AUTH_THREADS = 2  # bcrypt runs here, never on the outputs' or anyone's shared pool
 MAX_AUTH_WAITING = 8  # checks queued or running; past that a client is refused at once
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# The page loads nothing from anywhere and runs no script: the browser is told so too.
+PAGE_HEADERS = [("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
+                ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")]
 
 
 class PrometheusExporter:
@@ -50,6 +57,8 @@ class PrometheusExporter:
     def __init__(self, section: str, settings: PrometheusSettings) -> None:
         self.settings = settings
         self.snapshot: Snapshot | None = None
+        self._previous: Snapshot | None = None  # for the status page's rates
+        self._timeline = Timeline()
         self._labels = LabelCache()
         self._listeners: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
@@ -105,7 +114,10 @@ class PrometheusExporter:
                  " with basic auth" if self._auth else "")
 
     async def publish(self, snapshot: Snapshot) -> None:
+        if self.snapshot is not None and self.snapshot.time_ns < snapshot.time_ns:
+            self._previous = self.snapshot
         self.snapshot = snapshot
+        self._timeline.record(snapshot)
 
     async def close(self) -> None:
         """Stop listening at once (a successor may bind the address next); requests under way
@@ -200,18 +212,25 @@ class PrometheusExporter:
         if target == self.settings.path:
             return await self._stream_metrics(writer, head=method == "HEAD")
         if target == "/":
-            page = f'<html><body><a href="{self.settings.path}">wgtrack metrics</a></body></html>\n'.encode()
-            return await self._respond(writer, 200, page, [("Content-Type", "text/html")], head=method == "HEAD")
+            # The status page: the same snapshot and auth as the metrics, no outside asset.
+            chunks = render_page(self.snapshot, self._previous, self._timeline)
+            return await self._stream(writer, PAGE_HEADERS, chunks, head=method == "HEAD")
         return await self._respond(writer, 404, b"not found\n")
 
     async def _stream_metrics(self, writer: asyncio.StreamWriter, head: bool) -> None:
-        """Status line, headers, then the exposition chunk by chunk; the body ends with the
+        snapshot = self.snapshot  # one consistent snapshot for the whole scrape
+        await self._stream(writer, [("Content-Type", CONTENT_TYPE)], render_chunks(snapshot, self._labels), head)
+
+    @staticmethod
+    async def _stream(writer: asyncio.StreamWriter, headers: list[tuple[str, str]], chunks: Iterator[str],
+                      head: bool) -> None:
+        """Status line, headers, then the body chunk by chunk; the body ends with the
         connection (HTTP/1.1 allows it with ``Connection: close``)."""
-        writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nConnection: close\r\n\r\n".encode())
+        lines = ["HTTP/1.1 200 OK", *(f"{k}: {v}" for k, v in headers), "Connection: close"]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         if head:
             return await writer.drain()
-        snapshot = self.snapshot  # one consistent snapshot for the whole scrape
-        for chunk in render_chunks(snapshot, self._labels):
+        for chunk in chunks:
             writer.write(chunk.encode())
             await writer.drain()  # also lets the loop run between chunks
 

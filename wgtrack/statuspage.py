@@ -1,0 +1,227 @@
+"""The live status page served at ``/`` beside ``/metrics``: the peer table and an hour's timeline.
+
+Plain HTML with inline CSS and no script: it works offline, refreshes itself with a meta
+refresh, and stays a readable table in a browser with JavaScript off or in a text browser.
+The page is built from the snapshot the exporter already holds; rates come from the snapshot
+before it, the timeline from the state changes kept in ``Timeline`` (a bounded ring buffer).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from wgtrack.snapshot import PeerView, Snapshot
+
+TIMELINE_S = 3600.0  # the page shows the last hour
+TIMELINE_ENTRIES = 10_000  # ring buffer: a flapping hub cannot grow it without end
+MAX_ROWS = 5_000  # peers in the table; the worst first, the rest counted
+RECENT_CHANGES = 50  # the change list under the timeline
+CHUNK_ROWS = 500  # rows rendered per chunk, so a big hub's page never holds the loop long
+STATE_EVENTS = ("peer_down", "peer_up")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One state change of one peer, as the timeline keeps it."""
+
+    time: float  # epoch s
+    interface: str
+    public_key: str
+    name: str
+    old: str
+    new: str
+
+
+class Timeline:
+    """State changes of the last hour, newest last; memory bounded by ``TIMELINE_ENTRIES``."""
+
+    def __init__(self, span_s: float = TIMELINE_S, entries: int = TIMELINE_ENTRIES) -> None:
+        self.span_s = span_s
+        self._changes: deque[Change] = deque(maxlen=entries)
+
+    def record(self, snapshot: Snapshot) -> None:
+        for event in snapshot.events:
+            if event.kind in STATE_EVENTS and event.interface and event.public_key:
+                self._changes.append(Change(event.time, event.interface, event.public_key,
+                                            event.friendly_name or event.public_key[:8] + "…",
+                                            event.old_state or "new", event.new_state or "?"))
+
+    def window(self, now: float) -> list[Change]:
+        """The changes of the last ``span_s`` seconds, oldest first (older ones are dropped)."""
+        while self._changes and self._changes[0].time < now - self.span_s:
+            self._changes.popleft()
+        return list(self._changes)
+
+
+def state_class(status: str) -> str:
+    """The CSS class (and colour) of a state: up green, down red, idle grey."""
+    if status.startswith("up"):
+        return "up"
+    if status.startswith("down"):
+        return "down"
+    return "idle"
+
+
+def _order(view: PeerView) -> tuple[int, str, str]:
+    rank = {"down": 0, "idle": 1, "up": 2}[state_class(view.status.value)]
+    return rank, view.interface, view.friendly_name or view.public_key
+
+
+def human_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def human_rate(bytes_per_s: float | None) -> str:
+    if bytes_per_s is None:
+        return "-"
+    value = bytes_per_s
+    for unit in ("B/s", "kB/s", "MB/s", "GB/s"):
+        if value < 1000 or unit == "GB/s":
+            return f"{value:.0f} {unit}" if unit == "B/s" else f"{value:.1f} {unit}"
+        value /= 1000
+    return "-"  # not reached
+
+
+def endpoint_text(endpoint: str | None, host: str | None) -> str:
+    if host:
+        return f"{host} → {endpoint or '(unresolved)'}"
+    return endpoint or "-"
+
+
+def rates(current: Snapshot, previous: Snapshot | None) -> dict[tuple[str, str], tuple[float, float]]:
+    """rx and tx bytes per second of every peer seen in both snapshots (a reset counts as none)."""
+    if previous is None or previous.time_ns >= current.time_ns:
+        return {}
+    seconds = (current.time_ns - previous.time_ns) / 1e9
+    before = {(p.interface, p.public_key): (p.rx_bytes, p.tx_bytes)
+              for iface in previous.interfaces for p in iface.peers}
+    result = {}
+    for iface in current.interfaces:
+        for p in iface.peers:
+            old = before.get((p.interface, p.public_key))
+            if old is not None:
+                result[(p.interface, p.public_key)] = (max(0, p.rx_bytes - old[0]) / seconds,
+                                                       max(0, p.tx_bytes - old[1]) / seconds)
+    return result
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1em;color:#222;background:#fff}
+table{border-collapse:collapse;font-size:14px}
+th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left;white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.state{font-weight:bold;padding:1px 6px;border-radius:3px;color:#fff}
+.state.up{background:#1a7f37}.state.down{background:#cf222e}.state.idle{background:#6e7781}
+.bar{display:flex;width:600px;height:14px;background:#eee}
+.bar span{display:block;height:14px}
+.bar .up{background:#1a7f37}.bar .down{background:#cf222e}.bar .idle{background:#6e7781}
+.warn{color:#cf222e;font-weight:bold}
+small{color:#666}
+"""
+
+
+def render(snapshot: Snapshot | None, previous: Snapshot | None, timeline: Timeline,
+           now: float | None = None) -> Iterator[str]:
+    """The page, chunk by chunk."""
+    now = time.time() if now is None else now
+    esc = html.escape
+    refresh = int(min(30, max(2, snapshot.cycle_time_s if snapshot else 5)))
+    title = f"wgtrack on {snapshot.host}" if snapshot and snapshot.host else "wgtrack"
+    yield (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+           f'<meta http-equiv="refresh" content="{refresh}">'
+           f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>\n<h1>{esc(title)}</h1>\n")
+    if snapshot is None:
+        yield "<p>No cycle has completed yet.</p></body></html>\n"
+        return
+    age = max(0.0, now - snapshot.time_ns / 1e9)
+    head = f"cycle {snapshot.cycle}, {human_age(age)} ago; refreshes every {refresh} s"
+    yield f"<p><small>{esc(head)}</small></p>\n"
+    if snapshot.stopped:
+        yield '<p class="warn">wgtrack has stopped; this is what it knew then.</p>\n'
+    if not snapshot.wg_ok:
+        yield f'<p class="warn">WireGuard is not readable: {esc(snapshot.wg_error or "")}</p>\n'
+    views = sorted((p for iface in snapshot.interfaces for p in iface.peers), key=_order)
+    per_state: dict[str, int] = {}
+    for view in views:
+        per_state[state_class(view.status.value)] = per_state.get(state_class(view.status.value), 0) + 1
+    counts = ", ".join(f"{per_state.get(k, 0)} {k}" for k in ("down", "idle", "up"))
+    yield f"<h2>Peers</h2>\n<p>{len(views)} peers: {counts}</p>\n"
+    yield from _table(views[:MAX_ROWS], rates(snapshot, previous), snapshot.time_ns / 1e9)
+    if len(views) > MAX_ROWS:
+        yield f"<p>{len(views) - MAX_ROWS} more peers not shown (the table lists the worst first).</p>\n"
+    yield from _timeline(timeline.window(now), snapshot, now)
+    yield "</body></html>\n"
+
+
+def _table(views: list[PeerView], per_peer: dict[tuple[str, str], tuple[float, float]],
+           taken: float) -> Iterator[str]:
+    """The peer table; ages are as of ``taken``, the snapshot's time."""
+    esc = html.escape
+    head = ("interface", "peer", "state", "since", "handshake", "rtt", "rx", "tx", "endpoint")
+    yield "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>\n"
+    for start in range(0, len(views), CHUNK_ROWS):
+        rows = []
+        for p in views[start:start + CHUNK_ROWS]:
+            status = p.status.value
+            since = time.strftime("%H:%M:%S", time.gmtime(taken - p.since_s))
+            rtt = "silent" if p.probe_silent else "-" if p.rtt_ms is None else f"{p.rtt_ms:.1f} ms"
+            rx, tx = per_peer.get((p.interface, p.public_key), (None, None))
+            hs = "never" if p.handshake_age_s is None else f"{human_age(p.handshake_age_s)} ago"
+            rows.append(
+                f"<tr><td>{esc(p.interface)}</td><td title=\"{esc(p.public_key)}\">"
+                f"{esc(p.friendly_name or p.public_key[:8] + '…')}</td>"
+                f'<td><span class="state {state_class(status)}">{esc(status)}</span></td>'
+                f"<td>{human_age(p.since_s)} <small>(since {since} UTC)</small></td>"
+                f'<td class="num">{hs}</td><td class="num">{rtt}</td>'
+                f'<td class="num">{human_rate(rx)}</td><td class="num">{human_rate(tx)}</td>'
+                f"<td>{esc(endpoint_text(p.endpoint, p.endpoint_host))}</td></tr>\n")
+        yield "".join(rows)
+    yield "</tbody></table>\n"
+
+
+def _timeline(changes: list[Change], snapshot: Snapshot, now: float) -> Iterator[str]:
+    """One bar per peer that changed state in the last hour, then the latest changes as text."""
+    esc = html.escape
+    start = now - TIMELINE_S
+    yield "<h2>Last hour</h2>\n"
+    if not changes:
+        yield "<p>No state changes in the last hour.</p>\n"
+        return
+    current = {(p.interface, p.public_key): p.status.value for iface in snapshot.interfaces for p in iface.peers}
+    by_peer: dict[tuple[str, str], list[Change]] = {}
+    for change in changes:
+        by_peer.setdefault((change.interface, change.public_key), []).append(change)
+    yield (f"<p>{len(by_peer)} peers changed state; the others kept theirs. "
+           f"<small>{time.strftime('%H:%M', time.gmtime(start))} to "
+           f"{time.strftime('%H:%M', time.gmtime(now))} UTC</small></p>\n<table><tbody>\n")
+    for pid, peer_changes in sorted(by_peer.items(), key=lambda item: item[1][-1].name):
+        # Before wgtrack started, nothing is known: that stretch stays blank.
+        spans, at, state = [], max(start, snapshot.started_ns / 1e9), peer_changes[0].old
+        for change in peer_changes:
+            spans.append((at, change.time, state))
+            at, state = max(start, change.time), change.new
+        spans.append((at, now, current.get(pid, state)))
+        bar = "".join(
+            f'<span class="{state_class(s)}" style="width:{100 * max(0.0, b - a) / TIMELINE_S:.2f}%" '
+            f'title="{esc(s)} from {time.strftime("%H:%M:%S", time.gmtime(a))}"></span>'
+            for a, b, s in spans if b > a)
+        yield f'<tr><td>{esc(peer_changes[-1].name)}</td><td><div class="bar">{bar}</div></td></tr>\n'
+    yield "</tbody></table>\n<h3>Latest changes</h3>\n<ul>\n"
+    for change in reversed(changes[-RECENT_CHANGES:]):
+        stamp = time.strftime("%H:%M:%S", time.gmtime(change.time))
+        yield (f"<li>{stamp} UTC {esc(change.interface)}/{esc(change.name)}: {esc(change.old)} → "
+               f'<span class="state {state_class(change.new)}">{esc(change.new)}</span></li>\n')
+    yield "</ul>\n"
