@@ -187,7 +187,9 @@ def test_tls_and_basic_auth(tmp_path: Path, port: int) -> None:
         status, body = get(page, {"Authorization": f"Basic {good}"}, context)
         assert status == 200 and "<h1>wgtrack" in body and "<script" not in body
         request = urllib.request.Request(page, headers={"Authorization": f"Basic {good}"})
-        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=context))
+        with opener.open(request, timeout=10) as response:
             # no script may run and nothing is fetched from anywhere: the page works offline
             assert response.headers["Content-Security-Policy"] == "default-src 'none'; style-src 'unsafe-inline'"
             assert response.headers["Content-Type"] == "text/html; charset=utf-8"

@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wgtrack",
         description="Track the health of WireGuard links, re-resolve dynamic endpoints, export state. "
-                    "`wgtrack status [--json]` shows what the running daemon knows.",
+                    "`wgtrack status [--json] [--watch]` shows what the running daemon knows; "
+                    "`wgtrack install` / `uninstall` set up or remove the systemd unit (not for the .deb).",
     )
     parser.add_argument("-c", "--config", default=str(config.DEFAULT_PATH),
                         help="config file (default: %(default)s)")
@@ -121,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         from wgtrack.status import main as status_main
 
         return status_main(argv[1:])
+    if argv[:1] in (["install"], ["uninstall"]):
+        from wgtrack.install import main as install_main
+
+        return install_main(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if args.check_config is not None:
         return check_config(args.check_config or args.config)
