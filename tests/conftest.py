@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.daemon_helpers import REPO, sh
 from tests.lab import Lab
 
 DATA = Path(__file__).parent / "data"
@@ -36,6 +38,23 @@ def lab() -> Iterator[Lab]:
         for peer in built.peer_names:
             built.handshake(peer)
         yield built
+
+
+@pytest.fixture(scope="session")
+def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Debian package, built once per run from a clean copy of the tracked files
+    (dpkg-buildpackage writes into ..)."""
+    top = tmp_path_factory.mktemp("deb")
+    src = top / "wgtrack"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for name in filter(None, files.decode().split("\0")):
+        target = src / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, target)
+    sh("dpkg-buildpackage", "-us", "-uc", "-b", cwd=src, timeout=1200)
+    (built,) = top.glob("wgtrack_*_all.deb")
+    return built
 
 
 @pytest.fixture

@@ -112,3 +112,17 @@ def start_local(config: Path, out: Path, log: Path, *args: str, stdout: int | IO
         proc = subprocess.Popen([sys.executable, "-m", "wgtrack", "-c", str(config), *args],
                                 stdout=stdout, stderr=err, env=env, preexec_fn=limit)
     return Watched(proc, out, log)
+
+
+# Debian's own tools and python3, never a developer's pyenv or venv first in PATH.
+SYSTEM_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
+
+
+def sh(*args: str, cwd: Path | None = None, timeout: float = 120,
+       check: bool = True) -> subprocess.CompletedProcess[str]:
+    """A system command with Debian's PATH; raises with its output when it fails (``check``)."""
+    proc = subprocess.run(args, cwd=cwd, env=SYSTEM_ENV, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc

@@ -117,7 +117,8 @@ def test_500_is_retried_and_slow_receiver_never_delays_publish() -> None:
             await h.publish(events("peer_up"))  # type: ignore[arg-type]
             return time.monotonic() - started
 
-        assert asyncio.run(go()) < 0.05
+        # publish hands over and returns: well under the receiver's 0.5 s delay even on a loaded machine
+        assert asyncio.run(go()) < 0.4
         assert [b["kind"] for b in receiver.bodies()] == ["peer_down", "peer_up"]
     finally:
         receiver.close()
