@@ -66,7 +66,8 @@ class Host:
 class Lab:
     """Build with ``Lab().build()``; always ``close()`` (it is also a context manager)."""
 
-    def __init__(self, peers: tuple[str, ...] = ("a", "b", "c"), hostname_peer: str = "a") -> None:
+    def __init__(self, peers: tuple[str, ...] = ("a", "b", "c"), hostname_peer: str = "a",
+                 mon_wg_user: int | None = None) -> None:
         self.prefix = f"wgt{os.getpid() % 0xFFFF:x}{secrets.token_hex(2)}-"
         self.dir = Path(tempfile.mkdtemp(prefix=self.prefix))
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -77,6 +78,9 @@ class Lab:
         self.wg_config_dir = self.dir / "wireguard"
         self.dns_records: dict[str, str] = {}
         self._dnsmasq: subprocess.Popen[bytes] | None = None
+        # mon's wireguard-go as this uid (with CAP_NET_ADMIN only): its UAPI socket is then that
+        # user's, which is how an unprivileged wgtrack reaches a userspace interface.
+        self.mon_wg_user = mon_wg_user
 
     # ---- building ----
 
@@ -158,14 +162,23 @@ class Lab:
         run("ip", "-n", lan, "link", "set", veth, "master", "br0", "up")
         run("ip", "-n", host.ns, "addr", "add", f"{host.underlay}/24", "dev", "eth0")
         run("ip", "-n", host.ns, "link", "set", "eth0", "up")
-        host.wg_pid = self._start_wireguard_go(host.ns, "wg0")
+        host.wg_pid = self._start_wireguard_go(host.ns, "wg0", self.mon_wg_user if host.name == "mon" else None)
         run("ip", "-n", host.ns, "addr", "add", f"{host.tunnel}/24", "dev", "wg0")
         run("ip", "-n", host.ns, "addr", "add", f"{host.tunnel6}/64", "dev", "wg0", "nodad")
         run("ip", "-n", host.ns, "link", "set", "wg0", "up")
 
-    def _start_wireguard_go(self, ns: str, ifname: str) -> int:
+    def _start_wireguard_go(self, ns: str, ifname: str, user: int | None = None) -> int:
         # A private tmpfs on /var/run/wireguard per namespace keeps each UAPI socket apart.
-        script = f"mount -t tmpfs tmpfs /var/run/wireguard && exec wireguard-go -f {ifname}"
+        script = "mount -t tmpfs -o mode=1777 tmpfs /var/run/wireguard && "
+        if user is not None:
+            # /dev/net/tun is 0666 on Debian (udev); this machine has it 0600, so the namespace
+            # gets a node of its own with Debian's mode.
+            script += ("mount -t tmpfs -o mode=755 tmpfs /dev/net && mknod -m 666 /dev/net/tun c 10 200 && "
+                       f"exec setpriv --reuid={user} --regid={user} --clear-groups --inh-caps=+net_admin "
+                       "--ambient-caps=+net_admin --bounding-set=-all,+net_admin ")
+        else:
+            script += "exec "
+        script += f"wireguard-go -f {ifname}"
         log = self.dir / f"wireguard-go-{ns}-{ifname}.log"
         with open(log, "wb") as err:
             proc = subprocess.Popen(["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private",

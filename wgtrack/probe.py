@@ -1,4 +1,5 @@
-"""ICMP echo probes through the tunnel, with icmplib: raw socket as root, datagram otherwise.
+"""ICMP echo probes through the tunnel, with icmplib: raw socket as root or with CAP_NET_RAW,
+datagram otherwise.
 
 icmplib 3 has ``async_ping``; Debian 12 ships icmplib 2.1, which has only the blocking
 ``ping``. There each probe runs in a worker thread of its own pool (never on the event loop),
@@ -18,8 +19,25 @@ import icmplib
 from wgtrack.link import ProbeResult
 from wgtrack.workers import Workers
 
+CAP_NET_RAW = 13
 PROBE_THREADS = 64  # concurrent blocking probes with icmplib 2 (each mostly waits)
 _pool = Workers("probe", threads=PROBE_THREADS)  # daemon threads: a probe never delays an exit
+
+
+@functools.cache
+def raw_sockets() -> bool:
+    """Whether raw ICMP sockets are open to us: as root, or with CAP_NET_RAW (a non-root service
+    given it). Otherwise probes use datagram ICMP sockets, which ping_group_range must allow."""
+    if os.geteuid() == 0:
+        return True
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_NET_RAW & 1)
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 def _result(host: Any) -> ProbeResult:
@@ -32,7 +50,7 @@ async def ping(target: str, count: int, timeout_s: float) -> ProbeResult:
     """Probe ``target``; an unreachable or refused probe is a failed result, not an exception."""
     if hasattr(icmplib, "async_ping"):
         request = icmplib.async_ping(target, count=count, interval=0.2, timeout=timeout_s,
-                                     privileged=os.geteuid() == 0)
+                                     privileged=raw_sockets())
         return await _bounded(request, count, timeout_s)
     return await ping_in_thread(target, count, timeout_s)
 
@@ -40,7 +58,7 @@ async def ping(target: str, count: int, timeout_s: float) -> ProbeResult:
 async def ping_in_thread(target: str, count: int, timeout_s: float) -> ProbeResult:
     """The icmplib 2 path: the blocking ``icmplib.ping`` in a worker thread."""
     call = functools.partial(icmplib.ping, target, count=count, interval=0.2, timeout=timeout_s,
-                             id=random.randint(1, 0xFFFF), privileged=os.geteuid() == 0)
+                             id=random.randint(1, 0xFFFF), privileged=raw_sockets())
     return await _bounded(_pool.run(call), count, timeout_s)
 
 
