@@ -168,8 +168,13 @@ class Lab:
         run("ip", "-n", host.ns, "link", "set", "wg0", "up")
 
     def _start_wireguard_go(self, ns: str, ifname: str, user: int | None = None) -> int:
-        # A private tmpfs on /var/run/wireguard per namespace keeps each UAPI socket apart.
-        script = "mount -t tmpfs -o mode=1777 tmpfs /var/run/wireguard && "
+        # A directory of its own on /var/run/wireguard per namespace keeps each UAPI socket apart;
+        # from outside it is reachable at ``run_dir(host)`` (a container mounts it there).
+        run_dir = self.dir / f"run-{ns.removeprefix(self.prefix)}"
+        run_dir.mkdir(mode=0o755)
+        if user is not None:
+            os.chown(run_dir, user, user)
+        script = f"mount --bind {run_dir} /var/run/wireguard && "
         if user is not None:
             # /dev/net/tun is 0666 on Debian (udev); this machine has it 0600, so the namespace
             # gets a node of its own with Debian's mode.
@@ -191,6 +196,10 @@ class Lab:
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
             raise RuntimeError(f"wireguard-go in {ns} exited {proc.returncode}: {' / '.join(tail)}")
         return proc.pid
+
+    def run_dir(self, host: str) -> Path:
+        """``host``'s /var/run/wireguard (its wireguard-go sockets) as seen from outside."""
+        return self.dir / f"run-{host}"
 
     def add_interface(self, ifname: str) -> subprocess.Popen[bytes]:
         """Start another wireguard-go interface in mon's namespaces (seen by the daemon)."""
