@@ -3,7 +3,8 @@
 No registry is reached: the debootstrap rootfs that the systemd test boots is imported as
 ``docker.io/library/debian:12-slim`` and the build runs with ``--pull=never``. Podman on this
 machine needs the vfs storage driver, cgroupfs, runc (crun refuses the host's hybrid cgroups) and
-explicit ``--ulimit`` values (nofile; nproc once capabilities are dropped). Its store lives in the test's own directory and goes with it.
+explicit ``--ulimit`` values (nofile; nproc once capabilities are dropped). Its store lives in
+the test's own directory and goes with it.
 The image runs in mon's network namespace with mon's WireGuard socket directory mounted, as the
 DaemonSet example runs it with the host's network, and its ``/metrics`` is scraped.
 """
