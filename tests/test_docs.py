@@ -77,7 +77,7 @@ def test_documented_metrics_exist() -> None:
     influx = {name for text in lines for name in re.findall(r"(?:^|,| )([a-z_]+)=", text)}
     influx |= {text.split(",", 1)[0].split(" ", 1)[0] for text in lines}
     known = metrics | recorded | influx
-    unknown = {}
+    unknown: dict[str, set[str]] = {}
     for name, text in _documents().items():
         for found in set(re.findall(r"\b((?:wgtrack|wireguard)_[a-z_]+[a-z])\b", text)):
             family = re.sub(r"_(bucket|sum|count)$", "", found)
