@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ARTIFACTS
+from tests.daemon_helpers import REPO
 from tests.nspawn import WG_PAIR, WG_PEER, Machine
 
 pytestmark = [pytest.mark.lab, pytest.mark.package]
@@ -136,3 +137,30 @@ def test_packaged_unit_under_real_systemd(machine: Machine, deb: Path) -> None:
     (ARTIFACTS / "systemd-analyze-security.txt").write_text(security)
     print(f"systemd-analyze security wgtrack.service: {score.group(1)} {score.group(2)}")
     assert float(score.group(1)) <= 2.0  # measured 2.0 OK (2.2 before ProtectProc= and ProcSubset=)
+
+
+def test_wgtrack_install_and_uninstall_under_real_systemd(machine: Machine) -> None:
+    """A venv install (Debian's python3, --system-site-packages for icmplib and dnspython, wgtrack
+    copied from this tree as a wheel would put it) set up by `wgtrack install`, started by
+    systemd, then removed by `wgtrack uninstall`."""
+    m = machine
+    m.sh(WG_PAIR)
+    m.spawn(WG_PEER)
+    m.run("python3", "-m", "venv", "--without-pip", "--system-site-packages", "/opt/wgtrack")
+    site = m.sh("/opt/wgtrack/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'").strip()
+    shutil.copytree(REPO / "wgtrack", m.root / site.lstrip("/") / "wgtrack",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    first = m.run("/opt/wgtrack/bin/python", "-m", "wgtrack", "install", timeout=120).stdout
+    assert "wrote /etc/systemd/system/wgtrack.service" in first and "wrote /etc/wgtrack.conf" in first
+    state = show(m, "ActiveState", "SubState", "UnitFileState", "ExecStart")
+    assert (state["ActiveState"], state["SubState"], state["UnitFileState"]) == ("active", "running", "enabled")
+    assert "/opt/wgtrack/bin/python" in state["ExecStart"]
+    assert m.sh("man -w wgtrack 2>/dev/null || ls /usr/local/share/man/man1/wgtrack.1").strip()
+    wait("the shipped config's status file", lambda: bool(peer_state(m)))
+    again = m.run("/opt/wgtrack/bin/python", "-m", "wgtrack", "install", timeout=120).stdout
+    assert "wrote" not in again and show(m, "NRestarts")["NRestarts"] == "0"  # idempotent
+    gone = m.run("/opt/wgtrack/bin/python", "-m", "wgtrack", "uninstall", timeout=120).stdout
+    assert "removed /etc/systemd/system/wgtrack.service" in gone
+    after = show(m, "ActiveState", "LoadState")
+    assert after == {"ActiveState": "inactive", "LoadState": "not-found"}, after
+    assert (m.root / "etc/wgtrack.conf").exists()  # the operator's config stays
