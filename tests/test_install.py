@@ -105,3 +105,28 @@ def test_install_without_root_is_refused_unless_staged(monkeypatch: pytest.Monke
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert install_main("install", []) == 1
     assert "needs root (or --root DIR)" in capsys.readouterr().err
+
+
+@pytest.mark.package
+def test_wheel_built_from_the_tree_carries_the_unit_config_and_man_page(tmp_path: Path) -> None:
+    """A wheel built from this tree installs the real files (the sample config is a link in the
+    tree; the wheel must hold its content). The wheel is installed into a directory of its own
+    and run from there, never from the tree."""
+    repo = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(repo)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("wgtrack-*.whl")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
+                    str(wheel)], check=True, capture_output=True, timeout=300)
+    root = tmp_path / "root"
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.run([sys.executable, "-c", "import wgtrack; print(wgtrack.__file__)"], capture_output=True,
+                           text=True, env=env, cwd=tmp_path, timeout=30).stdout
+    assert where.startswith(str(site))
+    done = subprocess.run([sys.executable, "-m", "wgtrack", "install", "--root", str(root), "--no-start"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (root / CONFIG).read_text() == (repo / "etc/wgtrack.conf").read_text()
+    assert (root / MANPAGE).read_text() == (repo / "wgtrack/data/wgtrack.1").read_text()
+    assert "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW" in (root / UNIT).read_text()
