@@ -80,6 +80,8 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
                                "1 when the probe target does not answer and handshakes judge the link", labels=PEER)
     reresolves = CounterMetricFamily("wgtrack_peer_reresolves", "Endpoint re-resolutions started", labels=PEER)
     changes = CounterMetricFamily("wgtrack_peer_endpoint_changes", "Endpoints applied by wgtrack", labels=PEER)
+    roams = CounterMetricFamily("wgtrack_peer_roams", "Endpoint changes wgtrack did not make (the peer moved)",
+                                labels=PEER)
     keepalive = GaugeMetricFamily("wgtrack_peer_keepalive_seconds", "Persistent keepalive (0 = off)", labels=PEER)
     info = InfoMetricFamily("wgtrack_peer", "Peer facts: endpoint, allowed IPs, and the link (both ends' keys)",
                             labels=[*PEER, "endpoint", "allowed_ips", "link"])
@@ -112,13 +114,14 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
             silent.add_metric(labels, int(peer.probe_silent))
             reresolves.add_metric(labels, peer.reresolves)
             changes.add_metric(labels, peer.endpoint_changes)
+            roams.add_metric(labels, peer.roams)
             keepalive.add_metric(labels, peer.keepalive_s)
             info.add_metric(labels, {"endpoint": peer.endpoint or "", "allowed_ips": ",".join(peer.allowed_ips),
                                      "link": ",".join(sorted((peer.interface_key, peer.public_key)))})
         for name, count in counts.items():
             iface_peers.add_metric([iface.name, name], count)
-    yield from (sent, received, latest, delay, up, state, since, rtt, loss, silent, reresolves, changes, keepalive,
-                info, iface_info, iface_up, iface_peers)
+    yield from (sent, received, latest, delay, up, state, since, rtt, loss, silent, reresolves, changes, roams,
+                keepalive, info, iface_info, iface_up, iface_peers)
 
 
 def _sample(family: Metric, names: list[str], values: list[str], value: float):  # type: ignore[no-untyped-def]

@@ -12,10 +12,16 @@ from wgtrack.link import (
     KNOCK_GRACE_S,
     Action,
     Changed,
+    EndpointChanged,
     LinkState,
     Probe,
     ProbeResult,
+    Resolve,
+    ResolveResult,
+    Roamed,
     Sample,
+    SetEndpoint,
+    SetEndpointResult,
     Status,
     Target,
     TargetVerdict,
@@ -299,3 +305,43 @@ def test_a_down_peer_is_probed_every_cycle_for_a_minute_then_less_and_less() -> 
     gaps = [b - a for a, b in itertools.pairwise(sent) if a - state.down_since > 60]
     assert gaps == sorted(gaps) and max(gaps) == 60  # backing off, capped at a minute
     assert len(sent) == 73  # instead of 600
+
+
+def test_an_endpoint_change_wgtrack_did_not_make_is_a_roam() -> None:
+    first = Sample(int(WALL - 10), 100, 25, WALL, "192.0.2.2", "198.51.100.9:51820")
+    state, _ = step(LinkState(), first, 0.0, PROBES)
+    moved = Sample(int(WALL - 5), 200, 25, WALL + 5, "192.0.2.2", "198.51.100.77:40000")
+    state, actions = step(state, moved, 5.0, PROBES)
+    assert [a for a in actions if isinstance(a, Roamed)] == [Roamed("198.51.100.9:51820", "198.51.100.77:40000")]
+    assert state.endpoint == "198.51.100.77:40000"
+    same = Sample(int(WALL - 5), 300, 25, WALL + 10, "192.0.2.2", "198.51.100.77:40000")
+    assert not [a for a in step(state, same, 10.0, PROBES)[1] if isinstance(a, Roamed)]
+    appeared = step(LinkState(), Sample(0, 0, 0, WALL, "192.0.2.2", None), 0.0, PROBES)[0]
+    assert not [a for a in step(appeared, first, 1.0, PROBES)[1] if isinstance(a, Roamed)]  # learnt, not moved
+
+
+def test_an_endpoint_wgtrack_applies_is_no_roam_even_when_a_dump_sees_it_first() -> None:
+    settings = TrackSettings(ping_interval=1, ping_failafternum=1, cycles_wait=0)
+    old = "198.51.100.9:51820"
+    first = Sample(int(WALL - 10), 100, 0, WALL - 1, "192.0.2.2", old, hostname="peer.test", port=51820)
+    state = step(LinkState(), first, -1.0, settings)[0]
+    state = step(state, ProbeResult(ok=True, rtt_ms=1.0), -0.5, settings)[0]  # the target answers
+    t = 0.0
+    for i in range(30):  # then probes fail until re-resolution is asked for
+        s = Sample(int(WALL - 10), 100, 0, WALL + i, "192.0.2.2", old, hostname="peer.test", port=51820)
+        state, actions = step(state, s, t, settings)
+        state, more = step(state, ProbeResult(ok=False, reason="no reply"), t + 0.5, settings)
+        t += 1.0
+        if any(isinstance(a, Resolve) for a in actions + more):
+            break
+    else:
+        raise AssertionError("never re-resolved")
+    state, actions = step(state, ResolveResult(("198.51.100.12",)), t + 0.1, settings)
+    assert actions == [SetEndpoint("198.51.100.12:51820", old)]
+    # the dump is read after `wg set` ran but before its result is stepped
+    seen = Sample(int(WALL - 10), 100, 0, WALL + 40, "192.0.2.2", "198.51.100.12:51820", hostname="peer.test",
+                  port=51820)
+    state, actions = step(state, seen, t + 0.2, settings)
+    assert not [a for a in actions if isinstance(a, Roamed)]
+    state, actions = step(state, SetEndpointResult("198.51.100.12:51820", True), t + 0.3, settings)
+    assert EndpointChanged(old, "198.51.100.12:51820") in actions and state.setting_endpoint is None

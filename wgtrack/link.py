@@ -205,6 +205,15 @@ class EndpointChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class Roamed:
+    """Event: the peer's endpoint changed and wgtrack did not change it (the peer moved and
+    WireGuard followed its packets: a phone changing networks, a new NAT mapping)."""
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResolveFailed:
     """Event: re-resolution or applying its result failed."""
 
@@ -223,7 +232,7 @@ class TargetVerdict:
 Effect = Probe | TriggerHandshake | Resolve | SetEndpoint  # what the caller must carry out
 EFFECTS: tuple[type[Probe], type[TriggerHandshake], type[Resolve], type[SetEndpoint]] = (
     Probe, TriggerHandshake, Resolve, SetEndpoint)
-Action = Effect | Changed | EndpointChanged | ResolveFailed | TargetVerdict
+Action = Effect | Changed | EndpointChanged | Roamed | ResolveFailed | TargetVerdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +263,8 @@ class LinkState:
     silence_reason: str = ""  # set while a silent verdict is not yet announced (see _on_probe)
     down_since: float = 0.0  # monotonic time the peer entered a down state
     last_probe_at: float = -1e18  # monotonic time of the last probe sent
+    setting_endpoint: str | None = None  # an endpoint wgtrack is applying: seeing it is no roam
+    setting_from: str | None = None  # the endpoint it replaces (a dump may show the new one first)
 
     @property
     def probe_silent(self) -> bool:
@@ -376,6 +387,10 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
     # WireGuard cannot send to a peer without an endpoint: a probe would only be dropped.
     probing = settings.ping_interval > 0 and s.probe_target is not None and s.endpoint is not None
     previous = state.last_sample
+    actions: list[Action] = []
+    if state.endpoint is not None and s.endpoint is not None and s.endpoint != state.endpoint \
+            and s.endpoint != state.setting_endpoint:
+        actions.append(Roamed(state.endpoint, s.endpoint))
     if previous is not None and previous.probe_target != s.probe_target:
         # A new target has shown nothing yet; neither has the old one's silence any meaning.
         state = replace(state, target=Target.UNPROVEN, probe_failures=0)
@@ -390,7 +405,6 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
         last_sample=s,
         knock_since=None if session else state.knock_since,
     )
-    actions: list[Action] = []
     if probing:
         # Probe every ping_interval cycles while up; while down every cycle at first, so that
         # recovery is seen at once (each probe also makes WireGuard retry its handshake), then
@@ -517,13 +531,16 @@ def _on_resolve(state: LinkState, r: ResolveResult, now: float) -> tuple[LinkSta
     endpoint = _format_endpoint(address, sample.port)
     if endpoint == state.endpoint:
         return state, []  # same address: nothing to apply
-    return state, [SetEndpoint(endpoint, state.endpoint)]
+    return (replace(state, setting_endpoint=endpoint, setting_from=state.endpoint),
+            [SetEndpoint(endpoint, state.endpoint)])
 
 
 def _on_set(state: LinkState, r: SetEndpointResult) -> tuple[LinkState, list[Action]]:
     if not r.ok:
-        return state, [ResolveFailed(f"setting endpoint {r.endpoint} failed: {r.error}")]
-    old, state = state.endpoint, replace(state, endpoint=r.endpoint)
+        return replace(state, setting_endpoint=None), [ResolveFailed(f"setting endpoint {r.endpoint} failed: "
+                                                                     f"{r.error}")]
+    old = state.setting_from if state.setting_endpoint == r.endpoint else state.endpoint
+    state = replace(state, endpoint=r.endpoint, setting_endpoint=None, setting_from=None)
     actions: list[Action] = [EndpointChanged(old, r.endpoint)]
     sample = state.last_sample
     # Setting an endpoint sends nothing; a packet into the tunnel starts the handshake now.

@@ -38,6 +38,7 @@ class _Tracked:
     record: PeerRecord | None = None
     reresolves: int = 0
     endpoint_changes: int = 0
+    roams: int = 0
 
 
 def probe_target(record: PeerRecord, configured: str | None) -> str | None:
@@ -232,6 +233,11 @@ class Tracker:
                 log.info("%s: endpoint %s -> %s", self.name_of(pid), action.old or "(none)", action.new)
                 self._peer_event(pid, "endpoint_changed", now, f"endpoint {action.old or '(none)'} -> {action.new}",
                                  details={"old_endpoint": action.old, "new_endpoint": action.new})
+            elif isinstance(action, link.Roamed):
+                tracked.roams += 1
+                log.info("%s: roamed %s -> %s", self.name_of(pid), action.old, action.new)
+                self._peer_event(pid, "peer_roamed", now, f"roamed {action.old} -> {action.new}",
+                                 details={"old_endpoint": action.old, "new_endpoint": action.new})
             elif isinstance(action, link.TargetVerdict):
                 if action.verdict is link.Target.SILENT:
                     log.warning("%s: probe target %s is silent: %s; judging the link by handshakes until it "
@@ -294,6 +300,7 @@ class Tracker:
                 loss=state.loss,
                 reresolves=tracked.reresolves,
                 endpoint_changes=tracked.endpoint_changes,
+                roams=tracked.roams,
                 friendly_labels=tuple(sorted(conf.friendly_json.items())) if conf else (),
                 next_reresolve_s=self._next_reresolve_s(ifname, record.public_key, state),
                 probe_silent=state.probe_silent,

@@ -50,6 +50,7 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
                         "next_reresolve_s": p.next_reresolve_s,
                         "reresolves": p.reresolves,
                         "endpoint_changes": p.endpoint_changes,
+                        "roams": p.roams,
                     }
                     for p in iface.peers
                 ],
