@@ -14,7 +14,8 @@ import pytest
 
 from tests import lp
 from tests.daemon_helpers import Watched, start_in_lab, write_config
-from tests.lab import REPO, Lab
+from tests.lab import REPO, Lab, wait_until
+from tests.test_lab_lifecycle import HOOK_PORT, jsonl, start_receiver
 
 pytestmark = pytest.mark.lab
 
@@ -143,18 +144,30 @@ def test_idle_link_without_keepalive_is_not_down(lab: Lab, tmp_path: Path, watch
     assert "-> down" not in w.log()
 
 
-def test_roamed_peer_keeps_its_new_endpoint(lab: Lab, tmp_path: Path, watched: list[Watched]) -> None:
-    w = start(lab, tmp_path)
+def test_roamed_peer_is_an_event_and_keeps_its_new_endpoint(lab: Lab, tmp_path: Path,
+                                                             watched: list[Watched]) -> None:
+    hooks = tmp_path / "hooks.jsonl"
+    start_receiver(lab, HOOK_PORT, hooks, tmp_path / "receiver.log")
+    w = start(lab, tmp_path, extra=f"[output:webhook]\nurl = http://127.0.0.1:{HOOK_PORT}/hook\n")
     watched.append(w)
     all_up(lab, w)
     lab.move_underlay("a", "198.51.100.23", roam=True)
     assert lab.ping("a", "192.0.2.1")  # a speaks first from its new address: WireGuard roams
     assert lab.endpoint_of("a") == "198.51.100.23:51821"
+    a = key(lab, "a")
+    text = w.wait_for("the roam counted", lambda t: lp.peers(t)[a].fields.get("roams") == 1, 10)
+    assert lp.peers(text)[key(lab, "b")].fields["roams"] == 0
+    wait_until("the peer_roamed event", lambda: [e for e in jsonl(hooks) if e["kind"] == "peer_roamed"], 10)
+    (event,) = [e for e in jsonl(hooks) if e["kind"] == "peer_roamed"]
+    assert event["public_key"] == a and event["friendly_name"] == "peer-a"
+    assert event["details"] == {"old_endpoint": "198.51.100.11:51820", "new_endpoint": "198.51.100.23:51821"}
     c = w.cycle()
     w.wait_for("a few cycles", lambda t: w.cycle() >= c + 5, 15)
     assert lab.endpoint_of("a") == "198.51.100.23:51821"  # DNS still says .11: not overridden
-    assert w.status(key(lab, "a")) == "up:ok"
+    assert w.status(a) == "up:ok"
     assert "re-resolving a.lab.test" not in w.log()
+    assert not [e for e in jsonl(hooks) if e["kind"] == "endpoint_changed"]  # re-resolution left it alone
+    assert "peer-a: roamed 198.51.100.11:51820 -> 198.51.100.23:51821" in w.log()
 
 
 def test_check_config_reports_probe_targets_and_hostnames(lab: Lab, tmp_path: Path) -> None:
@@ -193,3 +206,46 @@ def test_status_command_shows_the_schedule(lab: Lab, tmp_path: Path, watched: li
     line = next(x for x in table.stdout.splitlines() if "peer-a" in x)
     assert "down:" in line and "198.51.100.11:51820" in line
     assert line.split()[-1] != "-"  # when the next re-resolution is due
+
+
+def test_counters_stay_monotonic_when_the_peer_is_recreated(lab: Lab, tmp_path: Path,
+                                                            watched: list[Watched]) -> None:
+    """mon forgets peer-b and gets it back (what `wg-quick down; up` or an interface restart does
+    to WireGuard's counters: they start from zero), once with a gap wgtrack sees and once within
+    one cycle; the exported counters never go down and keep counting."""
+    w = start(lab, tmp_path, cycle_time=0.5)
+    watched.append(w)
+    all_up(lab, w)
+    b = key(lab, "b")
+    host = lab.hosts["b"]
+    readd = ["set", "wg0", "peer", b, "allowed-ips", f"{host.tunnel}/32,{host.tunnel6}/128",
+             "endpoint", f"{host.underlay}:51820"]
+    history: list[tuple[int, int]] = []
+
+    def counters(text: str) -> tuple[int, int]:
+        fields = lp.peers(text)[b].fields
+        return int(fields["transfer_rx"]), int(fields["transfer_tx"])  # type: ignore[call-overload]
+
+    for gap in (2.0, 0.0):
+        for _ in range(3):
+            lab.ping("mon", host.tunnel)
+        text = w.wait_for("traffic counted", lambda t: counters(t)[0] > (history[-1][0] if history else 0), 10)
+        before = counters(text)
+        history.append(before)
+        assert lab.wg("mon", "show", "wg0", "transfer").count(b) == 1
+        lab.wg("mon", "set", "wg0", "peer", b, "remove")
+        time.sleep(gap)
+        lab.wg("mon", *readd)
+        raw = int(next(line.split("\t")[1] for line in lab.wg("mon", "show", "wg0", "transfer").splitlines()
+                       if line.startswith(b)))
+        assert raw < before[0]  # WireGuard's own counter did start again
+        lab.ping("mon", host.tunnel)  # the link comes back (handshake) and counts again
+        floor = before[0]
+
+        def counting_again(text: str, floor: int = floor) -> bool:
+            return w.status(b) == "up:ok" and counters(text)[0] > floor
+
+        text = w.wait_for("b up again", counting_again, 20)
+        history.append(counters(text))
+    assert all(x <= y for x, y in zip([h[0] for h in history], [h[0] for h in history][1:], strict=False))
+    assert all(x <= y for x, y in zip([h[1] for h in history], [h[1] for h in history][1:], strict=False))

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from wgtrack import config
-from wgtrack.model import PeerRecord
+from wgtrack import tracker as tracker_module
+from wgtrack.model import Dump, InterfaceRecord, PeerRecord
 from wgtrack.resolve import Resolver, parse_hosts
+from wgtrack.snapshot import CycleFacts
 from wgtrack.tracker import Tracker, handshake_target, probe_target
 from wgtrack.wgconf import PeerConf
 
@@ -61,3 +63,48 @@ def test_reresolve_sources_and_opt_out() -> None:
 def test_endpoint_setting_must_be_a_hostname() -> None:
     with pytest.raises(config.ConfigError, match="names an address"):
         config.parse(f"[peer:{KEY}]\nendpoint = 198.51.100.7:51820\n")
+
+
+def _dump(*peers: tuple[str, int, int]) -> Dump:
+    records = tuple(PeerRecord("wg0", key, "198.51.100.9:51820", ("192.0.2.9/32",), 0, rx, tx, 0)
+                    for key, rx, tx in peers)
+    return Dump((InterfaceRecord("wg0", "I" * 43 + "=", 51820, None, records),))
+
+
+def _exported(tracker: Tracker, key: str, now: float) -> tuple[int, int]:
+    snap = tracker.snapshot(now, CycleFacts(time_ns=int(now * 1e9), cycle=1, wg_error=None, cycle_duration_s=0.0,
+                                            started_ns=0))
+    (peer,) = [p for i in snap.interfaces for p in i.peers if p.public_key == key]
+    return peer.rx_bytes, peer.tx_bytes
+
+
+def test_exported_counters_never_go_down_across_resets_and_re_adds() -> None:
+    tracker = Tracker(config.parse("[general]\nping_interval = 0\n"))
+    a, b = "A" * 43 + "=", "B" * 43 + "="
+    seen = []
+    steps = [((a, 1000, 10), (b, 7, 7)), ((a, 5000, 20), (b, 8, 8)),
+             ((a, 200, 5), (b, 9, 9)),  # the interface restarted between two dumps: a's counters reset
+             ((a, 300, 6), (b, 10, 10)),
+             ((b, 11, 11),),  # a is gone (wg-quick down/up seen mid-way) ...
+             ((a, 50, 1), (b, 12, 12)),  # ... and back from zero
+             ((a, 60, 2), (b, 13, 13))]
+    for i, peers in enumerate(steps):
+        tracker.observe_dump(_dump(*peers), float(i), 1_800_000_000.0 + i)
+        if any(key == a for key, _, _ in peers):
+            seen.append(_exported(tracker, a, float(i)))
+    assert seen == [(1000, 10), (5000, 20), (5200, 25), (5300, 26), (5350, 27), (5360, 28)]
+    assert _exported(tracker, b, 6.0) == (13, 13)  # never reset: untouched
+
+
+def test_carried_counters_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracker_module, "CARRIED_MAX", 3)
+    tracker = Tracker(config.parse("[general]\nping_interval = 0\n"))
+    keys = [f"{c * 43}=" for c in "ABCDEF"]
+    tracker.observe_dump(_dump(*[(k, 100, 100) for k in keys]), 0.0, 1_800_000_000.0)
+    tracker.observe_dump(_dump(), 1.0, 1_800_000_001.0)  # all six gone: only three remembered
+    tracker.observe_dump(_dump(*[(k, 1, 1) for k in keys]), 2.0, 1_800_000_002.0)
+    assert [_exported(tracker, k, 2.0)[0] for k in keys] == [1, 1, 1, 101, 101, 101]
+    tracker.observe_dump(_dump(), 3.0, 1_800_000_003.0)
+    later = 3.0 + tracker_module.CARRIED_S + 1
+    tracker.observe_dump(_dump((keys[-1], 1, 1)), later, 1_800_000_000.0 + later)
+    assert _exported(tracker, keys[-1], later)[0] == 1  # remembered, but more than a day ago: forgotten

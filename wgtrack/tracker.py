@@ -32,6 +32,40 @@ log = logging.getLogger(__name__)
 PeerId = tuple[str, str]  # (interface, public key)
 
 
+CARRIED_S = 86_400.0  # how long a removed peer's counter totals are remembered
+CARRIED_MAX = 100_000  # and how many at most (the oldest go first)
+
+
+@dataclass(slots=True)
+class Counters:
+    """A peer's byte counters as exported: WireGuard's, plus what earlier resets took away.
+
+    WireGuard's counters start again from 0 when an interface is recreated or a peer removed and
+    added. Exported counters must not go down (Prometheus ``_total``, Telegraf derivatives), so
+    wgtrack carries the offset: a drop adds the last value seen to the base.
+    """
+
+    rx_base: int = 0
+    tx_base: int = 0
+    rx: int = 0  # WireGuard's own, last seen
+    tx: int = 0
+
+    def update(self, rx: int, tx: int) -> None:
+        if rx < self.rx:
+            self.rx_base += self.rx
+        if tx < self.tx:
+            self.tx_base += self.tx
+        self.rx, self.tx = rx, tx
+
+    @property
+    def rx_total(self) -> int:
+        return self.rx_base + self.rx
+
+    @property
+    def tx_total(self) -> int:
+        return self.tx_base + self.tx
+
+
 @dataclass(slots=True)
 class _Tracked:
     state: link.LinkState = field(default_factory=link.LinkState)
@@ -39,6 +73,7 @@ class _Tracked:
     reresolves: int = 0
     endpoint_changes: int = 0
     roams: int = 0
+    counters: Counters = field(default_factory=Counters)
 
 
 def probe_target(record: PeerRecord, configured: str | None) -> str | None:
@@ -82,6 +117,8 @@ class Tracker:
         # Parsing allowed IPs with ipaddress is the dearest part of a cycle: done once per set.
         self._targets: dict[tuple[tuple[str, ...], str | None], tuple[str | None, str | None]] = {}
         self._settings: dict[PeerId, TrackSettings] = {}
+        # Counters of peers that went away, for when they come back (an interface restart).
+        self._carried: dict[PeerId, tuple[Counters, float]] = {}
         self.host = config.host or socket.gethostname()
 
     def set_config(self, config: Config) -> None:
@@ -173,9 +210,13 @@ class Tracker:
                 tracked = self._peers.get(pid)
                 if tracked is None:
                     tracked = self._peers[pid] = _Tracked()
+                    carried = self._carried.pop(pid, None)
+                    if carried is not None and carried[1] >= now - CARRIED_S:
+                        tracked.counters = carried[0]
                     log.info("%s: now tracked", self.name_of(pid))
                     self._peer_event(pid, "peer_added", now, "now tracked")
                 tracked.record = record
+                tracked.counters.update(record.rx_bytes, record.tx_bytes)
                 settings = self.settings(pid)
                 target, poke = self._targets_for(record, settings.ping_target)
                 source = self.reresolve_source(pid)
@@ -189,6 +230,7 @@ class Tracker:
         for pid in sorted(set(self._peers) - seen):
             log.info("%s: gone from WireGuard, no longer tracked", self.name_of(pid))
             self._peer_event(pid, "peer_removed", now, "gone from WireGuard, no longer tracked")
+            self._carry(pid, self._peers[pid].counters, now)
             del self._peers[pid]
             self._settings.pop(pid, None)
         for ifname in sorted(self._present - present):
@@ -250,6 +292,14 @@ class Tracker:
                                  details={"reason": action.reason})
         return [a for a in actions if isinstance(a, link.EFFECTS)]
 
+    def _carry(self, pid: PeerId, counters: Counters, now: float) -> None:
+        self._carried[pid] = (counters, now)
+        while self._carried:
+            oldest = next(iter(self._carried))
+            if len(self._carried) <= CARRIED_MAX and self._carried[oldest][1] >= now - CARRIED_S:
+                break
+            del self._carried[oldest]
+
     def forget(self) -> None:
         """wg could not be read: drop the picture of interfaces, keep the peers' memory."""
         self._interfaces = Dump(())
@@ -291,8 +341,8 @@ class Tracker:
                 allowed_ips=record.allowed_ips,
                 latest_handshake=record.latest_handshake,
                 handshake_age_s=None if age is None else int(age),
-                rx_bytes=record.rx_bytes,
-                tx_bytes=record.tx_bytes,
+                rx_bytes=tracked.counters.rx_total,
+                tx_bytes=tracked.counters.tx_total,
                 keepalive_s=record.keepalive_s,
                 status=status,
                 since_s=max(0.0, now - state.since),
