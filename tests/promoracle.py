@@ -82,6 +82,9 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
     changes = CounterMetricFamily("wgtrack_peer_endpoint_changes", "Endpoints applied by wgtrack", labels=PEER)
     roams = CounterMetricFamily("wgtrack_peer_roams", "Endpoint changes wgtrack did not make (the peer moved)",
                                 labels=PEER)
+    underlay = GaugeMetricFamily(
+        "wgtrack_peer_underlay_up",
+        "A down peer's host outside the tunnel: 1 answers (tunnel_only), 0 does not (host_unreachable)", labels=PEER)
     keepalive = GaugeMetricFamily("wgtrack_peer_keepalive_seconds", "Persistent keepalive (0 = off)", labels=PEER)
     info = InfoMetricFamily("wgtrack_peer", "Peer facts: endpoint, allowed IPs, and the link (both ends' keys)",
                             labels=[*PEER, "endpoint", "allowed_ips", "link"])
@@ -115,13 +118,15 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
             reresolves.add_metric(labels, peer.reresolves)
             changes.add_metric(labels, peer.endpoint_changes)
             roams.add_metric(labels, peer.roams)
+            if peer.diagnosis is not None:
+                underlay.add_metric(labels, int(peer.diagnosis == "tunnel_only"))
             keepalive.add_metric(labels, peer.keepalive_s)
             info.add_metric(labels, {"endpoint": peer.endpoint or "", "allowed_ips": ",".join(peer.allowed_ips),
                                      "link": ",".join(sorted((peer.interface_key, peer.public_key)))})
         for name, count in counts.items():
             iface_peers.add_metric([iface.name, name], count)
     yield from (sent, received, latest, delay, up, state, since, rtt, loss, silent, reresolves, changes, roams,
-                keepalive, info, iface_info, iface_up, iface_peers)
+                underlay, keepalive, info, iface_info, iface_up, iface_peers)
 
 
 def _sample(family: Metric, names: list[str], values: list[str], value: float):  # type: ignore[no-untyped-def]

@@ -53,7 +53,7 @@ def _rich_snapshot() -> Snapshot:
             allowed_ips=("192.0.2.11/32",), latest_handshake=1_800_000_000 - 20, handshake_age_s=20,
             rx_bytes=100, tx_bytes=200, keepalive_s=25, status=status, since_s=5.0, rtt_ms=1.5, loss=0.0,
             reresolves=1, endpoint_changes=1, friendly_labels=(("site", "lab"),), next_reresolve_s=10.0,
-            probe_silent=True, interface_key="I" * 43 + "=", endpoint_host="a.lab.test")
+            probe_silent=True, interface_key="I" * 43 + "=", endpoint_host="a.lab.test", diagnosis="tunnel_only")
         values.update(extra)
         return PeerView(**values)  # type: ignore[arg-type]
 

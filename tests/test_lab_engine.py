@@ -249,3 +249,22 @@ def test_counters_stay_monotonic_when_the_peer_is_recreated(lab: Lab, tmp_path: 
         history.append(counters(text))
     assert all(x <= y for x, y in zip([h[0] for h in history], [h[0] for h in history][1:], strict=False))
     assert all(x <= y for x, y in zip([h[1] for h in history], [h[1] for h in history][1:], strict=False))
+
+
+def test_underlay_diagnosis_tells_tunnel_only_from_host_unreachable(lab: Lab, tmp_path: Path,
+                                                                   watched: list[Watched]) -> None:
+    w = start(lab, tmp_path, underlay_probe="yes")
+    watched.append(w)
+    all_up(lab, w)
+    b, c = key(lab, "b"), key(lab, "c")
+    lab.blackhole("b")  # WireGuard's UDP port dropped; the host still answers ICMP
+    lab.exec("c", "ip", "link", "set", "eth0", "down")  # the whole host gone
+    text = w.wait_for("both diagnosed", lambda t: lp.peers(t)[b].fields.get("diagnosis") == "tunnel_only"
+                      and lp.peers(t)[c].fields.get("diagnosis") == "host_unreachable", 30)
+    assert lp.peers(text)[b].fields["status"] == "down" and lp.peers(text)[c].fields["status"] == "down"
+    assert "diagnosis" not in lp.peers(text)[key(lab, "a")].fields  # up: nothing to diagnose
+    assert "peer-b: likely cause tunnel_only" in w.log() and "peer-c: likely cause host_unreachable" in w.log()
+    lab.heal("b")
+    text = w.wait_for("b up, diagnosis gone", lambda t: w.status(b) == "up:ok"
+                      and "diagnosis" not in lp.peers(t)[b].fields, 20)
+    assert w.log().count("likely cause") == 2  # once per peer: no log line per probe

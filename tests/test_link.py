@@ -12,10 +12,12 @@ from wgtrack.link import (
     KNOCK_GRACE_S,
     Action,
     Changed,
+    Diagnosed,
     EndpointChanged,
     LinkState,
     Probe,
     ProbeResult,
+    ProbeUnderlay,
     Resolve,
     ResolveResult,
     Roamed,
@@ -25,6 +27,7 @@ from wgtrack.link import (
     Status,
     Target,
     TargetVerdict,
+    UnderlayResult,
     step,
 )
 
@@ -345,3 +348,47 @@ def test_an_endpoint_wgtrack_applies_is_no_roam_even_when_a_dump_sees_it_first()
     assert not [a for a in actions if isinstance(a, Roamed)]
     state, actions = step(state, SetEndpointResult("198.51.100.12:51820", True), t + 0.3, settings)
     assert EndpointChanged(old, "198.51.100.12:51820") in actions and state.setting_endpoint is None
+
+
+def _down_with(settings: TrackSettings) -> tuple[LinkState, float]:
+    """A peer whose answering target stopped answering: down at t = 2."""
+    first = Sample(int(WALL - 10), 100, 0, WALL, "192.0.2.2", ENDPOINT)
+    state = step(LinkState(), first, 0.0, settings)[0]
+    state = step(state, ProbeResult(ok=True, rtt_ms=1.0), 0.1, settings)[0]
+    for t in (1.0, 2.0):
+        state = step(state, Sample(int(WALL - 10), 100, 0, WALL + t, "192.0.2.2", ENDPOINT), t, settings)[0]
+        state = step(state, ProbeResult(ok=False, reason="no reply"), t + 0.1, settings)[0]
+    assert state.status is Status.DOWN
+    return state, 2.0
+
+
+def test_underlay_probe_only_when_asked_while_down_and_once_a_minute() -> None:
+    off = TrackSettings(ping_interval=1, ping_failafternum=2, reresolve=False)
+    state, _ = _down_with(off)
+    actions = step(state, Sample(int(WALL - 10), 100, 0, WALL + 3, "192.0.2.2", ENDPOINT), 3.0, off)[1]
+    assert not [a for a in actions if isinstance(a, ProbeUnderlay)]  # off by default: privacy
+
+    on = TrackSettings(ping_interval=1, ping_failafternum=2, reresolve=False, underlay_probe=True)
+    state, _ = _down_with(on)
+    asked = []
+    for second in range(3, 130):
+        sample = Sample(int(WALL - 10), 100, 0, WALL + second, "192.0.2.2", ENDPOINT)
+        state, actions = step(state, sample, float(second), on)
+        asked += [(second, a) for a in actions if isinstance(a, ProbeUnderlay)]
+    assert asked == [(3, ProbeUnderlay("198.51.100.9")), (63, ProbeUnderlay("198.51.100.9")),
+                     (123, ProbeUnderlay("198.51.100.9"))]
+
+
+def test_underlay_result_names_the_cause_once_and_up_clears_it() -> None:
+    on = TrackSettings(ping_interval=1, ping_failafternum=2, reresolve=False, underlay_probe=True)
+    state, _ = _down_with(on)
+    state, actions = step(state, UnderlayResult(True, "198.51.100.9"), 3.0, on)
+    assert actions == [Diagnosed("tunnel_only", "198.51.100.9")] and state.diagnosis == "tunnel_only"
+    assert step(state, UnderlayResult(True, "198.51.100.9"), 63.0, on)[1] == []  # said once
+    state, actions = step(state, UnderlayResult(False, "198.51.100.9"), 123.0, on)
+    assert actions == [Diagnosed("host_unreachable", "198.51.100.9")]
+    state = step(state, ProbeResult(ok=True, rtt_ms=1.0), 124.0, on)[0]  # it answers: up
+    assert state.status is Status.UP
+    state = step(state, Sample(int(WALL + 120), 200, 0, WALL + 125, "192.0.2.2", ENDPOINT), 125.0, on)[0]
+    assert state.diagnosis is None
+    assert step(state, UnderlayResult(True, "198.51.100.9"), 126.0, on)[1] == []  # late answer: nothing to say

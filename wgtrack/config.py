@@ -71,6 +71,7 @@ class TrackSettings:
     cycles_slowcheckingperiod: int = 20
     reresolve: bool = True  # re-resolve a hostname endpoint while the link is down
     endpoint: str | None = None  # "host:port" when the wg-quick config does not say it
+    underlay_probe: bool = False  # probe a down peer's endpoint address outside the tunnel
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,6 +516,9 @@ KEYS: tuple[Key, ...] = (
     Key("secret", "secret", _nonempty, frozenset({"output:webhook"}),
         "HMAC-SHA256 key: X-Wgtrack-Signature: sha256=<hex> over the body", secret=True),
     Key("reresolve", "reresolve", _bool, _TRACK, "re-resolve a hostname endpoint while the link is down"),
+    Key("underlay_probe", "underlay_probe", _bool, _TRACK,
+        "while down, ping the endpoint's own address outside the tunnel (at most once a minute) to tell "
+        "tunnel_only from host_unreachable; off by default (it sends ICMP to the peer's public address)"),
     Key("endpoint", "endpoint", _hostname_endpoint, frozenset({"peer"}),
         "hostname:port to re-resolve when no wg-quick config names one (systemd-networkd ...)"),
     Key("enabled", "enabled", _bool, frozenset({"output:influx", "output:prometheus", "output:stdout", "output:json"}),

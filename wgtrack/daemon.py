@@ -323,6 +323,10 @@ class Daemon:
         if isinstance(action, link.Resolve):
             log.info("%s: re-resolving %s", self.tracker.name_of(pid), action.hostname)
             return await self.resolver.resolve(action.hostname)
+        if isinstance(action, link.ProbeUnderlay):
+            # Outside the tunnel: the endpoint's own address, through the normal routes.
+            reply = await world.probe(action.address, 1, settings.ping_timeout_s)
+            return link.UnderlayResult(reply.ok, action.address)
         if isinstance(action, link.SetEndpoint):
             result = await world.run_wg(self.config.wg_command, ["set", pid[0], "peer", pid[1], "endpoint",
                                                                  action.endpoint], self.config.wg_timeout_s)

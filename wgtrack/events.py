@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("peer_down", "peer_up", "endpoint_changed", "peer_roamed", "reresolve_failed", "peer_added", "peer_removed",
-         "interface_up", "interface_down", "tracker_started", "tracker_stopping")
+KINDS = ("peer_down", "peer_up", "endpoint_changed", "peer_roamed", "peer_diagnosed", "reresolve_failed",
+         "peer_added", "peer_removed", "interface_up", "interface_down", "tracker_started", "tracker_stopping")
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,7 @@ def peer_fields(peer: PeerView) -> dict[str, FieldValue]:
         "loss": peer.loss,
         "probe_silent": int(peer.probe_silent),
         "roams": peer.roams,
+        "diagnosis": peer.diagnosis,
     }
 
 
@@ -88,7 +89,7 @@ class LineCache:
     def peer(self, iface: str, peer: PeerView) -> str:
         key = (iface, peer.public_key, peer.friendly_name, peer.rx_bytes, peer.tx_bytes, peer.status,
                peer.latest_handshake, peer.handshake_age_s, peer.endpoint, peer.keepalive_s, peer.rtt_ms,
-               peer.loss, peer.probe_silent, peer.roams)
+               peer.loss, peer.probe_silent, peer.roams, peer.diagnosis)
         text = self._lines.get(key)
         if text is None:
             tags = {"interface": iface, "peer": peer.public_key, "friendly_name": peer.friendly_name}

@@ -126,6 +126,14 @@ class ProbeResult:
 
 
 @dataclass(frozen=True, slots=True)
+class UnderlayResult:
+    """Outcome of one ICMP echo to the endpoint's own address, outside the tunnel."""
+
+    ok: bool
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ResolveResult:
     """Outcome of re-resolving the peer's hostname: addresses, or why there are none."""
 
@@ -142,7 +150,7 @@ class SetEndpointResult:
     error: str | None = None
 
 
-Observation = Sample | ProbeResult | ResolveResult | SetEndpointResult
+Observation = Sample | ProbeResult | ResolveResult | SetEndpointResult | UnderlayResult
 
 
 # ---- actions ----
@@ -214,6 +222,23 @@ class Roamed:
 
 
 @dataclass(frozen=True, slots=True)
+class ProbeUnderlay:
+    """Ping the endpoint's address outside the tunnel and report an ``UnderlayResult``."""
+
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosed:
+    """Event: why a down link is likely down. ``tunnel_only``: the host answers, its tunnel does
+    not (keys, a firewall on the UDP port, a stale endpoint); ``host_unreachable``: the host
+    does not answer either (it is off, or the path to it is broken)."""
+
+    cause: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResolveFailed:
     """Event: re-resolution or applying its result failed."""
 
@@ -229,10 +254,11 @@ class TargetVerdict:
     reason: str
 
 
-Effect = Probe | TriggerHandshake | Resolve | SetEndpoint  # what the caller must carry out
-EFFECTS: tuple[type[Probe], type[TriggerHandshake], type[Resolve], type[SetEndpoint]] = (
-    Probe, TriggerHandshake, Resolve, SetEndpoint)
-Action = Effect | Changed | EndpointChanged | Roamed | ResolveFailed | TargetVerdict
+Effect = Probe | TriggerHandshake | Resolve | SetEndpoint | ProbeUnderlay  # what the caller must carry out
+EFFECTS: tuple[type[Probe], type[TriggerHandshake], type[Resolve], type[SetEndpoint], type[ProbeUnderlay]] = (
+    Probe, TriggerHandshake, Resolve, SetEndpoint, ProbeUnderlay)
+Action = Effect | Changed | EndpointChanged | Roamed | Diagnosed | ResolveFailed | TargetVerdict
+UNDERLAY_PERIOD_S = 60.0  # at most one underlay probe a minute per down peer
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +291,8 @@ class LinkState:
     last_probe_at: float = -1e18  # monotonic time of the last probe sent
     setting_endpoint: str | None = None  # an endpoint wgtrack is applying: seeing it is no roam
     setting_from: str | None = None  # the endpoint it replaces (a dump may show the new one first)
+    diagnosis: str | None = None  # while down, with underlay_probe: tunnel_only / host_unreachable
+    underlay_probe_at: float = -1e18  # monotonic time of the last underlay probe
 
     @property
     def probe_silent(self) -> bool:
@@ -459,7 +487,34 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
             state, changed = _down(state, now, "still no reply", settings)
     else:
         state, changed = _move(state, Status.IDLE, now, "no traffic and no probes: no evidence either way")
-    return state, actions + changed
+    state, underlay = _underlay_due(state, s, now, settings)
+    return state, actions + changed + underlay
+
+
+def _underlay_due(state: LinkState, s: Sample, now: float, settings: TrackSettings) -> tuple[LinkState, list[Action]]:
+    """While down, with ``underlay_probe``: ping the endpoint's own address at most once per
+    UNDERLAY_PERIOD_S (it goes outside the tunnel, to the peer's public address); up again, the
+    diagnosis is dropped."""
+    if state.status is None or not state.status.is_down:
+        if state.diagnosis is not None or state.underlay_probe_at > -1e18:
+            state = replace(state, diagnosis=None, underlay_probe_at=-1e18)
+        return state, []
+    if not settings.underlay_probe or not s.endpoint or now - state.underlay_probe_at < UNDERLAY_PERIOD_S:
+        return state, []
+    try:
+        address = split_endpoint(s.endpoint)[0].split("%", 1)[0]
+    except ValueError:
+        return state, []
+    return replace(state, underlay_probe_at=now), [ProbeUnderlay(address)]
+
+
+def _on_underlay(state: LinkState, r: UnderlayResult) -> tuple[LinkState, list[Action]]:
+    if state.status is None or not state.status.is_down:
+        return state, []  # up again meanwhile: nothing to explain
+    cause = "tunnel_only" if r.ok else "host_unreachable"
+    if cause == state.diagnosis:
+        return state, []
+    return replace(state, diagnosis=cause), [Diagnosed(cause, r.address)]
 
 
 def _on_probe(state: LinkState, r: ProbeResult, now: float, settings: TrackSettings) -> tuple[LinkState, list[Action]]:
@@ -559,4 +614,6 @@ def step(state: LinkState, obs: Observation, now: float, settings: TrackSettings
         return _on_probe(state, obs, now, settings)
     if isinstance(obs, ResolveResult):
         return _on_resolve(state, obs, now)
+    if isinstance(obs, UnderlayResult):
+        return _on_underlay(state, obs)
     return _on_set(state, obs)

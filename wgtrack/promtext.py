@@ -63,6 +63,8 @@ PEER_FAMILIES: tuple[tuple[str, str, str], ...] = (
     ("wgtrack_peer_reresolves_total", "counter", "Endpoint re-resolutions started"),
     ("wgtrack_peer_endpoint_changes_total", "counter", "Endpoints applied by wgtrack"),
     ("wgtrack_peer_roams_total", "counter", "Endpoint changes wgtrack did not make (the peer moved)"),
+    ("wgtrack_peer_underlay_up", "gauge",
+     "A down peer's host outside the tunnel: 1 answers (tunnel_only), 0 does not (host_unreachable)"),
     ("wgtrack_peer_keepalive_seconds", "gauge", "Persistent keepalive (0 = off)"),
     ("wgtrack_peer_info", "gauge", "Peer facts: endpoint, allowed IPs, and the link (both ends' keys)"),
 )
@@ -140,6 +142,8 @@ _OWN_VALUES: dict[str, Callable[[list[PeerView]], list[float | None]]] = {
     "wgtrack_peer_reresolves_total": lambda ps: [p.reresolves for p in ps],
     "wgtrack_peer_endpoint_changes_total": lambda ps: [p.endpoint_changes for p in ps],
     "wgtrack_peer_roams_total": lambda ps: [p.roams for p in ps],
+    "wgtrack_peer_underlay_up": lambda ps: [None if p.diagnosis is None else int(p.diagnosis == "tunnel_only")
+                                            for p in ps],
     "wgtrack_peer_keepalive_seconds": lambda ps: [p.keepalive_s for p in ps],
 }
 

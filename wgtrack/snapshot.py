@@ -29,6 +29,7 @@ class PeerView:
     reresolves: int = 0  # re-resolutions started while this peer was tracked
     endpoint_changes: int = 0  # endpoints wgtrack applied
     roams: int = 0  # endpoint changes wgtrack did not make (peer_roamed events)
+    diagnosis: str | None = None  # while down, with underlay_probe: tunnel_only / host_unreachable
     friendly_labels: tuple[tuple[str, str], ...] = ()  # from "# friendly_json = {...}"
     next_reresolve_s: float | None = None  # when the next re-resolution is due, if one is planned
     probe_silent: bool = False  # the probe target does not answer; the link is judged by handshakes

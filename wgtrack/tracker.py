@@ -280,6 +280,13 @@ class Tracker:
                 log.info("%s: roamed %s -> %s", self.name_of(pid), action.old, action.new)
                 self._peer_event(pid, "peer_roamed", now, f"roamed {action.old} -> {action.new}",
                                  details={"old_endpoint": action.old, "new_endpoint": action.new})
+            elif isinstance(action, link.Diagnosed):
+                what = ("the host answers outside the tunnel, the tunnel does not: keys, a firewall on the UDP "
+                        "port or a stale endpoint" if action.cause == "tunnel_only" else
+                        "the host does not answer outside the tunnel either")
+                log.warning("%s: likely cause %s: %s (%s)", self.name_of(pid), action.cause, what, action.address)
+                self._peer_event(pid, "peer_diagnosed", now, f"likely cause {action.cause}: {what}",
+                                 details={"cause": action.cause, "address": action.address})
             elif isinstance(action, link.TargetVerdict):
                 if action.verdict is link.Target.SILENT:
                     log.warning("%s: probe target %s is silent: %s; judging the link by handshakes until it "
@@ -351,6 +358,7 @@ class Tracker:
                 reresolves=tracked.reresolves,
                 endpoint_changes=tracked.endpoint_changes,
                 roams=tracked.roams,
+                diagnosis=state.diagnosis,
                 friendly_labels=tuple(sorted(conf.friendly_json.items())) if conf else (),
                 next_reresolve_s=self._next_reresolve_s(ifname, record.public_key, state),
                 probe_silent=state.probe_silent,

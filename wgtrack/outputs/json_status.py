@@ -51,6 +51,7 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
                         "reresolves": p.reresolves,
                         "endpoint_changes": p.endpoint_changes,
                         "roams": p.roams,
+                        "diagnosis": p.diagnosis,
                     }
                     for p in iface.peers
                 ],
