@@ -85,6 +85,10 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
     underlay = GaugeMetricFamily(
         "wgtrack_peer_underlay_up",
         "A down peer's host outside the tunnel: 1 answers (tunnel_only), 0 does not (host_unreachable)", labels=PEER)
+    check_up = GaugeMetricFamily("wgtrack_peer_check_up", "1 when the service check through the tunnel succeeded",
+                                 labels=[*PEER, "check"])
+    check_rtt = GaugeMetricFamily("wgtrack_peer_check_rtt_seconds", "How long the last successful service check took",
+                                  labels=[*PEER, "check"])
     keepalive = GaugeMetricFamily("wgtrack_peer_keepalive_seconds", "Persistent keepalive (0 = off)", labels=PEER)
     info = InfoMetricFamily("wgtrack_peer", "Peer facts: endpoint, allowed IPs, and the link (both ends' keys)",
                             labels=[*PEER, "endpoint", "allowed_ips", "link"])
@@ -118,6 +122,10 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
             reresolves.add_metric(labels, peer.reresolves)
             changes.add_metric(labels, peer.endpoint_changes)
             roams.add_metric(labels, peer.roams)
+            for result in peer.checks:
+                check_up.add_metric([*labels, result.check], int(result.ok))
+                if result.ok and result.rtt_ms is not None:
+                    check_rtt.add_metric([*labels, result.check], result.rtt_ms / 1000)
             if peer.diagnosis is not None:
                 underlay.add_metric(labels, int(peer.diagnosis == "tunnel_only"))
             keepalive.add_metric(labels, peer.keepalive_s)
@@ -126,7 +134,7 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
         for name, count in counts.items():
             iface_peers.add_metric([iface.name, name], count)
     yield from (sent, received, latest, delay, up, state, since, rtt, loss, silent, reresolves, changes, roams,
-                underlay, keepalive, info, iface_info, iface_up, iface_peers)
+                underlay, keepalive, check_up, check_rtt, info, iface_info, iface_up, iface_peers)
 
 
 def _sample(family: Metric, names: list[str], values: list[str], value: float):  # type: ignore[no-untyped-def]

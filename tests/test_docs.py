@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from wgtrack import config
+from wgtrack.checks import CheckResult
 from wgtrack.config import KEYS
 from wgtrack.lineproto import render_lines
 from wgtrack.link import Status
@@ -53,7 +54,9 @@ def _rich_snapshot() -> Snapshot:
             allowed_ips=("192.0.2.11/32",), latest_handshake=1_800_000_000 - 20, handshake_age_s=20,
             rx_bytes=100, tx_bytes=200, keepalive_s=25, status=status, since_s=5.0, rtt_ms=1.5, loss=0.0,
             reresolves=1, endpoint_changes=1, friendly_labels=(("site", "lab"),), next_reresolve_s=10.0,
-            probe_silent=True, interface_key="I" * 43 + "=", endpoint_host="a.lab.test", diagnosis="tunnel_only")
+            probe_silent=True, interface_key="I" * 43 + "=", endpoint_host="a.lab.test", diagnosis="tunnel_only",
+            checks=(CheckResult("tcp://192.0.2.11:22", True, 1.5),
+                    CheckResult("http://192.0.2.11:80/#204", False, None, "HTTP 500, wanted 204")))
         values.update(extra)
         return PeerView(**values)  # type: ignore[arg-type]
 
@@ -97,7 +100,7 @@ def test_documented_line_protocol_fields_exist() -> None:
             re.findall(r"(?:^|,)([a-z_]+)=", fields_part))
     table = [line for line in (REPO / "docs" / "telegraf.md").read_text().splitlines()
              if line.startswith("| `wgtrack")]
-    assert len(table) == 3
+    assert len(table) == 4
     for row in table:
         cells = [c.strip() for c in row.strip("|").split("|")]
         measurement = re.findall(r"`([a-z_]+)`", cells[0])[0]

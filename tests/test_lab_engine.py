@@ -3,6 +3,7 @@ dead and lying DNS, probes off, idle links and roaming (wireguard-go, dnsmasq, n
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from tests import lp
 from tests.daemon_helpers import Watched, start_in_lab, write_config
-from tests.lab import REPO, Lab, wait_until
+from tests.lab import REPO, Lab, run, wait_until
 from tests.test_lab_lifecycle import HOOK_PORT, jsonl, start_receiver
 
 pytestmark = pytest.mark.lab
@@ -268,3 +269,64 @@ def test_underlay_diagnosis_tells_tunnel_only_from_host_unreachable(lab: Lab, tm
     text = w.wait_for("b up, diagnosis gone", lambda t: w.status(b) == "up:ok"
                       and "diagnosis" not in lp.peers(t)[b].fields, 20)
     assert w.log().count("likely cause") == 2  # once per peer: no log line per probe
+
+
+def serve_in(lab: Lab, host: str, *argv: str) -> None:
+    """A service in ``host``'s namespace, on its tunnel address; the lab stops it."""
+    lab.procs.append(subprocess.Popen(["ip", "netns", "exec", lab.hosts[host].ns, *argv],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
+def nft(lab: Lab, host: str, rules: str) -> None:
+    run("ip", "netns", "exec", lab.hosts[host].ns, "nft", "-f", "-", input=rules)
+
+
+def test_service_checks_through_the_tunnel(lab: Lab, tmp_path: Path, watched: list[Watched]) -> None:
+    a, b, c = (key(lab, p) for p in ("a", "b", "c"))
+    listener = ("import socket,time; s=socket.socket(); s.bind(('192.0.2.12', 2222)); s.listen(); "
+                "[s.accept()[0].close() for _ in range(100000)]")
+    serve_in(lab, "b", sys.executable, "-c", listener)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "health").write_text("ok\n")
+    serve_in(lab, "c", sys.executable, "-m", "http.server", "8080", "--bind", "192.0.2.13",
+             "--directory", str(tmp_path / "www"))
+    serve_in(lab, "a", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces",
+             "--listen-address=192.0.2.11", "--address=/www.lab.test/192.0.2.99", "--user=root",
+             f"--pid-file={tmp_path / 'dnsmasq-a.pid'}")
+    # c drops ICMP inside its tunnel: only its web service can vouch for it
+    nft(lab, "c", f"table inet {lab.prefix[:-1]}icmp {{\n chain i {{ type filter hook input priority 0; "
+        "iifname wg0 icmp type echo-request drop; }\n}\n")
+    status_file = tmp_path / "status.json"
+    extra = (f"[output:json]\nfilename = {status_file}\n"
+             f"[peer:{a}]\ncheck = dns://www.lab.test@192.0.2.11\n"
+             f"[peer:{b}]\ncheck = tcp://192.0.2.12:2222\nicmp = no\n"
+             f"[peer:{c}]\ncheck = http://192.0.2.13:8080/health, http://192.0.2.13:8080/missing\n")
+    w = start(lab, tmp_path, extra=extra, check_timeout=0.5)
+    watched.append(w)
+
+    def checks() -> dict[str, dict[str, dict[str, object]]]:
+        try:
+            doc = json.loads(status_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return {p["public_key"]: {r["check"]: r for r in p["checks"]} for i in doc["interfaces"] for p in i["peers"]}
+
+    w.wait_for("all up", lambda t: all(w.status(k) == "up:ok" for k in (a, b, c)), 30)
+    wait_until("every check ran", lambda: len(checks().get(c, {})) == 2 and checks().get(a) and checks().get(b), 10)
+    seen = checks()
+    assert seen[a]["dns://www.lab.test.@192.0.2.11"]["ok"] is True
+    assert seen[b]["tcp://192.0.2.12:2222"]["ok"] is True
+    assert seen[c]["http://192.0.2.13:8080/health"]["ok"] is True
+    assert seen[c]["http://192.0.2.13:8080/missing"] == {"check": "http://192.0.2.13:8080/missing", "ok": False,
+                                                         "rtt_ms": None, "error": "HTTP 404, wanted 2xx"}
+    metrics_text = w.text()
+    assert 'wgtrack_check,check=tcp://192.0.2.12:2222' in metrics_text
+    # b's only evidence is its service: blocking the port takes it down; c stays up without ICMP
+    nft(lab, "b", f"table inet {lab.prefix[:-1]}tcp {{\n chain i {{ type filter hook input priority 0; "
+        "tcp dport 2222 drop; }\n}\n")
+    w.wait_for("b down by its check", lambda t: w.status(b) == "down", 20)
+    assert "no answer within 0.5 s" in str(checks()[b]["tcp://192.0.2.12:2222"]["error"])
+    c_cycle = w.cycle()
+    w.wait_for("some cycles", lambda t: w.cycle() >= c_cycle + 3, 10)
+    assert w.status(c) == "up:ok" and w.status(a) == "up:ok"
+    assert "probe target 192.0.2.13 is silent" not in w.log()  # the web check answers for c

@@ -17,6 +17,7 @@ import pytest
 
 from tests.servers import free_port
 from tests.snapshots import KEY_A, KEY_B, peer, snapshot
+from wgtrack.checks import CheckResult
 from wgtrack.config import PrometheusSettings
 from wgtrack.errors import StartupError
 from wgtrack.link import Status
@@ -114,9 +115,11 @@ def test_renderer_matches_prometheus_client(tmp_path: Path) -> None:
     from tests.promoracle import SnapshotCollector
     from wgtrack.promtext import render
 
-    snap = snapshot(peer(friendly_labels=(("owner", 'b"o\\b'), ("site", "x\ny"))),
+    snap = snapshot(peer(friendly_labels=(("owner", 'b"o\\b'), ("site", "x\ny")),
+                         checks=(CheckResult("tcp://192.0.2.11:22", True, 1.25),
+                                 CheckResult('http://192.0.2.11:80/"x"#204', False, None, "HTTP 500"))),
                     peer(KEY_B, friendly_name=None, handshake_age_s=None, latest_handshake=0, rtt_ms=None,
-                         loss=None, status=Status.BACKINGOFF, endpoint=None))
+                         loss=None, status=Status.BACKINGOFF, endpoint=None, diagnosis="host_unreachable", roams=2))
     collector = SnapshotCollector()
     collector.snapshot = snap
     registry = CollectorRegistry(auto_describe=False)

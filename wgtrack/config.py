@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wgtrack.checks import Check, parse_checks
 from wgtrack.dump import is_public_key, valid_ifname
 from wgtrack.errors import WgtrackError
 from wgtrack.model import is_ip_literal, split_endpoint
@@ -72,6 +73,9 @@ class TrackSettings:
     reresolve: bool = True  # re-resolve a hostname endpoint while the link is down
     endpoint: str | None = None  # "host:port" when the wg-quick config does not say it
     underlay_probe: bool = False  # probe a down peer's endpoint address outside the tunnel
+    checks: tuple[Check, ...] = ()  # service checks through the tunnel, evidence like probes
+    check_timeout_s: float = 2.0
+    icmp: bool = True  # no: the checks alone are the probe
 
 
 @dataclass(frozen=True, slots=True)
@@ -516,6 +520,11 @@ KEYS: tuple[Key, ...] = (
     Key("secret", "secret", _nonempty, frozenset({"output:webhook"}),
         "HMAC-SHA256 key: X-Wgtrack-Signature: sha256=<hex> over the body", secret=True),
     Key("reresolve", "reresolve", _bool, _TRACK, "re-resolve a hostname endpoint while the link is down"),
+    Key("check", "checks", parse_checks, frozenset({"peer"}),
+        "service checks through the tunnel, evidence like probes: tcp://ip:port, http(s)://ip[:port]/path[#status], "
+        "dns://name@ip (several: separated by spaces or commas)"),
+    Key("check_timeout", "check_timeout_s", _seconds(0.1, 30), _TRACK, "seconds one check may take in all"),
+    Key("icmp", "icmp", _bool, _TRACK, "ICMP probes; no: a peer with checks is probed by its checks alone"),
     Key("underlay_probe", "underlay_probe", _bool, _TRACK,
         "while down, ping the endpoint's own address outside the tunnel (at most once a minute) to tell "
         "tunnel_only from host_unreachable; off by default (it sends ICMP to the peer's public address)"),
@@ -750,11 +759,18 @@ def describe(config: Config) -> str:
     for ifname, over in config.interface_overrides.items():
         lines.extend(f"[interface:{ifname}] {by_attr[k]} = {v}" for k, v in over.items())
     for pubkey, over in config.peer_overrides.items():
-        lines.extend(f"[peer:{pubkey}] {by_attr[k]} = {v}" for k, v in over.items())
+        lines.extend(f"[peer:{pubkey}] {by_attr[k]} = {_shown(v)}" for k, v in over.items())
     for name, settings in config.outputs:
         lines.append(f"[{name}] " + ", ".join(_describe_field(name, f.name, getattr(settings, f.name))
                                              for f in dataclasses.fields(settings)))
     return "\n".join(lines)
+
+
+def _shown(value: Any) -> Any:
+    """Checks as they are written, not as records."""
+    if isinstance(value, tuple) and value and all(isinstance(v, Check) for v in value):
+        return " ".join(v.text for v in value)
+    return value
 
 
 def _describe_field(section: str, attr: str, value: Any) -> str:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from wgtrack import checks, link, probe, sdnotify
 from wgtrack import config as config_mod
-from wgtrack import link, probe, sdnotify
 from wgtrack.config import Config, ConfigError, StdoutSettings
 from wgtrack.dump import parse_dump
 from wgtrack.errors import StartupError
@@ -56,6 +56,7 @@ class World:
     read_wg: Callable[[str, float], Awaitable[WgResult]] = show_all_dump  # (wg command, timeout)
     run_wg: Callable[[str, list[str], float], Awaitable[WgResult]] = run_wg
     probe: Callable[[str, int, float], Awaitable[link.ProbeResult]] = probe.ping  # (target, count, timeout)
+    check: Callable[[checks.Check, float], Awaitable[checks.CheckResult]] = checks.run  # (check, timeout)
     resolver: Callable[[Path, float], ResolverLike] = Resolver  # (hosts file, DNS timeout)
     poke: Callable[[str], None] = field(default=lambda target: _poke(target))
     wall_ns: Callable[[], int] = time.time_ns
@@ -319,6 +320,8 @@ class Daemon:
         settings = self.tracker.settings(pid)
         world = self.world
         if isinstance(action, link.Probe):
+            if settings.checks:
+                return await self._probe_with_checks(pid, action.target, settings)
             return await world.probe(action.target, settings.ping_count, settings.ping_timeout_s)
         if isinstance(action, link.Resolve):
             log.info("%s: re-resolving %s", self.tracker.name_of(pid), action.hostname)
@@ -333,6 +336,27 @@ class Daemon:
             return link.SetEndpointResult(action.endpoint, result.error is None, result.error)
         world.poke(action.target)
         return None
+
+    async def _probe_with_checks(self, pid: PeerId, target: str, settings: config_mod.TrackSettings
+                                 ) -> link.ProbeResult:
+        """ICMP (unless off, or the target is a check) and every check at once: any answer is
+        life, as one probe reply is; the reasons of all failures are kept."""
+        icmp = settings.icmp and "://" not in target
+        jobs: list[Awaitable[link.ProbeResult | checks.CheckResult]] = [
+            self.world.check(check, settings.check_timeout_s) for check in settings.checks]
+        if icmp:
+            jobs.append(self.world.probe(target, settings.ping_count, settings.ping_timeout_s))
+        results = await asyncio.gather(*jobs)
+        ran = tuple(r for r in results if isinstance(r, checks.CheckResult))
+        self.tracker.record_checks(pid, ran)
+        ping = next((r for r in results if isinstance(r, link.ProbeResult)), None)
+        if ping is not None and ping.ok:
+            return ping
+        answered = [r for r in ran if r.ok]
+        if answered:
+            return link.ProbeResult(ok=True, rtt_ms=answered[0].rtt_ms, loss=0.0)
+        reasons = [f"{r.check}: {r.error}" for r in ran] + ([f"icmp: {ping.reason}"] if ping is not None else [])
+        return link.ProbeResult(ok=False, loss=1.0, reason="; ".join(reasons))
 
     async def _watch_lag(self) -> None:
         """Measure how late the loop wakes us: the proof that nothing blocks it."""

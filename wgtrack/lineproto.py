@@ -111,6 +111,10 @@ def render_lines(snapshot: Snapshot, cache: LineCache | None = None) -> Iterator
         counts = {"up": 0, "down": 0, "idle": 0}
         for peer in iface.peers:
             yield cache.peer(iface.name, peer) + stamp
+            for result in peer.checks:
+                yield line("wgtrack_check", {"interface": iface.name, "peer": peer.public_key,
+                                             "friendly_name": peer.friendly_name, "check": result.check},
+                           {"ok": int(result.ok), "rtt_ms": result.rtt_ms, "error": result.error}, ts)
             kind = "up" if peer.is_up else ("idle" if peer.status is Status.IDLE else "down")
             counts[kind] += 1
         peers_total += len(iface.peers)

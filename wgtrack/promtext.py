@@ -177,6 +177,7 @@ def render_chunks(snap: Snapshot | None, cache: LabelCache) -> Iterator[str]:
         for start in range(0, len(peers), CHUNK_PEERS):
             end = start + CHUNK_PEERS
             yield _peer_lines(family, peers[start:end], compat[start:end], own[start:end])
+    yield from _check_lines(peers, own)
     info = _head("wgtrack_interface_info", "gauge", "Each interface's own public key and this host's name")
     info += "".join(f'wgtrack_interface_info{{interface="{_escape(iface.name)}",public_key="{iface.public_key}",'
                     f'host="{_escape(snap.host)}"}} 1\n' for iface in snap.interfaces)
@@ -192,6 +193,20 @@ def render_chunks(snap: Snapshot | None, cache: LabelCache) -> Iterator[str]:
                           for s, n in tally.items())
     yield up + counts
     cache.prune(snap)
+
+
+def _check_lines(peers: list[PeerView], own: list[str]) -> Iterator[str]:
+    """Per service check: up (0/1) and its RTT, labelled by the check as written."""
+    checked = [(p, o) for p, o in zip(peers, own, strict=True) if p.checks]
+    up = _head("wgtrack_peer_check_up", "gauge", "1 when the service check through the tunnel succeeded")
+    rtt = _head("wgtrack_peer_check_rtt_seconds", "gauge", "How long the last successful service check took")
+    for peer, labels in checked:
+        for result in peer.checks:
+            tail = f',check="{_escape(result.check)}"}}'
+            up += f"wgtrack_peer_check_up{labels}{tail} {int(result.ok)}\n"
+            if result.ok and result.rtt_ms is not None:
+                rtt += f"wgtrack_peer_check_rtt_seconds{labels}{tail} {_num(result.rtt_ms / 1000)}\n"
+    yield up + rtt
 
 
 def render(snap: Snapshot | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wgtrack.checks import CheckResult
 from wgtrack.events import Event
 from wgtrack.link import Status
 
@@ -30,6 +31,7 @@ class PeerView:
     endpoint_changes: int = 0  # endpoints wgtrack applied
     roams: int = 0  # endpoint changes wgtrack did not make (peer_roamed events)
     diagnosis: str | None = None  # while down, with underlay_probe: tunnel_only / host_unreachable
+    checks: tuple[CheckResult, ...] = ()  # the last results of the peer's service checks
     friendly_labels: tuple[tuple[str, str], ...] = ()  # from "# friendly_json = {...}"
     next_reresolve_s: float | None = None  # when the next re-resolution is due, if one is planned
     probe_silent: bool = False  # the probe target does not answer; the link is judged by handshakes

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from wgtrack import __version__, link
+from wgtrack.checks import CheckResult
 from wgtrack.config import Config, TrackSettings
 from wgtrack.events import Event
 from wgtrack.model import (
@@ -74,6 +75,7 @@ class _Tracked:
     endpoint_changes: int = 0
     roams: int = 0
     counters: Counters = field(default_factory=Counters)
+    checks: tuple[CheckResult, ...] = ()  # the last run of this peer's service checks
 
 
 def probe_target(record: PeerRecord, configured: str | None) -> str | None:
@@ -219,6 +221,10 @@ class Tracker:
                 tracked.counters.update(record.rx_bytes, record.tx_bytes)
                 settings = self.settings(pid)
                 target, poke = self._targets_for(record, settings.ping_target)
+                if not settings.icmp:
+                    target = None
+                if target is None and settings.checks:
+                    target = settings.checks[0].text  # the checks are the probe (see Daemon._probe)
                 source = self.reresolve_source(pid)
                 sample = link.Sample(
                     latest_handshake=record.latest_handshake, rx_bytes=record.rx_bytes,
@@ -299,6 +305,16 @@ class Tracker:
                                  details={"reason": action.reason})
         return [a for a in actions if isinstance(a, link.EFFECTS)]
 
+    def record_checks(self, pid: PeerId, results: tuple[CheckResult, ...]) -> None:
+        tracked = self._peers.get(pid)
+        if tracked is not None:
+            for result in results:
+                if not result.ok and all(r.check != result.check or r.ok for r in tracked.checks):
+                    log.info("%s: check %s failed: %s", self.name_of(pid), result.check, result.error)
+                elif result.ok and any(r.check == result.check and not r.ok for r in tracked.checks):
+                    log.info("%s: check %s answers again", self.name_of(pid), result.check)
+            tracked.checks = results
+
     def _carry(self, pid: PeerId, counters: Counters, now: float) -> None:
         self._carried[pid] = (counters, now)
         while self._carried:
@@ -359,6 +375,7 @@ class Tracker:
                 endpoint_changes=tracked.endpoint_changes,
                 roams=tracked.roams,
                 diagnosis=state.diagnosis,
+                checks=tracked.checks,
                 friendly_labels=tuple(sorted(conf.friendly_json.items())) if conf else (),
                 next_reresolve_s=self._next_reresolve_s(ifname, record.public_key, state),
                 probe_silent=state.probe_silent,

@@ -52,6 +52,8 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
                         "endpoint_changes": p.endpoint_changes,
                         "roams": p.roams,
                         "diagnosis": p.diagnosis,
+                        "checks": [{"check": c.check, "ok": c.ok, "rtt_ms": c.rtt_ms, "error": c.error}
+                                   for c in p.checks],
                     }
                     for p in iface.peers
                 ],
