@@ -330,3 +330,35 @@ def test_service_checks_through_the_tunnel(lab: Lab, tmp_path: Path, watched: li
     w.wait_for("some cycles", lambda t: w.cycle() >= c_cycle + 3, 10)
     assert w.status(c) == "up:ok" and w.status(a) == "up:ok"
     assert "probe target 192.0.2.13 is silent" not in w.log()  # the web check answers for c
+
+
+@pytest.mark.slow
+def test_heal_reported_within_seconds_at_a_30_s_cycle(lab: Lab, tmp_path: Path, watched: list[Watched]) -> None:
+    """0.2.0's cycle_time = 30: the fast lane probes the down peer every second and a change is
+    published at once, to the file and to a webhook, not at the next cycle."""
+    hooks = tmp_path / "hooks.jsonl"
+    start_receiver(lab, HOOK_PORT, hooks, tmp_path / "receiver.log")
+    w = start(lab, tmp_path, extra=f"[output:webhook]\nurl = http://127.0.0.1:{HOOK_PORT}/hook\n",
+              cycle_time=30, ping_failafternum=1)
+    watched.append(w)
+    all_up(lab, w)
+    b = key(lab, "b")
+    lab.blackhole("b")
+    w.wait_for("b down at the next cycle", lambda t: w.status(b) == "down", 40)
+    lab.heal("b")
+    healed = time.time()
+    seen_file = seen_hook = None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (seen_file is None or seen_hook is None):  # 0.05 s polls, bounded
+        if seen_file is None and w.status(b) == "up:ok":
+            seen_file = time.time()
+        ups = [e for e in jsonl(hooks) if e["kind"] == "peer_up" and e["public_key"] == b]
+        if seen_hook is None and ups:
+            seen_hook, decided = time.time(), float(ups[-1]["time"])  # type: ignore[arg-type]
+        time.sleep(0.05)
+    assert seen_file is not None and seen_hook is not None, w.log()[-2000:]
+    print(f"cycle 30 s: up in the file {seen_file - healed:.2f} s after the heal; webhook "
+          f"{seen_hook - decided:.2f} s after the decision")
+    assert seen_file - healed <= 3.0
+    assert seen_hook - decided <= 1.0 and seen_file - decided <= 1.0
+    assert w.cycle() <= 3  # it was not a cycle that saw it

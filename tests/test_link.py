@@ -27,6 +27,7 @@ from wgtrack.link import (
     Status,
     Target,
     TargetVerdict,
+    Tick,
     UnderlayResult,
     step,
 )
@@ -392,3 +393,24 @@ def test_underlay_result_names_the_cause_once_and_up_clears_it() -> None:
     state = step(state, Sample(int(WALL + 120), 200, 0, WALL + 125, "192.0.2.2", ENDPOINT), 125.0, on)[0]
     assert state.diagnosis is None
     assert step(state, UnderlayResult(True, "198.51.100.9"), 126.0, on)[1] == []  # late answer: nothing to say
+
+
+def test_fast_lane_probes_a_down_peer_between_cycles_then_backs_off() -> None:
+    settings = TrackSettings(ping_interval=1, ping_failafternum=2, reresolve=False, down_probe_interval_s=1.0)
+    state, down_at = _down_with(settings)
+    asked = []
+    t = down_at
+    while t < down_at + 200:
+        t = round(t + 0.25, 2)
+        state, actions = step(state, Tick(WALL + t), t, settings)
+        asked += [t for a in actions if isinstance(a, Probe)]
+    first_minute = [x for x in asked if x - down_at <= 60]
+    assert len(first_minute) == 60  # one a second (the failed probe at t = 2 counts as the last)
+    later = [b - a for a, b in itertools.pairwise(x for x in asked if x - down_at > 60)]
+    assert later and all(gap >= 15 for gap in later)  # a quarter of the time down, then up to 60 s
+    up = step(state, ProbeResult(ok=True, rtt_ms=1.0), t + 0.1, settings)[0]
+    assert up.status is Status.UP
+    assert step(up, Tick(WALL + t + 1), t + 1, settings)[1] == []  # up: nothing for the fast lane
+    off = TrackSettings(ping_interval=1, ping_failafternum=2, reresolve=False, down_probe_interval_s=0)
+    state, _ = _down_with(off)
+    assert step(state, Tick(WALL + 10), 10.0, off)[1] == []

@@ -76,6 +76,7 @@ class TrackSettings:
     checks: tuple[Check, ...] = ()  # service checks through the tunnel, evidence like probes
     check_timeout_s: float = 2.0
     icmp: bool = True  # no: the checks alone are the probe
+    down_probe_interval_s: float = 1.0  # the fast lane for down peers; 0 = off
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +308,15 @@ def parse_loglevel(text: str) -> int:
         raise ValueError("not a log level (debug, info, warning, error, critical or 0-50)") from None
 
 
+def _seconds_or_off(low: float, high: float) -> Callable[[str], float]:
+    """0 (off), or a number of seconds within [low, high]."""
+    within = _seconds(low, high)
+
+    def parse(text: str) -> float:
+        return 0.0 if text.strip() in ("0", "0.0") else within(text)
+    return parse
+
+
 def _bool(text: str) -> bool:
     states = configparser.ConfigParser.BOOLEAN_STATES
     try:
@@ -524,6 +534,9 @@ KEYS: tuple[Key, ...] = (
         "service checks through the tunnel, evidence like probes: tcp://ip:port, http(s)://ip[:port]/path[#status], "
         "dns://name@ip (several: separated by spaces or commas)"),
     Key("check_timeout", "check_timeout_s", _seconds(0.1, 30), _TRACK, "seconds one check may take in all"),
+    Key("down_probe_interval", "down_probe_interval_s", _seconds_or_off(0.2, 60), _TRACK,
+        "a down peer is probed this often, between cycles, for its first minute down (then less often); "
+        "a heal is reported at once whatever cycle_time is; 0 = only with the cycle"),
     Key("icmp", "icmp", _bool, _TRACK, "ICMP probes; no: a peer with checks is probed by its checks alone"),
     Key("underlay_probe", "underlay_probe", _bool, _TRACK,
         "while down, ping the endpoint's own address outside the tunnel (at most once a minute) to tell "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -43,6 +44,10 @@ MAX_ACTION_CHAIN = 8  # probe -> resolve -> set -> probe ... never loops unbound
 BACKGROUND_WAIT_MAX_S = 2.0
 BACKGROUND_WAIT_SHARE = 0.3  # of cycle_time
 LAG_PERIOD_S = 0.1  # how often the loop-lag watchdog wakes
+FAST_LANE_TICK_S = 0.25  # how often down peers are looked at (each has its down_probe_interval)
+# A state change decided between cycles is published at once, but a flapping hub must not turn
+# that into a write storm: at most one such publish per this many seconds (the rest coalesce).
+MIN_PUBLISH_GAP_S = 1.0
 
 
 class ResolverLike(Protocol):
@@ -89,6 +94,10 @@ class Daemon:
         self._reload_requested = False
         self._wake = asyncio.Event()  # stop or reload requested
         self._stopping = asyncio.Event()  # stop requested: abandon a cycle in progress
+        self._fast: dict[PeerId, asyncio.Task[None]] = {}  # fast-lane probes in flight
+        self._published_at = -1e18  # loop time of the last hand-over
+        self._publish_later: asyncio.TimerHandle | None = None
+        self._last_duration_s = 0.0
 
     def _overridden(self, config: Config) -> Config:
         return config.with_output("output:stdout", StdoutSettings()) if self.stdout_override else config
@@ -127,11 +136,16 @@ class Daemon:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 watchdog = tasks.create_task(self._watch_lag())
+                fast_lane = None if self.once else tasks.create_task(self._fast_lane())
                 try:
                     await self._loop(loop)
                 finally:
                     watchdog.cancel()
-                    for task in self._background.values():
+                    if fast_lane is not None:
+                        fast_lane.cancel()
+                    if self._publish_later is not None:
+                        self._publish_later.cancel()
+                    for task in [*self._background.values(), *self._fast.values()]:
                         task.cancel()
         finally:
             sdnotify.notify("STOPPING=1")
@@ -231,9 +245,11 @@ class Daemon:
             self._log_dump_problems(dump.problems, dump.bad_lines)
             await self._read_new_interface_confs([i.name for i in dump.interfaces])
             await self._carry_out_all(self.tracker.observe_dump(dump, loop.time(), wall))
-        snap = self.tracker.snapshot(loop.time(), self._facts(wall_ns, loop.time() - started))
+        self._last_duration_s = loop.time() - started
+        snap = self.tracker.snapshot(loop.time(), self._facts(wall_ns, self._last_duration_s))
         self._max_lag_s = 0.0
         self.outputs.hand_over(snap)
+        self._published_at = loop.time()
         log.debug("cycle %d done in %.3f s", self._cycle, loop.time() - started)
 
     def _log_dump_problems(self, problems: tuple[tuple[str, int, int], ...], bad_lines: int) -> None:
@@ -357,6 +373,51 @@ class Daemon:
             return link.ProbeResult(ok=True, rtt_ms=answered[0].rtt_ms, loss=0.0)
         reasons = [f"{r.check}: {r.error}" for r in ran] + ([f"icmp: {ping.reason}"] if ping is not None else [])
         return link.ProbeResult(ok=False, loss=1.0, reason="; ".join(reasons))
+
+    # ---- the fast lane: down peers probed between cycles, changes published at once ----
+
+    async def _fast_lane(self) -> None:
+        """Every FAST_LANE_TICK_S, step the down peers with the time; their machines ask for a
+        probe when their down_probe_interval has passed. A probe in flight is never doubled."""
+        loop = asyncio.get_running_loop()
+        assert self._tasks is not None
+        while True:
+            await asyncio.sleep(FAST_LANE_TICK_S)
+            if self._wg_error is not None:
+                continue  # nothing current to judge by
+            wall = self.world.wall_ns() / 1e9
+            for pid, action in self.tracker.tick(loop.time(), wall, set(self._fast)):
+                task = self._tasks.create_task(self._fast_probe(pid, action))
+                self._fast[pid] = task
+                task.add_done_callback(functools.partial(self._forget_fast, pid))
+
+    def _forget_fast(self, pid: PeerId, done: asyncio.Task[None]) -> None:
+        if self._fast.get(pid) is done:
+            del self._fast[pid]
+
+    async def _fast_probe(self, pid: PeerId, action: link.Effect) -> None:
+        before = self.tracker.changes
+        await self._carry_out(pid, action, 0, [])
+        if self.tracker.changes != before:
+            self._publish_soon()
+
+    def _publish_soon(self) -> None:
+        """Hand a fresh snapshot to the outputs now, or as soon as MIN_PUBLISH_GAP_S allows."""
+        loop = asyncio.get_running_loop()
+        wait = self._published_at + MIN_PUBLISH_GAP_S - loop.time()
+        if wait <= 0:
+            self._publish_between_cycles()
+        elif self._publish_later is None:
+            self._publish_later = loop.call_later(wait, self._publish_between_cycles)
+
+    def _publish_between_cycles(self) -> None:
+        self._publish_later = None
+        if self._stop_signal:
+            return
+        loop = asyncio.get_running_loop()
+        snap = self.tracker.snapshot(loop.time(), self._facts(self.world.wall_ns(), self._last_duration_s))
+        self.outputs.hand_over(snap)
+        self._published_at = loop.time()
 
     async def _watch_lag(self) -> None:
         """Measure how late the loop wakes us: the proof that nothing blocks it."""

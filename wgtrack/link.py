@@ -126,6 +126,13 @@ class ProbeResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed between dumps: the fast lane's chance to probe a down peer again."""
+
+    wall: float
+
+
+@dataclass(frozen=True, slots=True)
 class UnderlayResult:
     """Outcome of one ICMP echo to the endpoint's own address, outside the tunnel."""
 
@@ -150,7 +157,7 @@ class SetEndpointResult:
     error: str | None = None
 
 
-Observation = Sample | ProbeResult | ResolveResult | SetEndpointResult | UnderlayResult
+Observation = Sample | ProbeResult | ResolveResult | SetEndpointResult | UnderlayResult | Tick
 
 
 # ---- actions ----
@@ -508,6 +515,24 @@ def _underlay_due(state: LinkState, s: Sample, now: float, settings: TrackSettin
     return replace(state, underlay_probe_at=now), [ProbeUnderlay(address)]
 
 
+def _on_tick(state: LinkState, now: float, settings: TrackSettings) -> tuple[LinkState, list[Action]]:
+    """The fast lane: a down peer is probed every ``down_probe_interval`` seconds for its first
+    minute down (DOWN_FAST_S), then less often (a quarter of the time down, at most every
+    DOWN_PROBE_CAP_S), whatever the cycle: a heal is seen within a second or so at any
+    cycle_time. Only where a probe is possible (a target, an endpoint, probes on)."""
+    s = state.last_sample
+    if state.status is None or not state.status.is_down or s is None or not s.probe_target \
+            or s.endpoint is None or settings.ping_interval == 0 or settings.down_probe_interval_s <= 0:
+        return state, []
+    down_for = now - state.down_since
+    gap = settings.down_probe_interval_s
+    if down_for > DOWN_FAST_S:
+        gap = max(gap, min(DOWN_PROBE_CAP_S, down_for / 4))
+    if now - state.last_probe_at < gap:
+        return state, []
+    return replace(state, last_probe_at=now), [Probe(s.probe_target)]
+
+
 def _on_underlay(state: LinkState, r: UnderlayResult) -> tuple[LinkState, list[Action]]:
     if state.status is None or not state.status.is_down:
         return state, []  # up again meanwhile: nothing to explain
@@ -616,4 +641,6 @@ def step(state: LinkState, obs: Observation, now: float, settings: TrackSettings
         return _on_resolve(state, obs, now)
     if isinstance(obs, UnderlayResult):
         return _on_underlay(state, obs)
+    if isinstance(obs, Tick):
+        return _on_tick(state, now, settings)
     return _on_set(state, obs)

@@ -121,6 +121,8 @@ class Tracker:
         self._settings: dict[PeerId, TrackSettings] = {}
         # Counters of peers that went away, for when they come back (an interface restart).
         self._carried: dict[PeerId, tuple[Counters, float]] = {}
+        self._down: set[PeerId] = set()  # peers in a down state: the fast lane's round
+        self.changes = 0  # state changes decided so far: the daemon publishes when it moves
         self.host = config.host or socket.gethostname()
 
     def set_config(self, config: Config) -> None:
@@ -238,6 +240,7 @@ class Tracker:
             self._peer_event(pid, "peer_removed", now, "gone from WireGuard, no longer tracked")
             self._carry(pid, self._peers[pid].counters, now)
             del self._peers[pid]
+            self._down.discard(pid)
             self._settings.pop(pid, None)
         for ifname in sorted(self._present - present):
             self._events.append(Event("interface_down", wall, f"interface {ifname} is gone", ifname))
@@ -266,8 +269,14 @@ class Tracker:
 
     def _step(self, pid: PeerId, tracked: _Tracked, obs: link.Observation, now: float) -> list[link.Effect]:
         tracked.state, actions = link.step(tracked.state, obs, now, self.settings(pid))
+        status = tracked.state.status
+        if status is not None and status.is_down:
+            self._down.add(pid)
+        else:
+            self._down.discard(pid)
         for action in actions:
             if isinstance(action, link.Changed):
+                self.changes += 1
                 old = action.old.value if action.old else "new"
                 log.info("%s: %s -> %s (%s)", self.name_of(pid), old, action.new.value, action.reason)
                 if action.event is not None:
@@ -304,6 +313,17 @@ class Tracker:
                 self._peer_event(pid, "reresolve_failed", now, f"re-resolution failed: {action.reason}",
                                  details={"reason": action.reason})
         return [a for a in actions if isinstance(a, link.EFFECTS)]
+
+    def tick(self, now: float, wall: float, busy: set[PeerId]) -> list[tuple[PeerId, link.Effect]]:
+        """The fast lane: step every down peer (not ``busy``) with the time; their probes."""
+        todo: list[tuple[PeerId, link.Effect]] = []
+        for pid in list(self._down):
+            tracked = self._peers.get(pid)
+            if tracked is None:
+                self._down.discard(pid)
+            elif pid not in busy:
+                todo.extend((pid, a) for a in self._step(pid, tracked, link.Tick(wall), now))
+        return todo
 
     def record_checks(self, pid: PeerId, results: tuple[CheckResult, ...]) -> None:
         tracked = self._peers.get(pid)
