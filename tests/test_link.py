@@ -414,3 +414,23 @@ def test_fast_lane_probes_a_down_peer_between_cycles_then_backs_off() -> None:
     off = TrackSettings(ping_interval=1, ping_failafternum=2, reresolve=False, down_probe_interval_s=0)
     state, _ = _down_with(off)
     assert step(state, Tick(WALL + 10), 10.0, off)[1] == []
+
+
+def test_probe_interval_puts_up_peers_on_their_own_clock() -> None:
+    timed = TrackSettings(ping_interval=1, ping_failafternum=2, probe_interval_s=2.0)
+    first = Sample(int(WALL - 10), 100, 0, WALL, "192.0.2.2", ENDPOINT)
+    state, actions = step(LinkState(), first, 0.0, timed)
+    assert Probe("192.0.2.2") in actions
+    state = step(state, ProbeResult(ok=True, rtt_ms=1.0), 0.1, timed)[0]
+    asked = []
+    for quarter in range(1, 41):  # ten seconds of fast-lane ticks, no dump
+        t = quarter / 4
+        state, actions = step(state, Tick(WALL + t), t, timed)
+        asked += [t for a in actions if isinstance(a, Probe)]
+    assert asked == [2.0, 4.0, 6.0, 8.0, 10.0]
+    # a dump between two timed probes does not add one
+    assert not [a for a in step(state, Sample(int(WALL - 10), 100, 0, WALL + 10.5, "192.0.2.2", ENDPOINT),
+                                10.5, timed)[1] if isinstance(a, Probe)]
+    cycles = TrackSettings(ping_interval=1, ping_failafternum=2)  # probe_interval 0: the cycle's pace only
+    state = step(step(LinkState(), first, 0.0, cycles)[0], ProbeResult(ok=True, rtt_ms=1.0), 0.1, cycles)[0]
+    assert step(state, Tick(WALL + 5), 5.0, cycles)[1] == []

@@ -77,6 +77,7 @@ class TrackSettings:
     check_timeout_s: float = 2.0
     icmp: bool = True  # no: the checks alone are the probe
     down_probe_interval_s: float = 1.0  # the fast lane for down peers; 0 = off
+    probe_interval_s: float = 0.0  # seconds between probes of an up peer; 0 = ping_interval cycles
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,6 +535,9 @@ KEYS: tuple[Key, ...] = (
         "service checks through the tunnel, evidence like probes: tcp://ip:port, http(s)://ip[:port]/path[#status], "
         "dns://name@ip (several: separated by spaces or commas)"),
     Key("check_timeout", "check_timeout_s", _seconds(0.1, 30), _TRACK, "seconds one check may take in all"),
+    Key("probe_interval", "probe_interval_s", _seconds_or_off(0.2, 3600), _TRACK,
+        "seconds between probes of an up peer, on their own clock between cycles; 0 (default): every "
+        "ping_interval cycles, as 0.2.0 did"),
     Key("down_probe_interval", "down_probe_interval_s", _seconds_or_off(0.2, 60), _TRACK,
         "a down peer is probed this often, between cycles, for its first minute down (then less often); "
         "a heal is reported at once whatever cycle_time is; 0 = only with the cycle"),

@@ -447,6 +447,8 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
         if state.status is not None and state.status.is_down:
             down_for = now - state.down_since
             due = down_for <= DOWN_FAST_S or now - state.last_probe_at >= min(DOWN_PROBE_CAP_S, down_for / 4)
+        elif settings.probe_interval_s > 0:  # on its own clock: the fast lane also probes
+            due = now - state.last_probe_at >= settings.probe_interval_s or state.probe_failures > 0
         else:
             due = state.cycles_to_probe <= 0 or state.probe_failures > 0
         if due:
@@ -521,8 +523,14 @@ def _on_tick(state: LinkState, now: float, settings: TrackSettings) -> tuple[Lin
     DOWN_PROBE_CAP_S), whatever the cycle: a heal is seen within a second or so at any
     cycle_time. Only where a probe is possible (a target, an endpoint, probes on)."""
     s = state.last_sample
-    if state.status is None or not state.status.is_down or s is None or not s.probe_target \
-            or s.endpoint is None or settings.ping_interval == 0 or settings.down_probe_interval_s <= 0:
+    if state.status is None or s is None or not s.probe_target or s.endpoint is None or settings.ping_interval == 0:
+        return state, []
+    if not state.status.is_down:
+        # probe_interval: up (and idle) peers on their own clock too, so a break is seen in seconds
+        if settings.probe_interval_s > 0 and now - state.last_probe_at >= settings.probe_interval_s:
+            return replace(state, last_probe_at=now), [Probe(s.probe_target)]
+        return state, []
+    if settings.down_probe_interval_s <= 0:
         return state, []
     down_for = now - state.down_since
     gap = settings.down_probe_interval_s

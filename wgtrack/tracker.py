@@ -122,6 +122,7 @@ class Tracker:
         # Counters of peers that went away, for when they come back (an interface restart).
         self._carried: dict[PeerId, tuple[Counters, float]] = {}
         self._down: set[PeerId] = set()  # peers in a down state: the fast lane's round
+        self._timed: set[PeerId] = set()  # peers with probe_interval: the fast lane's round too
         self.changes = 0  # state changes decided so far: the daemon publishes when it moves
         self.host = config.host or socket.gethostname()
 
@@ -222,6 +223,10 @@ class Tracker:
                 tracked.record = record
                 tracked.counters.update(record.rx_bytes, record.tx_bytes)
                 settings = self.settings(pid)
+                if settings.probe_interval_s > 0:
+                    self._timed.add(pid)
+                else:
+                    self._timed.discard(pid)
                 target, poke = self._targets_for(record, settings.ping_target)
                 if not settings.icmp:
                     target = None
@@ -241,6 +246,7 @@ class Tracker:
             self._carry(pid, self._peers[pid].counters, now)
             del self._peers[pid]
             self._down.discard(pid)
+            self._timed.discard(pid)
             self._settings.pop(pid, None)
         for ifname in sorted(self._present - present):
             self._events.append(Event("interface_down", wall, f"interface {ifname} is gone", ifname))
@@ -315,12 +321,14 @@ class Tracker:
         return [a for a in actions if isinstance(a, link.EFFECTS)]
 
     def tick(self, now: float, wall: float, busy: set[PeerId]) -> list[tuple[PeerId, link.Effect]]:
-        """The fast lane: step every down peer (not ``busy``) with the time; their probes."""
+        """The fast lane: step every down peer, and every peer with probe_interval (not
+        ``busy``), with the time; their probes."""
         todo: list[tuple[PeerId, link.Effect]] = []
-        for pid in list(self._down):
+        for pid in list(self._down | self._timed):
             tracked = self._peers.get(pid)
             if tracked is None:
                 self._down.discard(pid)
+                self._timed.discard(pid)
             elif pid not in busy:
                 todo.extend((pid, a) for a in self._step(pid, tracked, link.Tick(wall), now))
         return todo
