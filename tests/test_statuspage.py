@@ -113,7 +113,7 @@ def test_timeline_shows_the_last_hour_and_forgets_the_rest() -> None:
     current = snap([peer("peer-b", Status.UP)])
     page = "".join(render(current, None, timeline, now=NOW))
     assert len(timeline.window(NOW)) == 2
-    assert "1 peers changed state" in page
+    assert "1 peer changed state" in page
     # 3300 s up, 300 s down, 300 s up: widths in % of the hour
     assert page.count('class="up" style="width:83.33%"') == 1
     assert page.count('class="down" style="width:8.33%"') == 1

@@ -204,7 +204,8 @@ def _timeline(changes: list[Change], snapshot: Snapshot, now: float) -> Iterator
     by_peer: dict[tuple[str, str], list[Change]] = {}
     for change in changes:
         by_peer.setdefault((change.interface, change.public_key), []).append(change)
-    yield (f"<p>{len(by_peer)} peers changed state; the others kept theirs. "
+    changed = f"{len(by_peer)} peer{'' if len(by_peer) == 1 else 's'} changed state"
+    yield (f"<p>{changed}; the others kept theirs. "
            f"<small>{time.strftime('%H:%M', time.gmtime(start))} to "
            f"{time.strftime('%H:%M', time.gmtime(now))} UTC</small></p>\n<table><tbody>\n")
     for pid, peer_changes in sorted(by_peer.items(), key=lambda item: item[1][-1].name):
