@@ -170,7 +170,7 @@ class Lab:
     def _start_wireguard_go(self, ns: str, ifname: str, user: int | None = None) -> int:
         # A directory of its own on /var/run/wireguard per namespace keeps each UAPI socket apart;
         # from outside it is reachable at ``run_dir(host)`` (a container mounts it there).
-        run_dir = self.dir / f"run-{ns.removeprefix(self.prefix)}"
+        run_dir = self.run_dir(ns.removeprefix(self.prefix))
         run_dir.mkdir(mode=0o755)
         if user is not None:
             os.chown(run_dir, user, user)

@@ -336,10 +336,11 @@ class Tracker:
     def record_checks(self, pid: PeerId, results: tuple[CheckResult, ...]) -> None:
         tracked = self._peers.get(pid)
         if tracked is not None:
+            before = {r.check: r.ok for r in tracked.checks}  # one log line per change, not per run
             for result in results:
-                if not result.ok and all(r.check != result.check or r.ok for r in tracked.checks):
+                if not result.ok and before.get(result.check, True):
                     log.info("%s: check %s failed: %s", self.name_of(pid), result.check, result.error)
-                elif result.ok and any(r.check == result.check and not r.ok for r in tracked.checks):
+                elif result.ok and before.get(result.check) is False:
                     log.info("%s: check %s answers again", self.name_of(pid), result.check)
             tracked.checks = results
 
