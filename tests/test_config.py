@@ -92,7 +92,7 @@ def test_every_problem_is_reported_at_once() -> None:
         "/etc/wgtrack.conf:3: [general] bogus = '1': unknown key",
         "/etc/wgtrack.conf:4: [general] ping_target = '192.0.2.1': not valid here (belongs in peer)",
         "/etc/wgtrack.conf:5: [nonsense]: unknown section (known: general, DEFAULT, interface:<name>, "
-        "peer:<public key>, output:influx, output:json, output:webhook[:<name>], output:influxdb, "
+        "peer:<public key>, trigger:nflog, output:influx, output:json, output:webhook[:<name>], output:influxdb, "
         "output:alertmanager, output:stdout, output:prometheus)",
         "/etc/wgtrack.conf:6: [peer:short]: not a WireGuard public key (44 base64 characters)",
         "/etc/wgtrack.conf:8: [interface:wg0] loglevel = 'debug': not valid here (belongs in general)",
@@ -187,3 +187,16 @@ def test_default_keys_that_no_section_can_use_are_named() -> None:
 
 def test_a_bom_is_accepted() -> None:
     assert config.parse("\ufeff[general]\ncycle_time = 5\n").cycle_time_s == 5
+
+
+def test_the_nflog_trigger_is_parsed_and_shown_by_check_config() -> None:
+    conf = config.parse("[trigger:nflog]\ngroup = 5\nmin_interval = 0.2\n")
+    assert (conf.nflog_group, conf.nflog_min_interval_s) == (5, 0.2)
+    assert "[trigger:nflog] group = 5, min_interval = 0.2" in config.describe(conf)
+    assert "trigger:nflog" not in config.describe(config.parse(""))
+    with pytest.raises(ConfigError) as missing:
+        config.parse("[trigger:nflog]\nmin_interval = 1\n", "/etc/wgtrack.conf")
+    assert str(missing.value) == "/etc/wgtrack.conf:1: [trigger:nflog] group: is required"
+    with pytest.raises(ConfigError) as wrong:
+        config.parse("[trigger:nflog]\ngroup = 70000\n", "/etc/wgtrack.conf")
+    assert str(wrong.value) == "/etc/wgtrack.conf:2: [trigger:nflog] group = '70000': must be from 0 to 65535"

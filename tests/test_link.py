@@ -22,6 +22,7 @@ from wgtrack.link import (
     ResolveResult,
     Roamed,
     Sample,
+    Seen,
     SetEndpoint,
     SetEndpointResult,
     Status,
@@ -29,6 +30,7 @@ from wgtrack.link import (
     TargetVerdict,
     Tick,
     UnderlayResult,
+    replace,
     step,
 )
 
@@ -138,6 +140,8 @@ observations = st.one_of(
               st.one_of(st.none(), st.floats(0, 10_000)), st.integers(0, 10**6), st.sampled_from([0, 25]),
               st.sampled_from([None, "192.0.2.2"])),
     st.builds(lambda ok: ("p", ok), st.booleans()),
+    st.builds(lambda age: ("h", age), st.floats(0, 400)),  # a handshake seen by the nflog trigger
+    st.just(("t",)),  # the fast lane's tick
 )
 
 
@@ -157,6 +161,14 @@ def test_no_sequence_raises_and_life_means_up(seq: list[tuple[object, ...]], set
                 assert state.status is Status.UP
             if previous.status is not None and previous.status.is_down and not new_handshake:
                 assert state.status is not Status.UP  # rx growth is one-way: it never revokes down
+        elif obs[0] == "h":
+            previous = state
+            hs = int(wall - float(obs[1]))  # type: ignore[arg-type]
+            state, _ = step(state, Seen(hs, ENDPOINT, wall), now, settings)
+            if previous.status is not None and hs > previous.latest_handshake and not previous.probe_failures:
+                assert state.status is Status.UP
+        elif obs[0] == "t":
+            state, _ = step(state, Tick(wall), now, settings)
         else:
             state, _ = step(state, ProbeResult(ok=bool(obs[1])), now, settings)
             if obs[1]:
@@ -434,3 +446,44 @@ def test_probe_interval_puts_up_peers_on_their_own_clock() -> None:
     cycles = TrackSettings(ping_interval=1, ping_failafternum=2)  # probe_interval 0: the cycle's pace only
     state = step(step(LinkState(), first, 0.0, cycles)[0], ProbeResult(ok=True, rtt_ms=1.0), 0.1, cycles)[0]
     assert step(state, Tick(WALL + 5), 5.0, cycles)[1] == []
+
+
+# ---- the nflog trigger: a handshake read between cycles ----
+
+def test_a_handshake_seen_between_cycles_brings_a_down_peer_up_at_once() -> None:
+    state = probed_down()
+    assert state.status is not None and state.status.is_down
+    hs = int(WALL) + 100
+    state2, actions = step(state, Seen(hs, ENDPOINT, WALL + 101), 50.0, PROBES)
+    # probes to an answering target failed: what the handshake means is the cycle's to decide
+    assert state2.status is state.status and state2.latest_handshake == state.latest_handshake
+    idle_down = replace(state, probe_failures=0)
+    up, actions = step(idle_down, Seen(hs, ENDPOINT, WALL + 101), 50.0, PROBES)
+    assert up.status is Status.UP and up.latest_handshake == hs and up.handshake_age_s == 1.0
+    assert [a.event for a in actions if isinstance(a, Changed)] == ["peer_up"]
+    assert up.quiet_cycles == 0 and up.cycles_to_probe == idle_down.cycles_to_probe  # no cycle counted
+
+
+def test_an_idle_peer_connecting_is_a_peer_up_event() -> None:
+    quiet = TrackSettings(ping_interval=0)
+    state, _ = run(quiet, Sample(0, 0, 0, WALL, None, None))
+    assert state.status is Status.IDLE
+    hs = int(WALL) + 5
+    for observation in (Seen(hs, ENDPOINT, WALL + 5), Sample(hs, 148, 0, WALL + 5, None, ENDPOINT)):
+        up, actions = step(state, observation, 5.0, quiet)
+        changed = [a for a in actions if isinstance(a, Changed)]
+        assert up.status is Status.UP and [c.event for c in changed] == ["peer_up"]
+        assert changed[0].old is Status.IDLE and changed[0].connected
+    # a peer first seen with a young handshake is up, but it did not just connect: no event
+    fresh, actions = step(LinkState(), Sample(int(WALL) - 5, 148, 0, WALL, None, ENDPOINT), 0.0, quiet)
+    assert fresh.status is Status.UP and [a.event for a in actions if isinstance(a, Changed)] == [None]
+
+
+def test_seen_reports_a_roam_once_and_ignores_unknown_peers() -> None:
+    state, _ = run(PROBES, sample(5, 100))
+    roamed, actions = step(state, Seen(state.latest_handshake, "198.51.100.99:4000", WALL + 1), 1.0, PROBES)
+    assert [a for a in actions if isinstance(a, Roamed)] == [Roamed(ENDPOINT, "198.51.100.99:4000")]
+    _, again = step(roamed, Sample(state.latest_handshake, 100, 0, WALL + 2, "192.0.2.2", "198.51.100.99:4000"),
+                    2.0, PROBES)
+    assert not [a for a in again if isinstance(a, Roamed)]  # the cycle does not report it twice
+    assert step(LinkState(), Seen(int(WALL), ENDPOINT, WALL), 0.0, PROBES) == (LinkState(), [])

@@ -176,6 +176,8 @@ class Config:
     dns_timeout_s: float = 2.0
     hosts_file: Path = Path("/etc/hosts")
     host: str | None = None  # the host's name in the fleet's series; default: the system's host name
+    nflog_group: int | None = None  # [trigger:nflog]: read an interface at once on a handshake
+    nflog_min_interval_s: float = 0.5
     track: TrackSettings = field(default_factory=TrackSettings)
     interface_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     peer_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -469,6 +471,7 @@ class Key:
 
 
 _TRACK = frozenset({"general", "interface", "peer"})
+TRIGGER_NFLOG = "trigger:nflog"
 KEYS: tuple[Key, ...] = (
     Key("cycle_time", "cycle_time_s", _seconds(0.1, 3600, "faster only forks wg more often; slower is no monitoring"),
         frozenset({"general"}), "seconds between cycles"),
@@ -553,6 +556,10 @@ KEYS: tuple[Key, ...] = (
     Key("path", "path", _url_path, frozenset({"output:prometheus"}), "URL path of the metrics"),
     Key("web_config", "web_config", _path, frozenset({"output:prometheus"}),
         "Prometheus web config file (TLS, basic auth)"),
+    Key("group", "nflog_group", _int_between(0, 65535), frozenset({"trigger:nflog"}),
+        "the nflog group an nft rule logs WireGuard's listen ports to (udp dport <port> log group <N>)"),
+    Key("min_interval", "nflog_min_interval_s", _seconds(0.05, 60, "each read forks wg"), frozenset({"trigger:nflog"}),
+        "seconds between two handshake-triggered reads of one interface (more handshakes coalesce)"),
     Key("filename", "filename", _file_path, frozenset({"output:influx", "output:json"}), "path of the output file"),
     Key("mode", "mode", _mode, frozenset({"output:influx"}), "file mode of the line-protocol file"),
 )
@@ -568,6 +575,8 @@ def _scope_of(section: str) -> str | None:
         return "interface"
     if section.startswith("peer:"):
         return "peer"
+    if section == TRIGGER_NFLOG:
+        return TRIGGER_NFLOG
     entry = output_scope(section)
     return entry.scope if entry is not None else None
 
@@ -698,11 +707,16 @@ def _parse(text: str, source: str) -> Config:
             known = ", ".join(o.scope + ("[:<name>]" if o.repeats else "") for o in OUTPUT_SECTIONS)
             reader.problems.append(Problem(source, name, None, None,
                                            f"unknown section (known: general, DEFAULT, interface:<name>, "
-                                           f"peer:<public key>, {known})"))
+                                           f"peer:<public key>, {TRIGGER_NFLOG}, {known})"))
             continue
         values = reader.section(name, scope, items)
         entry = output_scope(name)
         if scope == "general":
+            general.update(values)
+        elif scope == TRIGGER_NFLOG:
+            if "nflog_group" not in values and not any(p.section == name and p.key == "group"
+                                                       for p in reader.problems):
+                reader.problems.append(Problem(source, name, "group", None, "is required"))
             general.update(values)
         elif entry is not None:
             for required in entry.required:
@@ -777,6 +791,9 @@ def describe(config: Config) -> str:
         lines.extend(f"[interface:{ifname}] {by_attr[k]} = {v}" for k, v in over.items())
     for pubkey, over in config.peer_overrides.items():
         lines.extend(f"[peer:{pubkey}] {by_attr[k]} = {_shown(v)}" for k, v in over.items())
+    if config.nflog_group is not None:
+        lines.append(f"[{TRIGGER_NFLOG}] group = {config.nflog_group}, min_interval = {config.nflog_min_interval_s:g} "
+                     "(a WireGuard handshake on a listen port reads that interface at once)")
     for name, settings in config.outputs:
         lines.append(f"[{name}] " + ", ".join(_describe_field(name, f.name, getattr(settings, f.name))
                                              for f in dataclasses.fields(settings)))

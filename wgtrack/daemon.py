@@ -22,12 +22,13 @@ from typing import Protocol
 from wgtrack import checks, link, probe, sdnotify
 from wgtrack import config as config_mod
 from wgtrack.config import Config, ConfigError, StdoutSettings
-from wgtrack.dump import parse_dump
+from wgtrack.dump import parse_dump, parse_interface_dump
 from wgtrack.errors import StartupError
 from wgtrack.outputs.runner import Outputs
 from wgtrack.resolve import Resolver
 from wgtrack.snapshot import CycleFacts
 from wgtrack.tracker import PeerId, Tracker
+from wgtrack.trigger import HandshakeTrigger
 from wgtrack.wgcmd import WgResult, run_wg, show_all_dump
 from wgtrack.wgconf import load_interface_conf
 from wgtrack.workers import Workers
@@ -98,6 +99,7 @@ class Daemon:
         self._published_at = -1e18  # loop time of the last hand-over
         self._publish_later: asyncio.TimerHandle | None = None
         self._last_duration_s = 0.0
+        self._trigger: HandshakeTrigger | None = None
 
     def _overridden(self, config: Config) -> Config:
         return config.with_output("output:stdout", StdoutSettings()) if self.stdout_override else config
@@ -137,9 +139,11 @@ class Daemon:
                 self._tasks = tasks
                 watchdog = tasks.create_task(self._watch_lag())
                 fast_lane = None if self.once else tasks.create_task(self._fast_lane())
+                self._set_trigger()
                 try:
                     await self._loop(loop)
                 finally:
+                    self._stop_trigger()
                     watchdog.cancel()
                     if fast_lane is not None:
                         fast_lane.cancel()
@@ -197,7 +201,10 @@ class Daemon:
             log.error("reload refused, still running on the previous config: %s", reason.replace("\n", "; "))
             sdnotify.notify("READY=1")
             return
-        self.config = new
+        old, self.config = self.config, new
+        if (old.nflog_group, old.nflog_min_interval_s) != (new.nflog_group, new.nflog_min_interval_s):
+            self._stop_trigger()
+            self._set_trigger()
         self.tracker.set_config(new)
         self.resolver = self.world.resolver(new.hosts_file, new.dns_timeout_s)
         self.tracker.clear_interface_confs()  # wg configs are re-read on the next cycle
@@ -245,6 +252,8 @@ class Daemon:
             self._log_dump_problems(dump.problems, dump.bad_lines)
             await self._read_new_interface_confs([i.name for i in dump.interfaces])
             await self._carry_out_all(self.tracker.observe_dump(dump, loop.time(), wall))
+        if self._trigger is not None:
+            self._trigger.cycle(self.tracker.handshakes)
         self._last_duration_s = loop.time() - started
         snap = self.tracker.snapshot(loop.time(), self._facts(wall_ns, self._last_duration_s))
         self._max_lag_s = 0.0
@@ -373,6 +382,49 @@ class Daemon:
             return link.ProbeResult(ok=True, rtt_ms=answered[0].rtt_ms, loss=0.0)
         reasons = [f"{r.check}: {r.error}" for r in ran] + ([f"icmp: {ping.reason}"] if ping is not None else [])
         return link.ProbeResult(ok=False, loss=1.0, reason="; ".join(reasons))
+
+    # ---- the nflog trigger: an interface read at once on a handshake ----
+
+    def _set_trigger(self) -> None:
+        group = self.config.nflog_group
+        if group is None or self.once:
+            return
+        assert self._tasks is not None
+        trigger = HandshakeTrigger(group, self.config.nflog_min_interval_s, self.tracker.listen_ports,
+                                   self._read_interface, self._tasks.create_task)
+        try:
+            trigger.start()
+        except OSError as exc:
+            # Tracking goes on at the cycle's pace: a trigger is a speed-up, not a dependency.
+            log.error("nflog trigger off: %s", exc.strerror or exc)
+            return
+        self._trigger = trigger
+        log.info("nflog trigger: group %d, a handshake reads its interface at once (at most every %g s)",
+                 group, self.config.nflog_min_interval_s)
+
+    def _stop_trigger(self) -> None:
+        if self._trigger is not None:
+            self._trigger.stop()
+            self._trigger = None
+
+    async def _read_interface(self, ifname: str) -> int:
+        """``wg show <ifname> dump`` between cycles; a decided change is published at once.
+        Returns how many peers had a new handshake."""
+        if self._wg_error is not None or self._stop_signal:
+            return 0
+        result = await self.world.run_wg(self.config.wg_command, ["show", ifname, "dump"], self.config.wg_timeout_s)
+        if result.error is not None:
+            log.debug("triggered read of %s failed: %s", ifname, result.error)
+            return 0
+        dump = parse_interface_dump(ifname, result.stdout)
+        if not dump.interfaces:
+            return 0
+        before = self.tracker.changes
+        new = self.tracker.observe_seen(dump.interfaces[0], asyncio.get_running_loop().time(),
+                                        self.world.wall_ns() / 1e9)
+        if self.tracker.changes != before:
+            self._publish_soon()
+        return new
 
     # ---- the fast lane: down peers probed between cycles, changes published at once ----
 

@@ -180,3 +180,8 @@ def parse_dump(text: str) -> Dump:
     )
     counted = tuple((kind, n, first) for kind, (n, first) in problems.items())
     return Dump(records, counted, bad_lines)
+
+
+def parse_interface_dump(ifname: str, text: str) -> Dump:
+    """Parse ``wg show <ifname> dump``: the same lines as ``all``, without the interface column."""
+    return parse_dump("".join(f"{ifname}\t{line}\n" for line in text.splitlines() if line.strip()))

@@ -133,6 +133,17 @@ class Tick:
 
 
 @dataclass(frozen=True, slots=True)
+class Seen:
+    """A read of the peer between cycles, made because the nflog trigger saw a handshake. Only
+    its handshake and endpoint are news: counting cycles (probes, re-resolution) stays with the
+    cycle's Sample."""
+
+    latest_handshake: int
+    endpoint: str | None
+    wall: float
+
+
+@dataclass(frozen=True, slots=True)
 class UnderlayResult:
     """Outcome of one ICMP echo to the endpoint's own address, outside the tunnel."""
 
@@ -157,7 +168,7 @@ class SetEndpointResult:
     error: str | None = None
 
 
-Observation = Sample | ProbeResult | ResolveResult | SetEndpointResult | UnderlayResult | Tick
+Observation = Sample | ProbeResult | ResolveResult | SetEndpointResult | UnderlayResult | Tick | Seen
 
 
 # ---- actions ----
@@ -198,15 +209,17 @@ class Changed:
     old: Status | None
     new: Status
     reason: str
+    connected: bool = False  # idle -> up by a completed handshake: the peer connected
 
     @property
     def event(self) -> str | None:
-        """``peer_down`` on entering a down state, ``peer_up`` on leaving one for up; moves
-        between down states (the re-resolution schedule) and to or from idle are no events."""
+        """``peer_down`` on entering a down state, ``peer_up`` on leaving one for up, or on an
+        idle peer connecting (a road warrior's first handshake); moves between down states
+        (the re-resolution schedule) and other moves to or from idle are no events."""
         was_down = self.old is not None and self.old.is_down
         if self.new.is_down and not was_down:
             return "peer_down"
-        if self.new.is_up and was_down:
+        if self.new.is_up and (was_down or self.connected):
             return "peer_up"
         return None
 
@@ -347,23 +360,25 @@ class UndeclaredTransition(AssertionError):
 _DECLARED = frozenset((old, new) for old, new, _ in TRANSITIONS)
 
 
-def _move(state: LinkState, new: Status, now: float, reason: str) -> tuple[LinkState, list[Action]]:
+def _move(state: LinkState, new: Status, now: float, reason: str,
+          connected: bool = False) -> tuple[LinkState, list[Action]]:
     if state.status is new:
         return state, []
     if (state.status, new) not in _DECLARED:  # the table is the spec, enforced (as h11 does)
         raise UndeclaredTransition(f"{state.status} -> {new} ({reason}) is not in TRANSITIONS")
     if new.is_down and not (state.status is not None and state.status.is_down):
         state = replace(state, down_since=now)
-    return replace(state, status=new, since=now), [Changed(state.status, new, reason)]
+    return replace(state, status=new, since=now), [Changed(state.status, new, reason, connected)]
 
 
-def _alive(state: LinkState, now: float, reason: str) -> tuple[LinkState, list[Action]]:
-    """Evidence of life: up, and the whole re-resolution schedule starts over."""
+def _alive(state: LinkState, now: float, reason: str, handshake: bool = False) -> tuple[LinkState, list[Action]]:
+    """Evidence of life: up, and the whole re-resolution schedule starts over. A completed
+    handshake of an idle peer is a connection, which operators hear of."""
     # An unproven target's failures still count towards declaring it silent.
     failures = state.probe_failures if state.target is Target.UNPROVEN else 0
     state = replace(state, probe_failures=failures, quiet_cycles=0, resolves=0, last_resolve_at=-1,
                     next_resolve_at=-1, backoff_cycles=0, knock_since=None)
-    return _move(state, Status.UP, now, reason)
+    return _move(state, Status.UP, now, reason, connected=handshake and state.status is Status.IDLE)
 
 
 def _down(state: LinkState, now: float, reason: str, settings: TrackSettings) -> tuple[LinkState, list[Action]]:
@@ -472,7 +487,7 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
             fresh_handshake = False  # it completed before the failures: no news of the link now
 
     if fresh_handshake:
-        state, changed = _alive(state, now, "new handshake")
+        state, changed = _alive(state, now, "new handshake", handshake=True)
     elif decide and state.probe_failures >= settings.ping_failafternum:
         state, changed = _down(state, now, f"{state.probe_failures} probes failed", settings)
     elif not decide and state.knock_since is not None and s.wall - state.knock_since >= KNOCK_GRACE_S:
@@ -539,6 +554,25 @@ def _on_tick(state: LinkState, now: float, settings: TrackSettings) -> tuple[Lin
     if now - state.last_probe_at < gap:
         return state, []
     return replace(state, last_probe_at=now), [Probe(s.probe_target)]
+
+
+def _on_seen(state: LinkState, s: Seen, now: float) -> tuple[LinkState, list[Action]]:
+    """A handshake between cycles: up at once. A roam is news too. Where probes to an
+    answering target are failing, what the handshake means (a silent target?) is for the
+    cycle's Sample to decide, so it is left unread."""
+    if state.status is None:
+        return state, []  # not yet introduced by a cycle
+    actions: list[Action] = []
+    if state.endpoint is not None and s.endpoint is not None and s.endpoint != state.endpoint \
+            and s.endpoint != state.setting_endpoint:
+        actions.append(Roamed(state.endpoint, s.endpoint))
+    if s.endpoint is not None:
+        state = replace(state, endpoint=s.endpoint)
+    if s.latest_handshake <= state.latest_handshake or (state.probe_failures > 0 and state.target is Target.ANSWERS):
+        return state, actions
+    state = replace(state, latest_handshake=s.latest_handshake, handshake_age_s=max(0.0, s.wall - s.latest_handshake))
+    state, changed = _alive(state, now, "new handshake", handshake=True)
+    return state, actions + changed
 
 
 def _on_underlay(state: LinkState, r: UnderlayResult) -> tuple[LinkState, list[Action]]:
@@ -651,4 +685,6 @@ def step(state: LinkState, obs: Observation, now: float, settings: TrackSettings
         return _on_underlay(state, obs)
     if isinstance(obs, Tick):
         return _on_tick(state, now, settings)
+    if isinstance(obs, Seen):
+        return _on_seen(state, obs, now)
     return _on_set(state, obs)

@@ -123,7 +123,8 @@ class Tracker:
         self._carried: dict[PeerId, tuple[Counters, float]] = {}
         self._down: set[PeerId] = set()  # peers in a down state: the fast lane's round
         self._timed: set[PeerId] = set()  # peers with probe_interval: the fast lane's round too
-        self.changes = 0  # state changes decided so far: the daemon publishes when it moves
+        self.changes = 0  # state changes and roams decided so far: the daemon publishes when it moves
+        self.handshakes = 0  # new handshakes the cycles found (the nflog trigger's silence check)
         self.host = config.host or socket.gethostname()
 
     def set_config(self, config: Config) -> None:
@@ -220,6 +221,8 @@ class Tracker:
                         tracked.counters = carried[0]
                     log.info("%s: now tracked", self.name_of(pid))
                     self._peer_event(pid, "peer_added", now, "now tracked")
+                if record.latest_handshake > tracked.state.latest_handshake and tracked.state.status is not None:
+                    self.handshakes += 1
                 tracked.record = record
                 tracked.counters.update(record.rx_bytes, record.tx_bytes)
                 settings = self.settings(pid)
@@ -255,6 +258,28 @@ class Tracker:
             del self._confs[ifname]
         self._interfaces = dump
         return todo
+
+    def observe_seen(self, iface: InterfaceRecord, now: float, wall: float) -> int:
+        """One interface read between cycles (the nflog trigger): each known peer's handshake
+        and endpoint are news (``link.Seen``); peers new to wgtrack wait for the cycle.
+        Returns how many peers had a new handshake."""
+        if iface.name not in self._present:
+            return 0
+        new = 0
+        for record in iface.peers:
+            pid = (iface.name, record.public_key)
+            tracked = self._peers.get(pid)
+            if tracked is not None:
+                new += record.latest_handshake > tracked.state.latest_handshake
+                tracked.record = record
+                tracked.counters.update(record.rx_bytes, record.tx_bytes)
+                self._step(pid, tracked, link.Seen(record.latest_handshake, record.endpoint, wall), now)
+        self._interfaces = Dump(tuple(iface if i.name == iface.name else i for i in self._interfaces.interfaces))
+        return new
+
+    def listen_ports(self) -> dict[int, str]:
+        """listen port -> interface, from the last dump (where a logged handshake belongs)."""
+        return {i.listen_port: i.name for i in self._interfaces.interfaces if i.listen_port}
 
     def _targets_for(self, record: PeerRecord, configured: str | None) -> tuple[str | None, str | None]:
         key = (record.allowed_ips, configured)
@@ -297,6 +322,7 @@ class Tracker:
                 self._peer_event(pid, "endpoint_changed", now, f"endpoint {action.old or '(none)'} -> {action.new}",
                                  details={"old_endpoint": action.old, "new_endpoint": action.new})
             elif isinstance(action, link.Roamed):
+                self.changes += 1
                 tracked.roams += 1
                 log.info("%s: roamed %s -> %s", self.name_of(pid), action.old, action.new)
                 self._peer_event(pid, "peer_roamed", now, f"roamed {action.old} -> {action.new}",

@@ -1,0 +1,160 @@
+"""The nflog trigger in the real lab: an nft ``log group`` rule in the hub's namespace, a road
+warrior connecting for the first time, ``cycle_time = 30``; and the trigger's socket and
+silence check against the kernel's nfnetlink_log in a namespace of the test's own."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_helpers import start_in_lab
+from tests.lab import MON_TUNNEL, WG_PORT, Lab, run
+from tests.test_lab_lifecycle import HOOK_PORT, jsonl, start_receiver
+
+pytestmark = pytest.mark.lab
+GROUP = 7
+
+
+def log_rule(lab: Lab, host: str, ports: str) -> None:
+    rules = (f"table inet {lab.prefix[:-1]}nflog {{\n"
+             f"  chain i {{ type filter hook input priority 0; udp dport {ports} log group {GROUP}; }}\n}}\n")
+    run("ip", "netns", "exec", lab.hosts[host].ns, "nft", "-f", "-", input=rules)
+
+
+def test_a_road_warrior_connecting_is_up_within_a_second_at_a_30_s_cycle(tmp_path: Path) -> None:
+    with Lab(peers=("a", "b")) as lab:
+        lab.handshake("a")
+        b = lab.hosts["b"].public_key
+        # b becomes a road warrior mon has never heard from: no endpoint, no handshake yet
+        lab.wg("mon", "set", "wg0", "peer", b, "remove")
+        lab.wg("mon", "set", "wg0", "peer", b, "allowed-ips", f"{lab.hosts['b'].tunnel}/32")
+        log_rule(lab, "mon", str(WG_PORT))
+        hooks = tmp_path / "hooks.jsonl"
+        start_receiver(lab, HOOK_PORT, hooks, tmp_path / "receiver.log")
+        w = start_in_lab(lab, tmp_path, f"[trigger:nflog]\ngroup = {GROUP}\n"
+                         f"[output:webhook]\nurl = http://127.0.0.1:{HOOK_PORT}/hook\n",
+                         cycle_time=30, ping_interval=1, loglevel="debug")
+        try:
+            w.wait_log(f"nflog trigger: group {GROUP}")
+            w.wait_for("b idle", lambda t: w.status(b) == "idle", 15)
+            assert w.cycle() == 1
+            # A connection comes at any time; right after a publish, MIN_PUBLISH_GAP_S (1 s) would
+            # hold the next one back (that rate limit has its own test), so not right after.
+            time.sleep(1.2)
+            connected = time.time()
+            assert lab.ping("b", MON_TUNNEL)  # b's first packet: a handshake initiation to mon
+            arrived = None
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and arrived is None:  # 0.02 s polls, bounded
+                ups = [e for e in jsonl(hooks) if e["kind"] == "peer_up" and e["public_key"] == b]
+                if ups:
+                    arrived, event = time.time(), ups[0]
+                time.sleep(0.02)
+            assert arrived is not None, w.log()[-3000:]
+            print(f"nflog trigger, cycle 30 s: peer_up at the webhook {arrived - connected:.2f} s after b's "
+                  f"first packet")
+            assert event["old_state"] == "idle" and event["new_state"] == "up:ok"
+            assert event["details"]["reason"] == "new handshake"
+            assert arrived - connected <= 1.0
+            assert w.cycle() == 1  # the trigger saw it, not a cycle
+            assert w.status(b) == "up:ok"
+        finally:
+            w.stop()
+
+
+class _Netns:
+    """A namespace of this test's own, with a log rule on one UDP port; removed afterwards."""
+
+    def __init__(self) -> None:
+        self.name = f"wgtnf{os.getpid() % 0xFFFF:x}{secrets.token_hex(2)}"
+
+    def __enter__(self) -> _Netns:
+        run("ip", "netns", "add", self.name)
+        try:
+            run("ip", "-n", self.name, "link", "set", "lo", "up")
+            rules = (f"table inet wgtnflog {{\n  chain i {{ type filter hook input priority 0; "
+                     f"udp dport {WG_PORT} log group {GROUP}; }}\n}}\n")
+            run("ip", "netns", "exec", self.name, "nft", "-f", "-", input=rules)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], check=False, timeout=20)
+
+
+# Run inside the namespace (setns needs a process of its own): a real nfnetlink_log socket,
+# real UDP packets, the trigger's read schedule and its silence check.
+_SCRIPT = r"""
+import asyncio, json, logging, socket, sys
+from wgtrack.trigger import HandshakeTrigger
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stdout)
+INIT = b"\x01\0\0\0" + bytes(144)
+DATA = b"\x04\0\0\0" + bytes(40)
+
+async def main():
+    reads = []
+    async def read(ifname):
+        reads.append((ifname, round(asyncio.get_running_loop().time() - t0, 2)))
+        return 1
+    t = HandshakeTrigger(7, 0.5, lambda: {51820: "wg0"}, read, asyncio.ensure_future, silence_s=0.3)
+    t.start()
+    t0 = asyncio.get_running_loop().time()
+    await asyncio.sleep(0.4)
+    t.cycle(handshakes=2)  # nothing logged for 0.4 s while cycles found 2 handshakes
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.sendto(DATA, ("127.0.0.1", 51820))  # logged, but no handshake: no read
+        await asyncio.sleep(0.2)
+        assert reads == [], reads
+        t0 = asyncio.get_running_loop().time()
+        for _ in range(5):  # a burst of initiations: one read, then min_interval holds the next
+            udp.sendto(INIT, ("127.0.0.1", 51820))
+        await asyncio.sleep(0.3)
+        udp.sendto(INIT, ("127.0.0.1", 51820))
+        await asyncio.sleep(0.05)
+        t.cycle(handshakes=2)  # logged again
+        await asyncio.sleep(0.6)
+    print("RESULT " + json.dumps({"reads": reads, "packets": t.packets, "handshakes": t.handshakes}))
+    t.stop()
+
+asyncio.run(main())
+"""
+
+
+def test_trigger_reads_on_handshakes_debounced_and_warns_when_the_group_is_silent(tmp_path: Path) -> None:
+    with _Netns() as ns:
+        out = subprocess.run(["ip", "netns", "exec", ns.name, sys.executable, "-c", _SCRIPT], capture_output=True,
+                             text=True, timeout=30, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    warning = next(line for line in lines if line.startswith("WARNING"))
+    assert "nflog group 7: nothing logged for 0.4 s while 2 handshake(s) completed: is the nft rule missing? e.g. " \
+           "nft add rule inet filter input udp dport 51820 log group 7" in warning
+    assert "INFO nflog group 7: packets are logged again" in lines
+    result = json.loads(next(line for line in lines if line.startswith("RESULT ")).removeprefix("RESULT "))
+    reads = result["reads"]
+    assert [ifname for ifname, _ in reads] == ["wg0", "wg0"]
+    first, second = reads[0][1], reads[1][1]
+    assert 0.1 <= first < 0.3  # FIRST_READ_S after the burst
+    assert second - first >= 0.5  # min_interval
+    assert (result["packets"], result["handshakes"]) == (7, 6)
+
+
+def test_binding_needs_cap_net_admin() -> None:
+    """Without CAP_NET_ADMIN the kernel refuses; the reason is an operator's, not errno's."""
+    code = ("import sys; from wgtrack.nflog import NflogSocket, NflogError\n"
+            "try: NflogSocket(7)\n"
+            "except NflogError as exc: print(exc.strerror)\n")
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                          "--bounding-set=-all", sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "nflog group 7: needs CAP_NET_ADMIN", out.stderr
