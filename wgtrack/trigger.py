@@ -107,7 +107,11 @@ class HandshakeTrigger:
         for attempt in range(2):
             self._last_read[ifname] = loop.time()
             self.reads += 1
-            if await self._read(ifname) or attempt:
+            try:
+                if await self._read(ifname) or attempt:
+                    return
+            except Exception:  # a bug must not take the daemon's task group down with it
+                log.exception("triggered read of %s failed", ifname)
                 return
             await asyncio.sleep(max(RETRY_S, self.min_interval_s))
 
