@@ -12,7 +12,14 @@ long as 0.2.0's slowest recovery, ~7 minutes):
   re-resolution and until ``up:ok`` again;
 - restart: the same, but the peer's WireGuard restarted (session gone, so a new handshake is
   needed): time until the handshake at the new address, until ``up:ok``, and how many cycles
-  ``up:ok`` lagged the handshake (0 = reported in the same cycle).
+  ``up:ok`` lagged the handshake (0 = reported in the same cycle);
+- heal: a numeric peer (b) is blackholed until it is reported down, then healed: time from the
+  heal until ``up:ok`` (issue #12's target: <= 3 s at 0.2.0's cycle_time 30);
+- connect: a road warrior (c: no endpoint on the hub, never connected) sends its first packet:
+  time until ``up:ok``. Ours runs with ``[trigger:nflog] group = 7`` and the nft rule
+  ``udp dport 51820 log group 7`` in the hub's namespace (0.2.0 has no trigger: same config,
+  same rule); issue #12's target: <= 1 s. Ours writes the file and sends the ``peer_up`` event
+  in the same publish, so the file's time is the event's.
 
 Medians over ``--runs`` runs are printed, with the ratio ours / 0.2.0. Root, Debian 12.
 """
@@ -26,11 +33,12 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests import lp
-from tests.lab import Lab, wait_until
+from tests.lab import MON_TUNNEL, WG_PORT, Lab, run, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_020 = REPO / "bench" / ".venv-wgtrack-0.2.0"
@@ -73,6 +81,61 @@ class Result:
     error: str | None = None
 
 
+NFLOG_GROUP = 7
+TRIGGER = f"\n[trigger:nflog]\ngroup = {NFLOG_GROUP}\n"
+
+
+def _status_of(out: Path, key: str) -> str | None:
+    try:
+        point = lp.peers(out.read_text()).get(key)
+    except (FileNotFoundError, ValueError):
+        return None
+    return None if point is None else str(point.fields.get("status"))
+
+
+def _timed(status: Callable[[], str | None], wanted: Callable[[str | None], bool], timeout: float,
+           t0: float | None = None) -> float | None:
+    """Seconds from ``t0`` (default: now) until ``wanted(status())``, polled every 0.05 s; None
+    past the timeout."""
+    t0 = time.monotonic() if t0 is None else t0
+    while time.monotonic() - t0 < timeout:  # bounded
+        if wanted(status()):
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    return None
+
+
+def run_short_scenario(lab: Lab, out: Path, scenario: str, result: Result) -> None:
+    """heal and connect: sub-second figures, polled at 0.05 s."""
+    if scenario == "heal":
+        b = lab.hosts["b"].public_key
+        wait_until("b up:ok before the break", lambda: _status_of(out, b) == "up:ok", 240, interval=0.25)
+        lab.blackhole("b")
+        if _timed(lambda: _status_of(out, b), lambda st: bool(st and st.startswith("down")), SCENARIO_TIMEOUT_S) \
+                is None:
+            result.never = ["heal_up_s"]
+            return
+        time.sleep(2.0)  # a heal comes at any time, not right after the publish that said down
+        lab.heal("b")
+        took = _timed(lambda: _status_of(out, b), lambda st: st == "up:ok", SCENARIO_TIMEOUT_S)
+        if took is None:
+            result.never = ["heal_up_s"]
+        else:
+            result.figures["heal_up_s"] = took
+        return
+    c = lab.hosts["c"].public_key
+    a = lab.hosts["a"].public_key
+    wait_until("a up:ok before c connects", lambda: _status_of(out, a) == "up:ok", 240, interval=0.25)
+    time.sleep(2.0)
+    t0 = time.monotonic()
+    lab.ping("c", MON_TUNNEL)  # c's first packet: a handshake initiation to the hub
+    took = _timed(lambda: _status_of(out, c), lambda st: st == "up:ok", SCENARIO_TIMEOUT_S, t0)
+    if took is None:
+        result.never = ["connect_up_s"]
+    else:
+        result.figures["connect_up_s"] = took
+
+
 def run_scenario(impl: Impl, config: str, scenario: str) -> Result:
     result = Result(impl.name, config, scenario)
     lab = Lab()
@@ -84,16 +147,27 @@ def run_scenario(impl: Impl, config: str, scenario: str) -> Result:
             lab = Lab()
             lab.build()
         for peer in lab.peer_names:
-            lab.handshake(peer)
+            if scenario != "connect" or peer != "c":
+                lab.handshake(peer)
         out, log = lab.dir / "out.lp", lab.dir / "log"
         conf = lab.dir / "wgtrack.conf"
-        conf.write_text(config_text(config, out))
+        conf.write_text(config_text(config, out) + (TRIGGER if scenario == "connect" and impl.pythonpath else ""))
+        if scenario == "connect":
+            c = lab.hosts["c"]  # a road warrior: no endpoint on the hub, never connected
+            lab.wg("mon", "set", "wg0", "peer", c.public_key, "remove")
+            lab.wg("mon", "set", "wg0", "peer", c.public_key, "allowed-ips", f"{c.tunnel}/32")
+            rules = (f"table inet {lab.prefix[:-1]}nflog {{\n  chain i {{ type filter hook input priority 0; "
+                     f"udp dport {WG_PORT} log group {NFLOG_GROUP}; }}\n}}\n")
+            run("ip", "netns", "exec", lab.hosts["mon"].ns, "nft", "-f", "-", input=rules)
         # 0.2.0 hard-codes /etc/wireguard: both get the lab's configs there, inside mon's own
         # mount namespace only, so both read the very same files.
         env = "PYTHONPATH=" + str(REPO) if impl.pythonpath else "PYTHONNOUSERSITE=1"
         script = (f"mount --bind {lab.wg_config_dir} /etc/wireguard && "
                   f"exec env {env} {impl.python} -m wgtrack -c {conf}")
         lab.spawn_in_mon(["sh", "-c", script], stderr=log)
+        if scenario in ("heal", "connect"):
+            run_short_scenario(lab, out, scenario, result)
+            return result
         a = lab.hosts["a"].public_key
 
         def status() -> str | None:
@@ -167,14 +241,16 @@ def run_scenario(impl: Impl, config: str, scenario: str) -> Result:
 
 
 METRICS = [
-    ("break", "down_s", "break seen down (s)"),
+    ("break", "down_s", "break seen down (s) [#12 shipped: <= 5 + 1]"),
     ("break", "resolve_s", "first re-resolve after a break (s)"),
     ("ipchange", "resolve_s", "first re-resolve after an IP change (s)"),
-    ("ipchange", "up_s", "up:ok after an IP change (s)"),
+    ("ipchange", "up_s", "up:ok after an IP change (s) [#12 cycle 30: <= 75]"),
     ("restart", "handshake_s", "peer restarted too: handshake after (s)"),
     ("restart", "up_s", "peer restarted too: up:ok after (s)"),
     ("restart", "up_after_handshake_s", "up:ok after the handshake completed (s)"),
     ("restart", "cycles_late", "cycles up:ok lagged the handshake"),
+    ("heal", "heal_up_s", "up:ok after a heal (s) [#12: <= 3 at cycle 30]"),
+    ("connect", "connect_up_s", "road warrior's first packet to up:ok (s) [#12, nflog: <= 1]"),
 ]
 
 
@@ -188,11 +264,11 @@ def report(results: list[Result], impls: list[str], configs: list[str]) -> None:
 
     for config in configs:
         print(f"\n== config: {config} ==")
-        print(f"{'metric':<42} {impls[0]:>14} {impls[1]:>14} {'ratio':>7}")
+        print(f"{'metric':<62} {impls[0]:>14} {impls[1]:>14} {'ratio':>7}")
         for scenario, key, label in METRICS:
             old, new = (median(i, config, scenario, key) for i in impls)
             ratio = f"{new / old:.2f}" if old and new is not None and math.isfinite(old) else "-"
-            print(f"{label:<42} {_fmt(old):>14} {_fmt(new):>14} {ratio:>7}")
+            print(f"{label:<62} {_fmt(old):>14} {_fmt(new):>14} {ratio:>7}")
     errors = [r for r in results if r.error]
     for r in errors:
         print(f"run failed: {r.impl} / {r.config} / {r.scenario}: {r.error}")
@@ -214,12 +290,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--configs", default="0.2.0 defaults,shipped etc/wgtrack.conf")
+    parser.add_argument("--scenarios", default="break,ipchange,restart,heal,connect")
     args = parser.parse_args()
     impls = [Impl("wgtrack 0.2.0", ensure_020(), "Resolving [a.lab.test]", pythonpath=False),
              Impl("wgtrack (ours)", sys.executable, "re-resolving a.lab.test", pythonpath=True)]
     configs = args.configs.split(",")
     jobs = [(impl, config, scenario) for impl in impls for config in configs
-            for scenario in ("break", "ipchange", "restart") for _ in range(args.runs)]
+            for scenario in args.scenarios.split(",") for _ in range(args.runs)]
     print(f"{len(jobs)} lab runs in parallel; 0.2.0 with cycle_time 30 needs about 7 minutes ...", flush=True)
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:

@@ -113,7 +113,7 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
             up.add_metric(labels, int(peer.is_up))
             for name in STATES:
                 state.add_metric([*labels, name], int(peer.status.value == name))
-            since.add_metric(labels, round(peer.since_s, 3))
+            since.add_metric(labels, round(peer.since_s(snap.time_ns / 1e9), 3))
             if peer.rtt_ms is not None:
                 rtt.add_metric(labels, peer.rtt_ms / 1000)
             if peer.loss is not None:

@@ -14,7 +14,7 @@ def peer(key: str = KEY_A, **over: object) -> PeerView:
     values: dict[str, object] = dict(
         interface="wg0", public_key=key, friendly_name="alice", endpoint="198.51.100.11:51820",
         allowed_ips=("192.0.2.11/32",), latest_handshake=1_794_999_900, handshake_age_s=100,
-        rx_bytes=1234, tx_bytes=5678, keepalive_s=25, status=Status.UP, since_s=3.0,
+        rx_bytes=1234, tx_bytes=5678, keepalive_s=25, status=Status.UP, since=T_NS / 1e9 - 3.0,
         rtt_ms=0.25, loss=0.0,
     )
     values.update(over)

@@ -15,7 +15,7 @@ from tests.daemon_helpers import start_in_lab
 from tests.lab import Lab, wait_until
 from tests.receiver import Receiver
 from tests.servers import alertmanager_setup
-from tests.snapshots import KEY_A, KEY_B, peer, snapshot
+from tests.snapshots import KEY_A, KEY_B, T_NS, peer, snapshot
 from wgtrack.config import AlertmanagerSettings
 from wgtrack.link import Status
 from wgtrack.outputs.alertmanager import Alertmanager
@@ -26,7 +26,7 @@ def test_firing_resend_and_resolve_payloads() -> None:
     receiver = Receiver()
     am = Alertmanager("output:alertmanager", AlertmanagerSettings(url=f"http://127.0.0.1:{receiver.port}",
                                                                  resend_interval_s=30, instance="vpn1"))
-    down = peer(KEY_B, friendly_name="bob", status=Status.CHECKING, since_s=12.0)
+    down = peer(KEY_B, friendly_name="bob", status=Status.CHECKING, since=T_NS / 1e9 - 12.0)
     up = peer(KEY_B, friendly_name="bob")
     base = snapshot(peer(), down)
 

@@ -52,7 +52,7 @@ def _rich_snapshot() -> Snapshot:
         values: dict[str, object] = dict(
             interface="wg0", public_key=key, friendly_name="peer-a", endpoint="198.51.100.11:51820",
             allowed_ips=("192.0.2.11/32",), latest_handshake=1_800_000_000 - 20, handshake_age_s=20,
-            rx_bytes=100, tx_bytes=200, keepalive_s=25, status=status, since_s=5.0, rtt_ms=1.5, loss=0.0,
+            rx_bytes=100, tx_bytes=200, keepalive_s=25, status=status, since=NOW_NS / 1e9 - 5.0, rtt_ms=1.5, loss=0.0,
             reresolves=1, endpoint_changes=1, friendly_labels=(("site", "lab"),), next_reresolve_s=10.0,
             probe_silent=True, interface_key="I" * 43 + "=", endpoint_host="a.lab.test", diagnosis="tunnel_only",
             checks=(CheckResult("tcp://192.0.2.11:22", True, 1.5),

@@ -7,6 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wgtrack import link
 from wgtrack.config import TrackSettings
 from wgtrack.link import (
     KNOCK_GRACE_S,
@@ -459,7 +460,7 @@ def test_a_handshake_seen_between_cycles_brings_a_down_peer_up_at_once() -> None
     assert state2.status is state.status and state2.latest_handshake == state.latest_handshake
     idle_down = replace(state, probe_failures=0)
     up, actions = step(idle_down, Seen(hs, ENDPOINT, WALL + 101), 50.0, PROBES)
-    assert up.status is Status.UP and up.latest_handshake == hs and up.handshake_age_s == 1.0
+    assert up.status is Status.UP and up.latest_handshake == hs
     assert [a.event for a in actions if isinstance(a, Changed)] == ["peer_up"]
     assert up.quiet_cycles == 0 and up.cycles_to_probe == idle_down.cycles_to_probe  # no cycle counted
 
@@ -487,3 +488,53 @@ def test_seen_reports_a_roam_once_and_ignores_unknown_peers() -> None:
                     2.0, PROBES)
     assert not [a for a in again if isinstance(a, Roamed)]  # the cycle does not report it twice
     assert step(LinkState(), Seen(int(WALL), ENDPOINT, WALL), 0.0, PROBES) == (LinkState(), [])
+
+
+# ---- the fast path: an unchanged dump line, only time passed ----
+
+readings = st.builds(
+    lambda age, rx, ka, target, endpoint: Sample(0 if age is None else int(WALL - age), rx, ka, WALL, target, endpoint),
+    st.one_of(st.none(), st.integers(0, 400)), st.integers(0, 3), st.sampled_from([0, 25]),
+    st.sampled_from([None, "192.0.2.2"]), st.sampled_from([None, ENDPOINT]))
+UNDERLAY = TrackSettings(ping_interval=2, ping_failafternum=2, underlay_probe=True)
+
+
+@given(st.lists(st.tuples(readings, st.integers(1, 400), st.booleans()), min_size=1, max_size=12),
+       st.sampled_from([PROBES, NO_PROBES, UNDERLAY]), st.lists(st.integers(1, 300), min_size=1, max_size=6))
+def test_the_fast_path_gives_what_the_full_step_gives(history: list[tuple[Sample, int, bool]],
+                                                      settings: TrackSettings, later: list[int]) -> None:
+    """Wherever ``unchanged`` says time alone changes nothing, the full step with the same
+    reading at that time returns the very same state object and no action."""
+    state, now, wall = LinkState(), 0.0, WALL
+    for reading, gap, probe_ok in history:
+        now, wall = now + gap, wall + gap
+        state, actions = step(state, reading._replace(wall=wall), now, settings)
+        if any(isinstance(a, Probe) for a in actions):
+            state, _ = step(state, ProbeResult(ok=probe_ok), now, settings)
+        if any(isinstance(a, ProbeUnderlay) for a in actions):
+            state, _ = step(state, UnderlayResult(ok=probe_ok), now, settings)
+    for gap in later:  # the same line, cycle after cycle
+        now, wall = now + gap, wall + gap
+        assert state.last_sample is not None
+        fast = link.unchanged(state, wall, now, settings)
+        full, actions = step(state, state.last_sample._replace(wall=wall, rand=0.5), now, settings)
+        if fast:
+            assert full is state and actions == []
+        state = full
+
+
+def test_idle_road_warriors_and_quiet_peers_take_the_fast_path() -> None:
+    """The hub's common cases: never connected (no endpoint), and idle after traffic; each
+    allocates nothing cycle after cycle. A probed peer never takes it (probes count cycles)."""
+    never = Sample(0, 0, 0, WALL, "192.0.2.2", None)
+    idle_after = Sample(int(WALL) - 1000, 5000, 0, WALL, None, ENDPOINT)
+    for reading, settings in ((never, PROBES), (idle_after, NO_PROBES)):
+        state, _ = step(LinkState(), reading, 0.0, settings)
+        state, _ = step(state, reading._replace(wall=WALL + 2), 2.0, settings)
+        assert state.status is Status.IDLE
+        for t in range(4, 40, 2):
+            assert link.unchanged(state, WALL + t, float(t), settings)
+            same, actions = step(state, reading._replace(wall=WALL + t), float(t), settings)
+            assert same is state and actions == []
+    probed, _ = step(LinkState(), sample(5, 100), 0.0, PROBES)
+    assert not link.unchanged(probed, WALL + 2, 2.0, PROBES)

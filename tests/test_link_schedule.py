@@ -89,8 +89,7 @@ def test_resolve_result_sets_a_new_endpoint_then_triggers_a_handshake() -> None:
 
 
 def replace_resolving(state: LinkState) -> LinkState:
-    from dataclasses import replace
-    return replace(state, resolving=True)
+    return link.replace(state, resolving=True)
 
 
 def test_same_address_is_not_applied_and_errors_are_events() -> None:

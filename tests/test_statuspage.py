@@ -25,7 +25,7 @@ def peer(name: str, status: Status, rx: int = 0, tx: int = 0, **extra: object) -
     values: dict[str, object] = dict(
         interface="wg0", public_key=f"{name:<43}=".replace(" ", "A"), friendly_name=name,
         endpoint="198.51.100.11:51820", allowed_ips=("192.0.2.11/32",), latest_handshake=int(NOW) - 20,
-        handshake_age_s=20, rx_bytes=rx, tx_bytes=tx, keepalive_s=0, status=status, since_s=75.0,
+        handshake_age_s=20, rx_bytes=rx, tx_bytes=tx, keepalive_s=0, status=status, since=NOW - 75.0,
         rtt_ms=1.25, loss=0.0)
     values.update(extra)
     return PeerView(**values)  # type: ignore[arg-type]

@@ -78,23 +78,24 @@ def peer_fields(peer: PeerView) -> dict[str, FieldValue]:
 
 
 class LineCache:
-    """Each peer's line without its timestamp, kept while the peer's values do not change: on a
-    big hub most peers (idle, departed) render to the same text cycle after cycle. One cache per
-    output (each renders in its own thread); entries of peers not in the last snapshot go."""
+    """Each peer's line without its timestamp, kept while the peer's view is the same object:
+    the tracker hands out the very same view while nothing about a peer changed but the time,
+    so on a big hub most peers (idle, departed) cost a lookup. One cache per output (each
+    renders in its own thread); entries of peers not in the last snapshot go."""
 
     def __init__(self) -> None:
-        self._lines: dict[tuple[object, ...], str] = {}
-        self._next: dict[tuple[object, ...], str] = {}
+        self._lines: dict[tuple[str, str], tuple[PeerView, str]] = {}
+        self._next: dict[tuple[str, str], tuple[PeerView, str]] = {}
 
     def peer(self, iface: str, peer: PeerView) -> str:
-        key = (iface, peer.public_key, peer.friendly_name, peer.rx_bytes, peer.tx_bytes, peer.status,
-               peer.latest_handshake, peer.handshake_age_s, peer.endpoint, peer.keepalive_s, peer.rtt_ms,
-               peer.loss, peer.probe_silent, peer.roams, peer.diagnosis)
-        text = self._lines.get(key)
-        if text is None:
-            tags = {"interface": iface, "peer": peer.public_key, "friendly_name": peer.friendly_name}
-            text = line("wgtrack", tags, peer_fields(peer), 0)[:-2]  # without " 0", the timestamp
-        self._next[key] = text
+        key = (iface, peer.public_key)
+        found = self._lines.get(key)
+        if found is not None and found[0] is peer:
+            self._next[key] = found
+            return found[1]
+        tags = {"interface": iface, "peer": peer.public_key, "friendly_name": peer.friendly_name}
+        text = line("wgtrack", tags, peer_fields(peer), 0)[:-2]  # without " 0", the timestamp
+        self._next[key] = (peer, text)
         return text
 
     def done(self) -> None:

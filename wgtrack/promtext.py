@@ -109,7 +109,7 @@ class LabelCache:
             self._own = {k: v for k, v in self._own.items() if (k[0], k[1]) in keep}
 
 
-def _peer_lines(family: str, peers: list[PeerView], compat: list[str], own: list[str]) -> str:
+def _peer_lines(family: str, peers: list[PeerView], compat: list[str], own: list[str], at: float) -> str:
     """One family's lines for a slice of peers, given their label text; only numbers are formatted."""
     if family.startswith("wireguard_"):
         if family == "wireguard_sent_bytes_total":
@@ -128,6 +128,8 @@ def _peer_lines(family: str, peers: list[PeerView], compat: list[str], own: list
         return "".join([f'{family}{o},endpoint="{_escape(p.endpoint or "")}",'
                         f'allowed_ips="{",".join(p.allowed_ips)}",link="{link_id(p)}"}} 1\n'
                         for o, p in zip(own, peers, strict=True)])
+    if family == "wgtrack_peer_state_seconds":
+        return "".join([f"{family}{o}}} {round(p.since_s(at), 3)}\n" for o, p in zip(own, peers, strict=True)])
     numbers = _OWN_VALUES[family](peers)
     # ints and finite floats only here: str() is the exposition's number format for both.
     return "".join([f"{family}{o}}} {v}\n" for o, v in zip(own, numbers, strict=True) if v is not None])
@@ -135,7 +137,6 @@ def _peer_lines(family: str, peers: list[PeerView], compat: list[str], own: list
 
 _OWN_VALUES: dict[str, Callable[[list[PeerView]], list[float | None]]] = {
     "wgtrack_peer_up": lambda ps: [int(p.is_up) for p in ps],
-    "wgtrack_peer_state_seconds": lambda ps: [round(p.since_s, 3) for p in ps],
     "wgtrack_peer_probe_rtt_seconds": lambda ps: [None if p.rtt_ms is None else p.rtt_ms / 1000 for p in ps],
     "wgtrack_peer_probe_loss_ratio": lambda ps: [p.loss for p in ps],
     "wgtrack_peer_probe_silent": lambda ps: [int(p.probe_silent) for p in ps],
@@ -176,7 +177,7 @@ def render_chunks(snap: Snapshot | None, cache: LabelCache) -> Iterator[str]:
         yield _head(family, kind, help_text)
         for start in range(0, len(peers), CHUNK_PEERS):
             end = start + CHUNK_PEERS
-            yield _peer_lines(family, peers[start:end], compat[start:end], own[start:end])
+            yield _peer_lines(family, peers[start:end], compat[start:end], own[start:end], snap.time_ns / 1e9)
     yield from _check_lines(peers, own)
     info = _head("wgtrack_interface_info", "gauge", "Each interface's own public key and this host's name")
     info += "".join(f'wgtrack_interface_info{{interface="{_escape(iface.name)}",public_key="{iface.public_key}",'

@@ -24,7 +24,7 @@ class PeerView:
     tx_bytes: int
     keepalive_s: int
     status: Status
-    since_s: float  # seconds in this status
+    since: float  # epoch seconds when it entered this status (a view stays valid while nothing changes)
     rtt_ms: float | None
     loss: float | None
     reresolves: int = 0  # re-resolutions started while this peer was tracked
@@ -41,6 +41,10 @@ class PeerView:
     @property
     def is_up(self) -> bool:
         return self.status.is_up
+
+    def since_s(self, at: float) -> float:
+        """Seconds in this status as of ``at`` (epoch seconds: the snapshot's time)."""
+        return max(0.0, at - self.since)
 
 
 @dataclass(frozen=True, slots=True)

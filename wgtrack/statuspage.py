@@ -176,7 +176,7 @@ def _table(views: list[PeerView], per_peer: dict[tuple[str, str], tuple[float, f
         rows = []
         for p in views[start:start + CHUNK_ROWS]:
             status = p.status.value
-            since = time.strftime("%H:%M:%S", time.gmtime(taken - p.since_s))
+            since = time.strftime("%H:%M:%S", time.gmtime(p.since))
             rtt = "silent" if p.probe_silent else "-" if p.rtt_ms is None else f"{p.rtt_ms:.1f} ms"
             rx, tx = per_peer.get((p.interface, p.public_key), (None, None))
             hs = "never" if p.handshake_age_s is None else f"{human_age(p.handshake_age_s)} ago"
@@ -184,7 +184,7 @@ def _table(views: list[PeerView], per_peer: dict[tuple[str, str], tuple[float, f
                 f"<tr><td>{esc(p.interface)}</td><td title=\"{esc(p.public_key)}\">"
                 f"{esc(p.friendly_name or p.public_key[:8] + '…')}</td>"
                 f'<td><span class="state {state_class(status)}">{esc(status)}</span></td>'
-                f"<td>{human_age(p.since_s)} <small>(since {since} UTC)</small></td>"
+                f"<td>{human_age(p.since_s(taken))} <small>(since {since} UTC)</small></td>"
                 f'<td class="num">{hs}</td><td class="num">{rtt}</td>'
                 f'<td class="num">{human_rate(rx)}</td><td class="num">{human_rate(tx)}</td>'
                 f"<td>{esc(endpoint_text(p.endpoint, p.endpoint_host))}</td></tr>\n")

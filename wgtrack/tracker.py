@@ -76,6 +76,11 @@ class _Tracked:
     roams: int = 0
     counters: Counters = field(default_factory=Counters)
     checks: tuple[CheckResult, ...] = ()  # the last run of this peer's service checks
+    settings: TrackSettings | None = None  # what the last sample was built with (the fast path's check)
+    # The last view handed to the outputs, and what it was made of: while the record, the state
+    # and the checks are the same objects, the same view goes out again (outputs cache by it).
+    view: PeerView | None = None
+    view_of: tuple[PeerRecord, link.LinkState, tuple[CheckResult, ...]] | None = None
 
 
 def probe_target(record: PeerRecord, configured: str | None) -> str | None:
@@ -132,6 +137,12 @@ class Tracker:
         self.config = config
         self._settings.clear()
         self.host = config.host or socket.gethostname()
+        self._forget_views()
+
+    def _forget_views(self) -> None:
+        """Settings or wg configs changed: names, hostnames and schedules in the views may too."""
+        for tracked in self._peers.values():
+            tracked.view = tracked.view_of = None
 
     def settings(self, pid: PeerId) -> TrackSettings:
         """One peer's effective settings, merged once per peer and config (not per cycle)."""
@@ -143,12 +154,14 @@ class Tracker:
     def clear_interface_confs(self) -> None:
         """Forget what the wg configs said, so they are read again (on reload)."""
         self._confs.clear()
+        self._forget_views()
 
     def known_interfaces(self) -> set[str]:
         return set(self._confs)
 
     def set_interface_conf(self, ifname: str, peers: Mapping[str, PeerConf]) -> None:
         self._confs[ifname] = peers
+        self._forget_views()
 
     # ---- events ----
 
@@ -170,7 +183,8 @@ class Tracker:
         state = tracked.state if tracked else None
         evidence: dict[str, object] = {}
         if state is not None:
-            evidence = {"handshake_age_s": None if state.handshake_age_s is None else int(state.handshake_age_s),
+            age = int(max(0.0, now + self._wall_offset - state.latest_handshake)) if state.latest_handshake else None
+            evidence = {"handshake_age_s": age,
                         "probe_rtt_ms": state.rtt_ms, "probe_loss": state.loss,
                         "probe_failures": state.probe_failures}
         self._events.append(Event(kind, now + self._wall_offset, f"{self.name_of(pid)}: {message}", pid[0], pid[1],
@@ -221,11 +235,17 @@ class Tracker:
                         tracked.counters = carried[0]
                     log.info("%s: now tracked", self.name_of(pid))
                     self._peer_event(pid, "peer_added", now, "now tracked")
+                settings = self.settings(pid)
+                # The fast path: the same dump line (the parser hands out the same record) under
+                # the same settings, and a machine that time alone does not move: nothing to do.
+                if record is tracked.record and settings is tracked.settings \
+                        and link.unchanged(tracked.state, wall, now, settings):
+                    continue
                 if record.latest_handshake > tracked.state.latest_handshake and tracked.state.status is not None:
                     self.handshakes += 1
                 tracked.record = record
+                tracked.settings = settings
                 tracked.counters.update(record.rx_bytes, record.tx_bytes)
-                settings = self.settings(pid)
                 if settings.probe_interval_s > 0:
                     self._timed.add(pid)
                 else:
@@ -271,7 +291,7 @@ class Tracker:
             tracked = self._peers.get(pid)
             if tracked is not None:
                 new += record.latest_handshake > tracked.state.latest_handshake
-                tracked.record = record
+                # tracked.record stays the cycle's: the fast path compares the next dump with it
                 tracked.counters.update(record.rx_bytes, record.tx_bytes)
                 self._step(pid, tracked, link.Seen(record.latest_handshake, record.endpoint, wall), now)
         self._interfaces = Dump(tuple(iface if i.name == iface.name else i for i in self._interfaces.interfaces))
@@ -388,7 +408,7 @@ class Tracker:
         if facts.wg_error is None:
             for iface in self._interfaces.interfaces:
                 confs = self._confs.get(iface.name, {})
-                views = self._views(iface, confs, now)
+                views = self._views(iface, confs, facts.time_ns // 1_000_000_000)
                 interfaces.append(InterfaceView(iface.name, iface.public_key, iface.listen_port, tuple(views)))
         return Snapshot(time_ns=facts.time_ns, cycle=facts.cycle, wg_ok=facts.wg_error is None,
                         wg_error=facts.wg_error, interfaces=tuple(interfaces), cycle_duration_s=facts.cycle_duration_s,
@@ -400,7 +420,7 @@ class Tracker:
         cycles = link.cycles_to_next_resolve(state, self.settings((ifname, key)))
         return None if cycles is None else cycles * self.config.cycle_time_s
 
-    def _views(self, iface: InterfaceRecord, confs: Mapping[str, PeerConf], now: float) -> list[PeerView]:
+    def _views(self, iface: InterfaceRecord, confs: Mapping[str, PeerConf], wall: int) -> list[PeerView]:
         views = []
         ifname = iface.name
         for record in iface.peers:
@@ -408,22 +428,28 @@ class Tracker:
             if tracked is None:
                 continue
             state = tracked.state
+            hs = record.latest_handshake
+            age = max(0, wall - hs) if hs else None
+            view, made_of = tracked.view, tracked.view_of
+            if view is not None and made_of is not None and made_of[0] is record and made_of[1] is state \
+                    and made_of[2] is tracked.checks and view.handshake_age_s == age:
+                views.append(view)  # nothing changed but the time: the very same view
+                continue
             status = state.status or link.Status.IDLE
             conf = confs.get(record.public_key)
-            age = state.handshake_age_s
-            views.append(PeerView(
+            view = tracked.view = PeerView(
                 interface=ifname,
                 public_key=record.public_key,
                 friendly_name=conf.friendly_name if conf else None,
                 endpoint=record.endpoint,
                 allowed_ips=record.allowed_ips,
                 latest_handshake=record.latest_handshake,
-                handshake_age_s=None if age is None else int(age),
+                handshake_age_s=age,
                 rx_bytes=tracked.counters.rx_total,
                 tx_bytes=tracked.counters.tx_total,
                 keepalive_s=record.keepalive_s,
                 status=status,
-                since_s=max(0.0, now - state.since),
+                since=round(state.since + self._wall_offset, 3),
                 rtt_ms=state.rtt_ms,
                 loss=state.loss,
                 reresolves=tracked.reresolves,
@@ -436,5 +462,7 @@ class Tracker:
                 probe_silent=state.probe_silent,
                 interface_key=iface.public_key,
                 endpoint_host=self._endpoint_host((ifname, record.public_key), conf),
-            ))
+            )
+            tracked.view_of = (record, state, tracked.checks)
+            views.append(view)
         return views

@@ -93,7 +93,7 @@ class Alertmanager(Sender[Payload]):
         changed = False
         for key, peer in down.items():
             if key not in self.firing:
-                self.firing[key] = self._alert(peer, now - peer.since_s)
+                self.firing[key] = self._alert(peer, peer.since)
                 changed = True
         for key in [k for k in self.firing if k not in down]:
             alert = self.firing.pop(key)

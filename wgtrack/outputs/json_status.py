@@ -17,6 +17,7 @@ WRITE_TIMEOUT_S = 30.0
 
 def status_document(snap: Snapshot) -> dict[str, Any]:
     """The file's content: plain data, no secrets (the snapshot has none)."""
+    at = snap.time_ns / 1e9
     return {
         "time": snap.time_ns / 1e9,
         "cycle": snap.cycle,
@@ -35,7 +36,7 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
                         "friendly_name": p.friendly_name,
                         "status": p.status.value,
                         "is_up": p.is_up,
-                        "since_s": round(p.since_s, 1),
+                        "since_s": round(p.since_s(at), 1),
                         "latest_handshake": p.latest_handshake,
                         "handshake_age_s": p.handshake_age_s,
                         "endpoint": p.endpoint,
