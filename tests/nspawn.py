@@ -18,8 +18,8 @@ from pathlib import Path
 
 ROOTFS_CACHE = Path(os.environ.get("WGTRACK_ROOTFS_CACHE", "/var/cache/wgtrack-tests/bookworm-rootfs"))
 MIRROR = "http://deb.debian.org/debian"
-PACKAGES = ("systemd", "systemd-sysv", "dbus", "wireguard-tools", "wireguard-go", "python3", "python3-icmplib",
-            "python3-dnspython", "iproute2", "nftables")
+PACKAGES = ("systemd", "systemd-sysv", "dbus", "wireguard-tools", "wireguard-go", "python3", "python3-dnspython",
+            "iproute2", "nftables")
 STAMP = ".wgtrack-rootfs"  # names the package set: a changed list builds the cache again
 
 

@@ -35,7 +35,7 @@ def test_install_check_run_in_lab_and_purge(deb: Path, lab: Lab, tmp_path: Path)
         assert proc.wait(60) == 0, (tmp_path / "log").read_text()
         peers = lp.peers(out.read_text())
         assert {p.fields["status"] for p in peers.values()} == {"up:ok"} and len(peers) == 3
-        assert all("rtt_ms" in p.fields for p in peers.values())  # Debian's icmplib probes too
+        assert all("rtt_ms" in p.fields for p in peers.values())  # the packaged prober probes too
     finally:
         sh("dpkg", "--purge", "wgtrack", check=False)
     assert not Path("/usr/bin/wgtrack").exists()

@@ -29,7 +29,7 @@ from tests.lab import Lab, run
 
 pytestmark = pytest.mark.lab
 NOBODY = 65534
-SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-icmplib and python3-dnspython
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-dnspython
 
 
 @pytest.fixture

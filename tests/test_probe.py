@@ -1,34 +1,96 @@
-"""Probes on loopback, through both icmplib paths (async, and the icmplib 2 worker thread)."""
+"""The prober against the kernel: loopback answers, a blackholed address does not, replies are
+matched to their own probes, sends are paced, and both socket kinds work. Each test runs in a
+network namespace of its own (no probe leaves the machine)."""
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
+import secrets
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from wgtrack import probe
-from wgtrack.link import ProbeResult
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="raw ICMP sockets need root (make test runs as root)")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and raw sockets need root (make test)")
+REPO = Path(__file__).resolve().parent.parent
+
+# Inside the namespace: lo up, 192.0.2.0/24 and fd00:9::/64 routed into a veth whose other end
+# has no address (nothing answers, the packets vanish), as a dead tunnel's would.
+_SCRIPT = r"""
+import asyncio, json, sys, time
+from wgtrack.probe import Prober
+
+async def main(raw):
+    p = Prober(rate=float(sys.argv[2]), raw=raw)
+    t0 = asyncio.get_running_loop().time()
+    targets = ["127.0.0.1", "192.0.2.254", "::1", "fd00:9::2"] * 5
+    results = await asyncio.gather(*(p.ping(t, 1, 0.4) for t in targets))
+    took = asyncio.get_running_loop().time() - t0
+    two = await p.ping("127.0.0.1", 2, 0.4)
+    p.close()
+    return {"ok": [r.ok for r in results], "rtt": [r.rtt_ms for r in results], "reason": [r.reason for r in results],
+            "took": took, "sent": p.sent, "replies": p.replies, "two": [two.ok, two.loss]}
+
+print(json.dumps(asyncio.run(main(sys.argv[1] == "raw"))))
+"""
 
 
-@pytest.mark.parametrize("path", [probe.ping, probe.ping_in_thread])
-def test_loopback_answers(path) -> None:  # type: ignore[no-untyped-def]
-    result = asyncio.run(path("127.0.0.1", 1, 0.5))
-    assert result.ok and result.rtt_ms is not None and result.loss == 0.0
+def run_in_netns(kind: str, rate: float) -> dict[str, object]:
+    ns = f"wgtpr{os.getpid() % 0xFFFF:x}{secrets.token_hex(2)}"
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=20)
+    try:
+        for cmd in (["link", "set", "lo", "up"], ["link", "add", "dead0", "type", "veth", "peer", "name", "dead1"],
+                    ["link", "set", "dead0", "up"], ["link", "set", "dead1", "up"],
+                    ["route", "add", "192.0.2.0/24", "dev", "dead0"],
+                    ["-6", "route", "add", "fd00:9::/64", "dev", "dead0"]):
+            subprocess.run(["ip", "-n", ns, *cmd], check=True, timeout=20)
+        # datagram ICMP sockets: allowed to every group, as Debian allows them to users
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647"],
+                       check=True, timeout=20)
+        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _SCRIPT, kind, str(rate)],
+                             capture_output=True, text=True, timeout=60, cwd=REPO)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False, timeout=20)
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
 
 
-@pytest.mark.parametrize("path", [probe.ping, probe.ping_in_thread])
-def test_unroutable_is_a_failed_result(path) -> None:  # type: ignore[no-untyped-def]
-    # 192.0.2.0/24 is documentation space: nothing answers (or there is no route at all).
-    result = asyncio.run(path("192.0.2.254", 1, 0.3))
-    assert not result.ok and result.loss == 1.0
+@pytest.mark.parametrize("kind", ["raw", "datagram"])
+def test_answers_silence_and_matching_on_one_socket_per_family(kind: str) -> None:
+    got = run_in_netns(kind, rate=1000)
+    assert got["ok"] == [True, False, True, False] * 5  # each reply went to its own probe
+    rtts = got["rtt"]
+    assert isinstance(rtts, list) and all(r is not None and 0 <= r < 400 for r in rtts[::2])
+    assert got["reason"] == ["", "no reply", "", "no reply"] * 5
+    assert got["sent"] == 22 and got["replies"] == 12  # 20 probes + one of two requests
+    assert got["two"] == [True, 0.0]
 
 
-def test_concurrent_thread_probes_keep_their_own_replies() -> None:
-    async def many() -> list[ProbeResult]:
-        return await asyncio.gather(*(probe.ping_in_thread(t, 1, 0.5) for t in ["127.0.0.1", "192.0.2.254"] * 4))
+def test_sends_are_paced_by_probe_rate() -> None:
+    got = run_in_netns("raw", rate=50)  # 20 requests at 50/s: 0.38 s of slots, then the 0.4 s timeout
+    assert isinstance(got["took"], float) and 0.75 <= got["took"] < 2.0
+    assert got["ok"] == [True, False, True, False] * 5
 
-    results = asyncio.run(many())
-    assert [r.ok for r in results] == [True, False] * 4
+
+def test_wire_format() -> None:
+    request = probe.echo_request(socket.AF_INET, 0x1234, 7)
+    assert request[:1] == b"\x08" and probe.checksum(request) == 0  # a valid checksum sums to zero
+    reply = bytes([0, 0]) + request[2:]
+    ip_header = bytes([0x45]) + bytes(19)
+    assert probe.echo_reply(socket.AF_INET, ip_header + reply, raw=True) == (0x1234, 7)
+    assert probe.echo_reply(socket.AF_INET, reply, raw=False) == (0x1234, 7)
+    assert probe.echo_reply(socket.AF_INET, ip_header + request, raw=True) is None  # a request, not a reply
+    assert probe.echo_reply(socket.AF_INET6, bytes([129, 0]) + request[2:], raw=False) == (0x1234, 7)
+    assert probe.echo_reply(socket.AF_INET6, bytes([1, 0]) + request[2:], raw=False) is None  # unreachable
+
+
+def test_not_an_address_is_a_failed_result() -> None:
+    import asyncio
+
+    result = asyncio.run(probe.Prober().ping("not-an-ip", 1, 0.1))
+    assert not result.ok and result.reason == "not an IP address: not-an-ip"

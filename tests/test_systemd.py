@@ -140,7 +140,7 @@ def test_packaged_unit_under_real_systemd(machine: Machine, deb: Path) -> None:
 
 
 def test_wgtrack_install_and_uninstall_under_real_systemd(machine: Machine) -> None:
-    """A venv install (Debian's python3, --system-site-packages for icmplib and dnspython, wgtrack
+    """A venv install (Debian's python3, --system-site-packages for dnspython, wgtrack
     copied from this tree as a wheel would put it) set up by `wgtrack install`, started by
     systemd, then removed by `wgtrack uninstall`."""
     m = machine

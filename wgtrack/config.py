@@ -176,6 +176,7 @@ class Config:
     dns_timeout_s: float = 2.0
     hosts_file: Path = Path("/etc/hosts")
     host: str | None = None  # the host's name in the fleet's series; default: the system's host name
+    probe_rate: float = 1000.0  # echo requests per second, the whole daemon
     nflog_group: int | None = None  # [trigger:nflog]: read an interface at once on a handshake
     nflog_min_interval_s: float = 0.5
     track: TrackSettings = field(default_factory=TrackSettings)
@@ -484,6 +485,10 @@ KEYS: tuple[Key, ...] = (
     Key("hosts_file", "hosts_file", _path, frozenset({"general"}), "hosts file consulted before DNS"),
     Key("host", "host", _label_value, frozenset({"general"}),
         "this host's name on wgtrack_interface_info (fleet views); default: the system's host name"),
+    Key("probe_rate", "probe_rate", _int_between(1, 100_000, "the sockets' buffers and the tunnels"),
+        frozenset({"general"}),
+        "echo requests per second at most, the whole daemon (probes queue for their turn); bounds the probes "
+        "per cycle to probe_rate × cycle_time"),
     Key("ping_interval", "ping_interval", _int_between(0, 100_000), _TRACK, "probe every N cycles; 0 = no probes"),
     Key("ping_failafternum", "ping_failafternum", _int_between(1, 1000), _TRACK, "failed probes in a row before down"),
     Key("ping_count", "ping_count", _int_between(1, 10, "a probe must end within its period"), _TRACK,

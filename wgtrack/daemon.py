@@ -131,6 +131,7 @@ class Daemon:
         except StartupError as exc:
             log.error("cannot start: %s", exc)
             return 1
+        probe.set_rate(self.config.probe_rate)
         sdnotify.notify("READY=1")
         log.info("wgtrack started: cycle %g s, outputs: %s", self.config.cycle_time_s, self.outputs.names)
         self.tracker.tracker_event("tracker_started", self.world.wall_ns() / 1e9, "wgtrack started")
@@ -202,6 +203,7 @@ class Daemon:
             sdnotify.notify("READY=1")
             return
         old, self.config = self.config, new
+        probe.set_rate(new.probe_rate)
         if (old.nflog_group, old.nflog_min_interval_s) != (new.nflog_group, new.nflog_min_interval_s):
             self._stop_trigger()
             self._set_trigger()

@@ -1,27 +1,38 @@
-"""ICMP echo probes through the tunnel, with icmplib: raw socket as root or with CAP_NET_RAW,
-datagram otherwise.
+"""ICMP echo probes through the tunnel: one socket per address family serves every probe.
 
-icmplib 3 has ``async_ping``; Debian 12 ships icmplib 2.1, which has only the blocking
-``ping``. There each probe runs in a worker thread of its own pool (never on the event loop),
-with a random ICMP id so that concurrent probes cannot take each other's replies.
+A hub probes thousands of peers. icmplib opened a socket per probe (and Debian 12's icmplib
+2.1, which has no asyncio API, needed a thread per probe); here each family has one socket,
+opened on first use and watched by the event loop: a probe is a pending entry keyed by its
+sequence number, a timer and a future, never a task or a thread. Replies are matched by
+identifier (raw sockets; a datagram socket gets only its own) and sequence, and by the
+address they come from. Sends are paced by ``probe_rate`` per second for the whole daemon,
+so a hub never floods its tunnels.
+
+Raw sockets as root or with CAP_NET_RAW; datagram ICMP sockets otherwise, which
+``net.ipv4.ping_group_range`` must allow. No dependency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
+import ipaddress
 import os
 import random
-from typing import Any
-
-import icmplib
+import socket
+import struct
+from dataclasses import dataclass
 
 from wgtrack.link import ProbeResult
-from wgtrack.workers import Workers
 
 CAP_NET_RAW = 13
-PROBE_THREADS = 64  # concurrent blocking probes with icmplib 2 (each mostly waits)
-_pool = Workers("probe", threads=PROBE_THREADS)  # daemon threads: a probe never delays an exit
+INTERVAL_S = 0.2  # between the echo requests of one probe (ping_count > 1), as ping(8) allows
+DEFAULT_RATE = 1000.0  # echo requests per second, the whole daemon
+READ_BATCH = 512  # datagrams per wake-up: a flood of ICMP never holds the loop
+_ECHO: dict[int, tuple[int, int]] = {socket.AF_INET: (8, 0), socket.AF_INET6: (128, 129)}  # (request, reply)
+_PAYLOAD = b"wgtrack probe\0" + bytes(18)  # 32 bytes, ping's 56 would do as well
+_HEADER = struct.Struct("!BBHHH")
 
 
 @functools.cache
@@ -40,35 +51,189 @@ def raw_sockets() -> bool:
     return False
 
 
-def _result(host: Any) -> ProbeResult:
-    if host.is_alive:
-        return ProbeResult(ok=True, rtt_ms=host.avg_rtt, loss=host.packet_loss)
-    return ProbeResult(ok=False, loss=host.packet_loss, reason="no reply")
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) an ICMPv4 header carries; the kernel does ICMPv6's."""
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def echo_request(family: int, ident: int, seq: int) -> bytes:
+    kind = _ECHO[family][0]
+    packet = _HEADER.pack(kind, 0, 0, ident, seq) + _PAYLOAD
+    if family == socket.AF_INET:
+        packet = _HEADER.pack(kind, 0, checksum(packet), ident, seq) + _PAYLOAD
+    return packet
+
+
+def echo_reply(family: int, data: bytes, raw: bool) -> tuple[int, int] | None:
+    """(identifier, sequence) of an echo reply, or None for any other ICMP message. A raw IPv4
+    socket hands over the IP header too."""
+    if family == socket.AF_INET and raw:
+        if len(data) < 20:
+            return None
+        data = data[(data[0] & 0x0F) * 4:]
+    if len(data) < _HEADER.size or data[0] != _ECHO[family][1] or data[1] != 0:
+        return None
+    _kind, _code, _sum, ident, seq = _HEADER.unpack_from(data)
+    return ident, seq
+
+
+@dataclass(slots=True)
+class _Echo:
+    target: str
+    sent_at: float
+    future: asyncio.Future[float | None]  # the RTT in ms, None when no reply came in time
+    timer: asyncio.TimerHandle | None = None
+
+
+class Prober:
+    """The daemon's probes: ``await prober.ping(target, count, timeout_s)``."""
+
+    def __init__(self, rate: float = DEFAULT_RATE, raw: bool | None = None) -> None:
+        self.rate = rate
+        self.raw = raw_sockets() if raw is None else raw
+        self.ident = random.randint(1, 0xFFFF)  # raw sockets see every reply: ours carry this
+        self._seq = random.randint(0, 0xFFFF)
+        self._socks: dict[int, socket.socket] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: dict[tuple[int, int], _Echo] = {}  # (family, sequence)
+        self._next_send = 0.0
+        self.sent = 0  # echo requests sent, for the benchmark and the status
+        self.replies = 0
+
+    def _socket(self, family: int) -> socket.socket:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (tests run several): start afresh
+            self.close()
+            self._loop = loop
+        sock = self._socks.get(family)
+        if sock is None:
+            proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
+            sock = socket.socket(family, socket.SOCK_RAW if self.raw else socket.SOCK_DGRAM, proto)
+            sock.setblocking(False)
+            loop.add_reader(sock.fileno(), self._readable, family, sock)
+            self._socks[family] = sock
+        return sock
+
+    def close(self) -> None:
+        for sock in self._socks.values():
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self._socks.clear()
+        for echo in self._pending.values():
+            if echo.timer is not None:
+                echo.timer.cancel()
+            if not echo.future.done():
+                echo.future.cancel()
+        self._pending.clear()
+
+    async def ping(self, target: str, count: int, timeout_s: float) -> ProbeResult:
+        """Probe ``target`` with ``count`` echo requests; any reply is life. A refused or
+        unroutable probe is a failed result, never an exception."""
+        try:
+            address = ipaddress.ip_address(target.split("%", 1)[0])
+        except ValueError:
+            return ProbeResult(ok=False, loss=1.0, reason=f"not an IP address: {target}")
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        waiting: list[asyncio.Future[float | None]] = []
+        error = ""
+        for i in range(count):
+            if i:
+                await asyncio.sleep(INTERVAL_S)
+            await self._pace()
+            sent = self._send(family, str(address), timeout_s)
+            if isinstance(sent, str):
+                error = sent
+            else:
+                waiting.append(sent)
+        rtts = [rtt for rtt in await asyncio.gather(*waiting) if rtt is not None] if waiting else []
+        loss = 1.0 - len(rtts) / count
+        if rtts:
+            return ProbeResult(ok=True, rtt_ms=round(sum(rtts) / len(rtts), 3), loss=loss)
+        return ProbeResult(ok=False, loss=1.0, reason=error or "no reply")
+
+    async def _pace(self) -> None:
+        """Wait for this request's slot: at most ``rate`` sends a second, in arrival order."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = max(now, self._next_send)
+        self._next_send = slot + 1.0 / self.rate
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    def _send(self, family: int, target: str, timeout_s: float) -> asyncio.Future[float | None] | str:
+        try:
+            sock = self._socket(family)
+        except OSError as exc:
+            hint = "" if self.raw else " (datagram ICMP: is net.ipv4.ping_group_range set?)"
+            return f"cannot open an ICMP socket: {exc.strerror or exc}{hint}"
+        for _ in range(0x10000):  # a free sequence number (wrapping; at most 65,536 in flight)
+            self._seq = (self._seq + 1) & 0xFFFF
+            if (family, self._seq) not in self._pending:
+                break
+        else:
+            return "too many probes in flight"
+        seq = self._seq
+        loop = asyncio.get_running_loop()
+        try:
+            sock.sendto(echo_request(family, self.ident, seq), (target, 0))
+        except BlockingIOError:
+            return "socket buffer full"
+        except OSError as exc:
+            return exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+        self.sent += 1
+        future: asyncio.Future[float | None] = loop.create_future()
+        echo = self._pending[(family, seq)] = _Echo(target, loop.time(), future)
+        echo.timer = loop.call_later(timeout_s, self._expire, (family, seq), echo)
+        return future
+
+    def _expire(self, key: tuple[int, int], echo: _Echo) -> None:
+        if self._pending.get(key) is echo:
+            del self._pending[key]
+            if not echo.future.done():
+                echo.future.set_result(None)
+
+    def _readable(self, family: int, sock: socket.socket) -> None:
+        now = asyncio.get_running_loop().time()
+        for _ in range(READ_BATCH):
+            try:
+                data, source = sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # an error queued on the socket (an ICMP error to a datagram socket)
+            reply = echo_reply(family, data, self.raw)
+            if reply is None or (self.raw and reply[0] != self.ident):
+                continue
+            echo = self._pending.get((family, reply[1]))
+            if echo is None or source[0].split("%", 1)[0] != echo.target:
+                continue  # late (its timer already said no), or not from where we sent it
+            del self._pending[(family, reply[1])]
+            if echo.timer is not None:
+                echo.timer.cancel()
+            if not echo.future.done():
+                echo.future.set_result((now - echo.sent_at) * 1000)
+            self.replies += 1
+
+
+_shared = Prober()
 
 
 async def ping(target: str, count: int, timeout_s: float) -> ProbeResult:
-    """Probe ``target``; an unreachable or refused probe is a failed result, not an exception."""
-    if hasattr(icmplib, "async_ping"):
-        request = icmplib.async_ping(target, count=count, interval=0.2, timeout=timeout_s,
-                                     privileged=raw_sockets())
-        return await _bounded(request, count, timeout_s)
-    return await ping_in_thread(target, count, timeout_s)
+    """A probe through the process's one prober (the daemon's ``World.probe``)."""
+    return await _shared.ping(target, count, timeout_s)
 
 
-async def ping_in_thread(target: str, count: int, timeout_s: float) -> ProbeResult:
-    """The icmplib 2 path: the blocking ``icmplib.ping`` in a worker thread."""
-    call = functools.partial(icmplib.ping, target, count=count, interval=0.2, timeout=timeout_s,
-                             id=random.randint(1, 0xFFFF), privileged=raw_sockets())
-    return await _bounded(_pool.run(call), count, timeout_s)
+def set_rate(rate: float) -> None:
+    """``[general] probe_rate``, applied at start and on every reload."""
+    _shared.rate = rate
 
 
-async def _bounded(request: Any, count: int, timeout_s: float) -> ProbeResult:
-    try:
-        host = await asyncio.wait_for(request, timeout=count * (timeout_s + 0.2) + 1.0)
-    except TimeoutError:
-        return ProbeResult(ok=False, loss=1.0, reason="probe timed out")
-    except icmplib.ICMPLibError as exc:
-        return ProbeResult(ok=False, loss=1.0, reason=f"{type(exc).__name__}: {exc}")
-    except OSError as exc:
-        return ProbeResult(ok=False, loss=1.0, reason=f"socket error: {exc.strerror or exc}")
-    return _result(host)
+def stats() -> tuple[int, int]:
+    """(echo requests sent, replies matched) since the start."""
+    return _shared.sent, _shared.replies
