@@ -253,7 +253,11 @@ class Daemon:
             dump = parse_dump(result.stdout)
             self._log_dump_problems(dump.problems, dump.bad_lines)
             await self._read_new_interface_confs([i.name for i in dump.interfaces])
-            await self._carry_out_all(self.tracker.observe_dump(dump, loop.time(), wall))
+            todo: list[tuple[PeerId, link.Effect]] = []
+            for part in self.tracker.observe_in_parts(dump, loop.time(), wall):
+                todo.extend(part)
+                await asyncio.sleep(0)  # a turn for the loop between parts: a big hub never holds it
+            await self._carry_out_all(todo)
         if self._trigger is not None:
             self._trigger.cycle(self.tracker.handshakes)
         self._last_duration_s = loop.time() - started

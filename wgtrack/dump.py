@@ -146,8 +146,18 @@ def parse_dump(text: str) -> Dump:
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        fields = line.split("\t")
         try:
+            # A peer line seen before costs one lookup: its key is the line without the
+            # preshared key (third field), which is never kept, not even as a cache key.
+            second = third = -1
+            if line.count("\t") == 8:
+                second = line.find("\t", line.find("\t") + 1)
+                third = line.find("\t", second + 1)
+                cached = _PEERS.get(line[:second] + line[third:])
+                if cached is not None and cached.interface in interfaces:
+                    peers[cached.interface].append(cached)
+                    continue
+            fields = line.split("\t")
             if len(fields) == 5:
                 iface = _interface(fields)
                 if iface.name in interfaces:
@@ -156,8 +166,7 @@ def parse_dump(text: str) -> Dump:
                 order.append(iface.name)
                 peers[iface.name] = []
             elif len(fields) == 9:
-                key = "\t".join((fields[0], fields[1], *fields[3:]))  # without the preshared key
-                peer = _PEERS.get(key) or _remember(key, _peer(fields))
+                peer = _remember(line[:second] + line[third:], _peer(fields))
                 if peer.interface not in interfaces:
                     raise ValueError("peer of an interface not listed before it")
                 peers[peer.interface].append(peer)

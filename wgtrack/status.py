@@ -28,6 +28,12 @@ def _age(seconds: float | None) -> str:
 STALE_CYCLES = 3
 
 
+def _since_s(p: dict[str, Any], doc: dict[str, Any]) -> float | None:
+    """Seconds in its status as of the file's time (the file has the epoch time of the change)."""
+    since = p.get("since")
+    return max(0.0, float(doc["time"]) - float(since)) if isinstance(since, int | float) else None
+
+
 def shape_problem(doc: Any) -> str | None:
     """Why ``doc`` is not a status document this version can show, or None."""
     if not isinstance(doc, dict):
@@ -93,7 +99,7 @@ def table(doc: dict[str, Any], now: float, previous: dict[str, Any] | None = Non
             if p.get("probe_silent"):
                 rtt = "silent"  # the probe target does not answer: judged by handshakes
             rate = list(per_peer.get((iface["name"], p["public_key"]), ("-", "-"))) if rated else []
-            rows.append([iface["name"], name, p["status"], _age(p.get("since_s")), _age(p.get("handshake_age_s")),
+            rows.append([iface["name"], name, p["status"], _age(_since_s(p, doc)), _age(p.get("handshake_age_s")),
                          rtt, *rate, endpoint_text(p.get("endpoint"), p.get("endpoint_host")),
                          _age(p.get("next_reresolve_s"))])
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]

@@ -9,7 +9,7 @@ import ipaddress
 import logging
 import random
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from wgtrack import __version__, link
@@ -35,6 +35,7 @@ PeerId = tuple[str, str]  # (interface, public key)
 
 CARRIED_S = 86_400.0  # how long a removed peer's counter totals are remembered
 CARRIED_MAX = 100_000  # and how many at most (the oldest go first)
+OBSERVE_PART = 2_000  # peers per part of a cycle's stepping (see observe_in_parts)
 
 
 @dataclass(slots=True)
@@ -77,6 +78,7 @@ class _Tracked:
     counters: Counters = field(default_factory=Counters)
     checks: tuple[CheckResult, ...] = ()  # the last run of this peer's service checks
     settings: TrackSettings | None = None  # what the last sample was built with (the fast path's check)
+    stamp: int = 0  # the last dump that listed this peer
     # The last view handed to the outputs, and what it was made of: while the record, the state
     # and the checks are the same objects, the same view goes out again (outputs cache by it).
     view: PeerView | None = None
@@ -130,6 +132,7 @@ class Tracker:
         self._timed: set[PeerId] = set()  # peers with probe_interval: the fast lane's round too
         self.changes = 0  # state changes and roams decided so far: the daemon publishes when it moves
         self.handshakes = 0  # new handshakes the cycles found (the nflog trigger's silence check)
+        self._stamp = 0  # dumps observed (each tracked peer carries the last that listed it)
         self.host = config.host or socket.gethostname()
 
     def set_config(self, config: Config) -> None:
@@ -217,67 +220,98 @@ class Tracker:
 
     def observe_dump(self, dump: Dump, now: float, wall: float) -> list[tuple[PeerId, link.Effect]]:
         """Step every peer with its sample; return the actions to carry out."""
-        seen: set[PeerId] = set()
         todo: list[tuple[PeerId, link.Effect]] = []
+        for part in self.observe_in_parts(dump, now, wall):
+            todo.extend(part)
+        return todo
+
+    def observe_in_parts(self, dump: Dump, now: float, wall: float,
+                         part_size: int = OBSERVE_PART) -> Iterator[list[tuple[PeerId, link.Effect]]]:
+        """``observe_dump`` in parts of ``part_size`` peers, each part's actions as it is done:
+        the daemon gives the event loop a turn between parts, so a 50,000-peer hub never holds
+        it for long. Each peer is stepped whole within one part."""
+        self._stamp += 1
+        stamp = self._stamp
         self._wall_offset = wall - now
         present = {iface.name for iface in dump.interfaces}
         for ifname in sorted(present - self._present):
             self._events.append(Event("interface_up", wall, f"interface {ifname} appeared", ifname))
+        peers, cached_settings = self._peers, self._settings
+        unchanged = link.unchanged
+        todo: list[tuple[PeerId, link.Effect]] = []
+        count = listed = 0
         for iface in dump.interfaces:
+            ifname = iface.name
             for record in iface.peers:
-                pid = (iface.name, record.public_key)
-                seen.add(pid)
-                tracked = self._peers.get(pid)
+                count += 1
+                if count % part_size == 0:
+                    yield todo
+                    todo = []
+                pid = (ifname, record.public_key)
+                tracked = peers.get(pid)
                 if tracked is None:
-                    tracked = self._peers[pid] = _Tracked()
-                    carried = self._carried.pop(pid, None)
-                    if carried is not None and carried[1] >= now - CARRIED_S:
-                        tracked.counters = carried[0]
-                    log.info("%s: now tracked", self.name_of(pid))
-                    self._peer_event(pid, "peer_added", now, "now tracked")
-                settings = self.settings(pid)
+                    tracked = self._added(pid, now)
+                if tracked.stamp != stamp:
+                    tracked.stamp = stamp
+                    listed += 1
+                settings = cached_settings.get(pid) or self.settings(pid)
                 # The fast path: the same dump line (the parser hands out the same record) under
                 # the same settings, and a machine that time alone does not move: nothing to do.
                 if record is tracked.record and settings is tracked.settings \
-                        and link.unchanged(tracked.state, wall, now, settings):
+                        and unchanged(tracked.state, wall, now, settings):
                     continue
-                if record.latest_handshake > tracked.state.latest_handshake and tracked.state.status is not None:
-                    self.handshakes += 1
-                tracked.record = record
-                tracked.settings = settings
-                tracked.counters.update(record.rx_bytes, record.tx_bytes)
-                if settings.probe_interval_s > 0:
-                    self._timed.add(pid)
-                else:
-                    self._timed.discard(pid)
-                target, poke = self._targets_for(record, settings.ping_target)
-                if not settings.icmp:
-                    target = None
-                if target is None and settings.checks:
-                    target = settings.checks[0].text  # the checks are the probe (see Daemon._probe)
-                source = self.reresolve_source(pid)
-                sample = link.Sample(
-                    latest_handshake=record.latest_handshake, rx_bytes=record.rx_bytes,
-                    keepalive_s=record.keepalive_s, wall=wall, probe_target=target, endpoint=record.endpoint,
-                    hostname=source[0] if source else None, port=source[1] if source else None,
-                    handshake_target=poke, rand=self.rng.random(),
-                )
-                todo.extend((pid, a) for a in self._step(pid, tracked, sample, now))
-        for pid in sorted(set(self._peers) - seen):
-            log.info("%s: gone from WireGuard, no longer tracked", self.name_of(pid))
-            self._peer_event(pid, "peer_removed", now, "gone from WireGuard, no longer tracked")
-            self._carry(pid, self._peers[pid].counters, now)
-            del self._peers[pid]
-            self._down.discard(pid)
-            self._timed.discard(pid)
-            self._settings.pop(pid, None)
+                self._sample(pid, tracked, record, settings, now, wall, todo)
+        yield todo
+        if listed != len(peers):  # some went away
+            for pid in sorted(pid for pid, tracked in peers.items() if tracked.stamp != stamp):
+                log.info("%s: gone from WireGuard, no longer tracked", self.name_of(pid))
+                self._peer_event(pid, "peer_removed", now, "gone from WireGuard, no longer tracked")
+                self._carry(pid, peers[pid].counters, now)
+                del peers[pid]
+                self._down.discard(pid)
+                self._timed.discard(pid)
+                self._settings.pop(pid, None)
         for ifname in sorted(self._present - present):
             self._events.append(Event("interface_down", wall, f"interface {ifname} is gone", ifname))
         self._present = present
         for ifname in set(self._confs) - present:
             del self._confs[ifname]
         self._interfaces = dump
-        return todo
+
+    def _added(self, pid: PeerId, now: float) -> _Tracked:
+        tracked = self._peers[pid] = _Tracked()
+        carried = self._carried.pop(pid, None)
+        if carried is not None and carried[1] >= now - CARRIED_S:
+            tracked.counters = carried[0]
+        log.info("%s: now tracked", self.name_of(pid))
+        self._peer_event(pid, "peer_added", now, "now tracked")
+        return tracked
+
+    def _sample(self, pid: PeerId, tracked: _Tracked, record: PeerRecord, settings: TrackSettings, now: float,
+                wall: float, todo: list[tuple[PeerId, link.Effect]]) -> None:
+        """The full path: one Sample from the record and the settings, one step."""
+        if record.latest_handshake > tracked.state.latest_handshake and tracked.state.status is not None:
+            self.handshakes += 1
+        tracked.record = record
+        tracked.settings = settings
+        tracked.counters.update(record.rx_bytes, record.tx_bytes)
+        if settings.probe_interval_s > 0:
+            self._timed.add(pid)
+        else:
+            self._timed.discard(pid)
+        target, poke = self._targets_for(record, settings.ping_target)
+        if not settings.icmp:
+            target = None
+        if target is None and settings.checks:
+            target = settings.checks[0].text  # the checks are the probe (see Daemon._probe)
+        source = self.reresolve_source(pid)
+        sample = link.Sample(
+            latest_handshake=record.latest_handshake, rx_bytes=record.rx_bytes,
+            keepalive_s=record.keepalive_s, wall=wall, probe_target=target, endpoint=record.endpoint,
+            hostname=source[0] if source else None, port=source[1] if source else None,
+            handshake_target=poke, rand=self.rng.random(),
+        )
+        todo.extend((pid, a) for a in self._step(pid, tracked, sample, now))
 
     def observe_seen(self, iface: InterfaceRecord, now: float, wall: float) -> int:
         """One interface read between cycles (the nflog trigger): each known peer's handshake

@@ -9,59 +9,81 @@ from typing import Any
 from wgtrack.atomic import directory_problem, write_atomic
 from wgtrack.config import JsonSettings
 from wgtrack.errors import StartupError
-from wgtrack.snapshot import Snapshot
+from wgtrack.snapshot import PeerView, Snapshot
 from wgtrack.workers import Workers
 
 WRITE_TIMEOUT_S = 30.0
 
 
-def status_document(snap: Snapshot) -> dict[str, Any]:
-    """The file's content: plain data, no secrets (the snapshot has none)."""
-    at = snap.time_ns / 1e9
-    return {
-        "time": snap.time_ns / 1e9,
-        "cycle": snap.cycle,
-        "wg_ok": snap.wg_ok,
-        "wg_error": snap.wg_error,
-        "cycle_time_s": snap.cycle_time_s,
-        "stopped": snap.stopped,
-        "interfaces": [
-            {
-                "name": iface.name,
-                "public_key": iface.public_key,
-                "listen_port": iface.listen_port,
-                "peers": [
-                    {
-                        "public_key": p.public_key,
-                        "friendly_name": p.friendly_name,
-                        "status": p.status.value,
-                        "is_up": p.is_up,
-                        "since_s": round(p.since_s(at), 1),
-                        "latest_handshake": p.latest_handshake,
-                        "handshake_age_s": p.handshake_age_s,
-                        "endpoint": p.endpoint,
-                        "endpoint_host": p.endpoint_host,
-                        "allowed_ips": list(p.allowed_ips),
-                        "rx_bytes": p.rx_bytes,
-                        "tx_bytes": p.tx_bytes,
-                        "keepalive_s": p.keepalive_s,
-                        "rtt_ms": p.rtt_ms,
-                        "loss": p.loss,
-                        "probe_silent": p.probe_silent,
-                        "next_reresolve_s": p.next_reresolve_s,
-                        "reresolves": p.reresolves,
-                        "endpoint_changes": p.endpoint_changes,
-                        "roams": p.roams,
-                        "diagnosis": p.diagnosis,
-                        "checks": [{"check": c.check, "ok": c.ok, "rtt_ms": c.rtt_ms, "error": c.error}
-                                   for c in p.checks],
-                    }
-                    for p in iface.peers
-                ],
-            }
-            for iface in snap.interfaces
-        ],
+def _peer(p: PeerView) -> dict[str, Any]:
+    """One peer as the file has it: what ``wgtrack status`` shows. A value that is none (no
+    handshake, no probe, nothing re-resolved) is left out, which keeps a 50,000-peer file small."""
+    doc: dict[str, Any] = {
+        "public_key": p.public_key,
+        "friendly_name": p.friendly_name,
+        "status": p.status.value,
+        "since": p.since,  # epoch seconds: the entry stays the same while the peer does
+        "latest_handshake": p.latest_handshake or None,
+        "handshake_age_s": p.handshake_age_s,
+        "endpoint": p.endpoint,
+        "endpoint_host": p.endpoint_host,
+        "allowed_ips": list(p.allowed_ips) or None,
+        "rx_bytes": p.rx_bytes or None,
+        "tx_bytes": p.tx_bytes or None,
+        "keepalive_s": p.keepalive_s or None,
+        "rtt_ms": p.rtt_ms,
+        "loss": p.loss,
+        "probe_silent": p.probe_silent or None,
+        "next_reresolve_s": p.next_reresolve_s,
+        "reresolves": p.reresolves or None,
+        "endpoint_changes": p.endpoint_changes or None,
+        "roams": p.roams or None,
+        "diagnosis": p.diagnosis,
+        "checks": [{"check": c.check, "ok": c.ok, "rtt_ms": c.rtt_ms, "error": c.error} for c in p.checks] or None,
     }
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+class PeerTexts:
+    """Each peer's JSON text, kept while its view is the same object (the tracker hands out the
+    same view while nothing but the time changed): on a big hub most of the file is reused."""
+
+    def __init__(self) -> None:
+        self._texts: dict[tuple[str, str], tuple[PeerView, str]] = {}
+        self._next: dict[tuple[str, str], tuple[PeerView, str]] = {}
+
+    def text(self, p: PeerView) -> str:
+        key = (p.interface, p.public_key)
+        found = self._texts.get(key)
+        if found is None or found[0] is not p:
+            found = (p, json.dumps(_peer(p), separators=(",", ":")))
+        self._next[key] = found
+        return found[1]
+
+    def done(self) -> None:
+        self._texts, self._next = self._next, {}
+
+
+def render_status(snap: Snapshot, texts: PeerTexts | None = None) -> str:
+    """The file's content: plain data, no secrets (the snapshot has none); one line per peer."""
+    texts = texts or PeerTexts()
+    head = {"time": snap.time_ns / 1e9, "cycle": snap.cycle, "wg_ok": snap.wg_ok, "wg_error": snap.wg_error,
+            "cycle_time_s": snap.cycle_time_s, "stopped": snap.stopped}
+    parts = [json.dumps(head, separators=(",", ":"))[:-1], ',"interfaces":[']
+    for n, iface in enumerate(snap.interfaces):
+        about = {"name": iface.name, "public_key": iface.public_key, "listen_port": iface.listen_port}
+        parts.append(("," if n else "") + json.dumps(about, separators=(",", ":"))[:-1] + ',"peers":[\n')
+        parts.append(",\n".join(texts.text(p) for p in iface.peers))
+        parts.append("]}")
+    parts.append("]}\n")
+    texts.done()
+    return "".join(parts)
+
+
+def status_document(snap: Snapshot) -> dict[str, Any]:
+    """The file's content as data (tests, and readers in-process)."""
+    loaded: dict[str, Any] = json.loads(render_status(snap))
+    return loaded
 
 
 class JsonStatus:
@@ -72,6 +94,7 @@ class JsonStatus:
     def __init__(self, section: str, settings: JsonSettings) -> None:
         self.settings = settings
         self._worker = Workers("output-json")
+        self._texts = PeerTexts()
 
     def check(self) -> list[str]:
         # /run/wgtrack may not exist yet: it is created at start (systemd's RuntimeDirectory does too).
@@ -92,8 +115,7 @@ class JsonStatus:
         await self._worker.run(self._write, snapshot, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
 
     def _write(self, snapshot: Snapshot) -> None:
-        data = json.dumps(status_document(snapshot), indent=1).encode() + b"\n"
-        write_atomic(self.settings.filename, data, 0o644)
+        write_atomic(self.settings.filename, render_status(snapshot, self._texts).encode(), 0o644)
 
     async def close(self) -> None:
         return None
