@@ -309,7 +309,8 @@ def test_service_checks_through_the_tunnel(lab: Lab, tmp_path: Path, watched: li
             doc = json.loads(status_file.read_text())
         except (FileNotFoundError, ValueError):
             return {}
-        return {p["public_key"]: {r["check"]: r for r in p.get("checks", [])} for i in doc["interfaces"] for p in i["peers"]}
+        return {p["public_key"]: {r["check"]: r for r in p.get("checks", [])}
+                for i in doc["interfaces"] for p in i["peers"]}
 
     w.wait_for("all up", lambda t: all(w.status(k) == "up:ok" for k in (a, b, c)), 30)
     wait_until("every check ran", lambda: len(checks().get(c, {})) == 2 and checks().get(a) and checks().get(b), 10)
