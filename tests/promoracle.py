@@ -97,12 +97,33 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
     iface_up = GaugeMetricFamily("wgtrack_interface_up", "1 for every interface present", labels=["interface"])
     iface_peers = GaugeMetricFamily("wgtrack_interface_peers", "Peers per interface by state",
                                     labels=["interface", "state"])
+    iface_rx = CounterMetricFamily("wgtrack_interface_received_bytes", "Bytes received from all the interface's peers",
+                                   labels=["interface"])
+    iface_tx = CounterMetricFamily("wgtrack_interface_sent_bytes", "Bytes sent to all the interface's peers",
+                                   labels=["interface"])
+    # a group's label names are its friendly_json keys: samples of one family, with names of their own
+    group_peers = GaugeMetricFamily("wgtrack_group_peers", "Peers per friendly_json group by state")
+    group_rx = CounterMetricFamily("wgtrack_group_received_bytes", "Bytes received from a group's peers")
+    group_tx = CounterMetricFamily("wgtrack_group_sent_bytes", "Bytes sent to a group's peers")
     for iface in snap.interfaces:
         iface_up.add_metric([iface.name], 1)
         iface_info.add_metric([iface.name, iface.public_key, snap.host], {})
-        counts = dict.fromkeys(STATES, 0)
+        for totals in iface.all_totals():
+            if not totals.labels:
+                for name, count in totals.states:
+                    iface_peers.add_metric([iface.name, name], count)
+                iface_rx.add_metric([iface.name], totals.rx_bytes)
+                iface_tx.add_metric([iface.name], totals.tx_bytes)
+                continue
+            names = ["interface", *(k for k, _ in totals.labels)]
+            values = [iface.name, *(v for _, v in totals.labels)]
+            for name, count in totals.states:
+                group_peers.samples.append(_sample(group_peers, [*names, "state"], [*values, name], count))
+            group_rx.samples.append(_sample(group_rx, names, values, totals.rx_bytes))
+            group_tx.samples.append(_sample(group_tx, names, values, totals.tx_bytes))
         for peer in iface.peers:
-            counts[peer.status.value] += 1
+            if not peer.exported:
+                continue
             names, values = _compat_labels(peer)
             for family, value in ((sent, peer.tx_bytes), (received, peer.rx_bytes),
                                   (latest, peer.latest_handshake)):
@@ -131,10 +152,9 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
             keepalive.add_metric(labels, peer.keepalive_s)
             info.add_metric(labels, {"endpoint": peer.endpoint or "", "allowed_ips": ",".join(peer.allowed_ips),
                                      "link": ",".join(sorted((peer.interface_key, peer.public_key)))})
-        for name, count in counts.items():
-            iface_peers.add_metric([iface.name, name], count)
     yield from (sent, received, latest, delay, up, state, since, rtt, loss, silent, reresolves, changes, roams,
-                underlay, keepalive, check_up, check_rtt, info, iface_info, iface_up, iface_peers)
+                underlay, keepalive, check_up, check_rtt, info, iface_info, iface_up, iface_peers, iface_rx, iface_tx,
+                group_peers, group_rx, group_tx)
 
 
 def _sample(family: Metric, names: list[str], values: list[str], value: float):  # type: ignore[no-untyped-def]

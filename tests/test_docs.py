@@ -100,7 +100,7 @@ def test_documented_line_protocol_fields_exist() -> None:
             re.findall(r"(?:^|,)([a-z_]+)=", fields_part))
     table = [line for line in (REPO / "docs" / "telegraf.md").read_text().splitlines()
              if line.startswith("| `wgtrack")]
-    assert len(table) == 4
+    assert len(table) == 5
     for row in table:
         cells = [c.strip() for c in row.strip("|").split("|")]
         measurement = re.findall(r"`([a-z_]+)`", cells[0])[0]

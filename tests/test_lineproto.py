@@ -22,7 +22,7 @@ GOLDEN = (
     'transfer_tx=96i '
     f'{T_NS}\n'
     f'wgtrack_interface,interface=wg0 listen_port=51820i,peers=2i,peers_down=1i,peers_idle=0i,peers_up=1i,'
-    f'public_key="{KEY_B}" {T_NS}\n'
+    f'public_key="{KEY_B}",transfer_rx=1234i,transfer_tx=5774i {T_NS}\n'
     'wgtrack_tracker cycle=7i,cycle_duration_s=0.5,interfaces=1i,loop_lag_ms=0,peers=2i,uptime_s=60i,'
     f'version="{__version__}",wg_ok=1i {T_NS}\n'
 )

@@ -108,3 +108,51 @@ def test_carried_counters_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     later = 3.0 + tracker_module.CARRIED_S + 1
     tracker.observe_dump(_dump((keys[-1], 1, 1)), later, 1_800_000_000.0 + later)
     assert _exported(tracker, keys[-1], later)[0] == 1  # remembered, but more than a day ago: forgotten
+
+
+def _interface(tracker: Tracker, now: float):  # type: ignore[no-untyped-def]
+    snap = tracker.snapshot(now, CycleFacts(time_ns=int(now * 1e9), cycle=1, wg_error=None, cycle_duration_s=0.0,
+                                            started_ns=0))
+    return snap.interfaces[0]
+
+
+def test_totals_per_interface_and_group_never_go_down_as_peers_come_and_go() -> None:
+    a, b, c = "A" * 43 + "=", "B" * 43 + "=", "C" * 43 + "="
+    tracker = Tracker(config.parse(f"[general]\nping_interval = 0\n[peer:{c}]\nper_peer_metrics = no\n"))
+    tracker.set_interface_conf("wg0", {a: PeerConf(a, friendly_json={"site": "x"}),
+                                       c: PeerConf(c, friendly_json={"site": "x"})})
+    steps = [((a, 100, 1), (b, 10, 1), (c, 1000, 1)),
+             ((a, 150, 2), (b, 20, 2), (c, 1100, 2)),
+             ((b, 30, 3), (c, 1200, 3)),  # a went away: its 150 stay in
+             ((a, 160, 4), (b, 40, 4), (c, 1300, 4)),  # a is back with its counters carried
+             ((a, 170, 5), (b, 50, 5))]  # c went away
+    seen, exported = [], []
+    for i, peers in enumerate(steps):
+        tracker.observe_dump(_dump(*peers), float(i), 1_800_000_000.0 + i)
+        iface = _interface(tracker, float(i))
+        whole, site = iface.totals
+        seen.append((whole.rx_bytes, site.labels, site.rx_bytes, dict(whole.states)["idle"]))
+        exported.append([p.exported for p in iface.peers])
+    assert seen == [(1110, (("site", "x"),), 1100, 3), (1270, (("site", "x"),), 1250, 3),
+                    (1380, (("site", "x"),), 1350, 2), (1500, (("site", "x"),), 1460, 3),
+                    (1520, (("site", "x"),), 1470, 2)]
+    # c has per_peer_metrics = no: counted in the totals above, not exported on its own
+    assert exported[0] == [True, True, False] and exported[-1] == [True, True]
+
+
+def test_per_peer_metrics_no_leaves_only_totals_in_the_outputs() -> None:
+    from wgtrack.lineproto import render
+    from wgtrack.promtext import render as prom
+
+    a, b = "A" * 43 + "=", "B" * 43 + "="
+    tracker = Tracker(config.parse(f"[general]\nping_interval = 0\nper_peer_metrics = no\n[peer:{a}]\n"
+                                   "per_peer_metrics = yes\n"))
+    tracker.observe_dump(_dump((a, 100, 1), (b, 10, 1)), 0.0, 1_800_000_000.0)
+    snap = tracker.snapshot(0.0, CycleFacts(time_ns=1_800_000_000 * 10**9, cycle=1, wg_error=None,
+                                            cycle_duration_s=0.0, started_ns=0))
+    text, exposition = render(snap), prom(snap)
+    assert a.replace("=", "\\=") in text and b.replace("=", "\\=") not in text
+    assert "transfer_rx=110i" in text.splitlines()[-2]  # the interface line counts both
+    assert f'public_key="{a}"' in exposition and f'public_key="{b}"' not in exposition
+    assert 'wgtrack_interface_received_bytes_total{interface="wg0"} 110' in exposition
+    assert 'wgtrack_interface_peers{interface="wg0",state="idle"} 2' in exposition

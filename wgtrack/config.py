@@ -78,6 +78,7 @@ class TrackSettings:
     icmp: bool = True  # no: the checks alone are the probe
     down_probe_interval_s: float = 1.0  # the fast lane for down peers; 0 = off
     probe_interval_s: float = 0.0  # seconds between probes of an up peer; 0 = ping_interval cycles
+    per_peer_metrics: bool = True  # series of its own; no: only in the interface's and group's totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,6 +550,9 @@ KEYS: tuple[Key, ...] = (
     Key("down_probe_interval", "down_probe_interval_s", _seconds_or_off(0.2, 60), _TRACK,
         "a down peer is probed this often, between cycles, for its first minute down (then less often); "
         "a heal is reported at once whatever cycle_time is; 0 = only with the cycle"),
+    Key("per_peer_metrics", "per_peer_metrics", _bool, _TRACK,
+        "series of its own in Prometheus and the Influx outputs; no: counted only in the totals per interface and "
+        "friendly_json group (big hubs: docs/prometheus.md, series cost)"),
     Key("icmp", "icmp", _bool, _TRACK, "ICMP probes; no: a peer with checks is probed by its checks alone"),
     Key("underlay_probe", "underlay_probe", _bool, _TRACK,
         "while down, ping the endpoint's own address outside the tunnel (at most once a minute) to tell "

@@ -80,12 +80,53 @@ def schedule_table(settings: TrackSettings, cycles: int) -> str:
     return "\n".join(rows)
 
 
+def _hub(peers: int, exported: bool, groups: int) -> object:
+    """A snapshot of one interface with ``peers`` probed, up peers in ``groups`` friendly_json
+    groups (0: none), every per-peer value present."""
+    from wgtrack.snapshot import InterfaceView, PeerView, Snapshot, tally
+
+    views = tuple(PeerView(
+        interface="wg0", public_key=f"{i:043d}=", friendly_name=f"peer-{i}", endpoint="198.51.100.11:51820",
+        allowed_ips=(f"fd00:1::{i:x}/128",), latest_handshake=1_800_000_000, handshake_age_s=20, rx_bytes=10**6,
+        tx_bytes=10**6, keepalive_s=25, status=link.Status.UP, since=1_800_000_000.0, rtt_ms=1.0, loss=0.0,
+        friendly_labels=((("site", f"site-{i % groups}"),) if groups else ()), exported=exported)
+        for i in range(peers))
+    iface = InterfaceView("wg0", "I" * 43 + "=", 51820, views, tally(views, lambda labels: (0, 0)))
+    return Snapshot(time_ns=1_800_000_000 * 10**9, cycle=1, wg_ok=True, wg_error=None, interfaces=(iface,),
+                    cycle_duration_s=0.1, started_ns=0, host="hub")
+
+
+def series_table() -> str:
+    """Series (Prometheus samples) and Influx points per cycle at 10,000 and 50,000 peers, for
+    each choice, counted by rendering hubs of 100 and 200 peers (the cost is linear in peers)."""
+    from wgtrack.lineproto import render_lines
+    from wgtrack.promtext import LabelCache, render_chunks
+    from wgtrack.snapshot import Snapshot
+
+    def count(peers: int, exported: bool, groups: int) -> tuple[int, int]:
+        snap = _hub(peers, exported, groups)
+        assert isinstance(snap, Snapshot)
+        text = "".join(render_chunks(snap, LabelCache()))
+        samples = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+        return samples, sum(1 for line in render_lines(snap) if line)
+
+    rows = ["| per_peer_metrics | friendly_json groups | series at 10,000 peers | at 50,000 | Influx points per "
+            "cycle at 10,000 | at 50,000 |", "|---|---|---|---|---|---|"]
+    for exported, groups in ((True, 0), (True, 50), (False, 0), (False, 50)):
+        small, big = count(100, exported, groups), count(200, exported, groups)
+        at = [tuple(s + (b - s) * (n - 100) // 100 for s, b in zip(small, big, strict=True)) for n in (10_000, 50_000)]
+        rows.append(f"| {'yes' if exported else 'no'} | {groups or 'none'} | {at[0][0]:,} | {at[1][0]:,} | "
+                    f"{at[0][1]:,} | {at[1][1]:,} |")
+    return "\n".join(rows)
+
+
 def sections() -> dict[tuple[str, str], str]:
     """(file, marker) -> generated text."""
     return {
         ("link-state.md", "diagram"): mermaid(),
         ("link-state.md", "transitions"): transition_table(),
         ("reresolution.md", "schedule"): schedule_table(TrackSettings(), 60),
+        ("prometheus.md", "series"): series_table(),
     }
 
 

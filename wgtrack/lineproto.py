@@ -109,25 +109,30 @@ def render_lines(snapshot: Snapshot, cache: LineCache | None = None) -> Iterator
     peers_total = 0
     cache = cache or LineCache()
     for iface in snapshot.interfaces:
-        counts = {"up": 0, "down": 0, "idle": 0}
         for peer in iface.peers:
+            if not peer.exported:
+                continue  # per_peer_metrics = no: in the totals only
             yield cache.peer(iface.name, peer) + stamp
             for result in peer.checks:
                 yield line("wgtrack_check", {"interface": iface.name, "peer": peer.public_key,
                                              "friendly_name": peer.friendly_name, "check": result.check},
                            {"ok": int(result.ok), "rtt_ms": result.rtt_ms, "error": result.error}, ts)
-            kind = "up" if peer.is_up else ("idle" if peer.status is Status.IDLE else "down")
-            counts[kind] += 1
         peers_total += len(iface.peers)
-        yield line("wgtrack_interface", {"interface": iface.name}, {
-            "peers": len(iface.peers),
-            "peers_up": counts["up"],
-            "peers_down": counts["down"],
-            "peers_idle": counts["idle"],
-            "listen_port": iface.listen_port,
-            "public_key": iface.public_key,
-            "wgtrack_host": snapshot.host or None,
-        }, ts)
+        for totals in iface.all_totals():
+            states = dict(totals.states)
+            up = states.get(Status.UP.value, 0)
+            idle = states.get(Status.IDLE.value, 0)
+            counts: dict[str, FieldValue] = {
+                "peers": sum(states.values()), "peers_up": up, "peers_idle": idle,
+                "peers_down": sum(states.values()) - up - idle,
+                "transfer_rx": totals.rx_bytes, "transfer_tx": totals.tx_bytes,
+            }
+            if totals.labels:
+                yield line("wgtrack_group", {**dict(totals.labels), "interface": iface.name}, counts, ts)
+            else:
+                yield line("wgtrack_interface", {"interface": iface.name}, {
+                    **counts, "listen_port": iface.listen_port, "public_key": iface.public_key,
+                    "wgtrack_host": snapshot.host or None}, ts)
     yield line("wgtrack_tracker", {}, {
         "cycle": snapshot.cycle,
         "wg_ok": int(snapshot.wg_ok),

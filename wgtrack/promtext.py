@@ -170,7 +170,7 @@ def render_chunks(snap: Snapshot | None, cache: LabelCache) -> Iterator[str]:
            + f"wgtrack_event_loop_lag_seconds {_num(snap.loop_lag_ms / 1000)}\n"
            + _head("wgtrack_collection_errors_total", "counter", "Collection errors by kind (wg, parse, output)")
            + "".join(f'wgtrack_collection_errors_total{{kind="{k}"}} {n}\n' for k, n in snap.errors))
-    peers = [p for iface in snap.interfaces for p in iface.peers]
+    peers = [p for iface in snap.interfaces for p in iface.peers if p.exported]  # per_peer_metrics
     compat = [cache.compat(p) for p in peers]  # label text once per peer, for every family
     own = [cache.own(p) for p in peers]
     for family, kind, help_text in PEER_FAMILIES:
@@ -183,17 +183,40 @@ def render_chunks(snap: Snapshot | None, cache: LabelCache) -> Iterator[str]:
     info += "".join(f'wgtrack_interface_info{{interface="{_escape(iface.name)}",public_key="{iface.public_key}",'
                     f'host="{_escape(snap.host)}"}} 1\n' for iface in snap.interfaces)
     yield info
+    yield _interface_lines(snap)
+    cache.prune(snap)
+
+
+def _group_labels(iface: str, labels: tuple[tuple[str, str], ...]) -> str:
+    pairs = [("interface", iface)] + [(k, v) for k, v in labels if valid_label(k) and k not in ("interface", "state")]
+    return ",".join(f'{k}="{_escape(v)}"' for k, v in pairs)
+
+
+def _interface_lines(snap: Snapshot) -> str:
+    """Per interface and per friendly_json group: peers by state and byte totals (every peer,
+    with per_peer_metrics or without: the series a big hub keeps)."""
     up = _head("wgtrack_interface_up", "gauge", "1 for every interface present")
     counts = _head("wgtrack_interface_peers", "gauge", "Peers per interface by state")
+    rx = _head("wgtrack_interface_received_bytes_total", "counter", "Bytes received from all the interface's peers")
+    tx = _head("wgtrack_interface_sent_bytes_total", "counter", "Bytes sent to all the interface's peers")
+    groups = _head("wgtrack_group_peers", "gauge", "Peers per friendly_json group by state")
+    group_rx = _head("wgtrack_group_received_bytes_total", "counter", "Bytes received from a group's peers")
+    group_tx = _head("wgtrack_group_sent_bytes_total", "counter", "Bytes sent to a group's peers")
     for iface in snap.interfaces:
-        up += f'wgtrack_interface_up{{interface="{_escape(iface.name)}"}} 1\n'
-        tally = dict.fromkeys(STATES, 0)
-        for p in iface.peers:
-            tally[p.status.value] += 1
-        counts += "".join(f'wgtrack_interface_peers{{interface="{_escape(iface.name)}",state="{s}"}} {n}\n'
-                          for s, n in tally.items())
-    yield up + counts
-    cache.prune(snap)
+        name = _escape(iface.name)
+        up += f'wgtrack_interface_up{{interface="{name}"}} 1\n'
+        for totals in iface.all_totals():
+            labels = _group_labels(iface.name, totals.labels)
+            if totals.labels:
+                groups += "".join(f'wgtrack_group_peers{{{labels},state="{s}"}} {n}\n' for s, n in totals.states)
+                group_rx += f"wgtrack_group_received_bytes_total{{{labels}}} {totals.rx_bytes}\n"
+                group_tx += f"wgtrack_group_sent_bytes_total{{{labels}}} {totals.tx_bytes}\n"
+            else:
+                counts += "".join(f'wgtrack_interface_peers{{interface="{name}",state="{s}"}} {n}\n'
+                                  for s, n in totals.states)
+                rx += f'wgtrack_interface_received_bytes_total{{interface="{name}"}} {totals.rx_bytes}\n'
+                tx += f'wgtrack_interface_sent_bytes_total{{interface="{name}"}} {totals.tx_bytes}\n'
+    return up + counts + rx + tx + groups + group_rx + group_tx
 
 
 def _check_lines(peers: list[PeerView], own: list[str]) -> Iterator[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wgtrack.checks import CheckResult
@@ -37,6 +38,7 @@ class PeerView:
     probe_silent: bool = False  # the probe target does not answer; the link is judged by handshakes
     interface_key: str = ""  # the local interface's public key: with public_key, the link's two ends
     endpoint_host: str | None = None  # the hostname the endpoint is re-resolved from, if any
+    exported: bool = True  # per_peer_metrics: series of its own in Prometheus and the Influx outputs
 
     @property
     def is_up(self) -> bool:
@@ -47,14 +49,56 @@ class PeerView:
         return max(0.0, at - self.since)
 
 
+Labels = tuple[tuple[str, str], ...]  # a friendly_json group
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Peers by state and bytes of one interface, or of one friendly_json group on it (``labels``
+    empty: the whole interface). Byte totals never go down while the group's peers stay in it:
+    a peer that goes away leaves its bytes in the total."""
+
+    labels: Labels
+    states: tuple[tuple[str, int], ...]  # (status value, peers), every status
+    rx_bytes: int
+    tx_bytes: int
+
+
 @dataclass(frozen=True, slots=True)
 class InterfaceView:
-    """One interface and its peers."""
+    """One interface and its peers (every peer, exported or not), with its totals."""
 
     name: str
     public_key: str
     listen_port: int | None
     peers: tuple[PeerView, ...]
+    totals: tuple[Totals, ...] = ()  # the interface first, then each friendly_json group
+
+    def all_totals(self) -> tuple[Totals, ...]:
+        """The totals; for a view made without them (tests), from its peers alone."""
+        return self.totals or tally(self.peers, lambda labels: (0, 0))
+
+
+STATE_VALUES = tuple(status.value for status in Status)
+
+
+def tally(views: Sequence[PeerView], departed: Callable[[Labels | None], tuple[int, int]]) -> tuple[Totals, ...]:
+    """Peers by state and bytes of one interface's views, for the interface (labels empty,
+    first) and each friendly_json group; ``departed`` adds the bytes of peers gone from it."""
+    tallies: dict[Labels | None, tuple[dict[str, int], list[int]]] = {}
+    for view in views:
+        for key in (None, view.friendly_labels) if view.friendly_labels else (None,):
+            found = tallies.get(key)
+            if found is None:
+                found = tallies[key] = (dict.fromkeys(STATE_VALUES, 0), list(departed(key)))
+            found[0][view.status.value] += 1
+            found[1][0] += view.rx_bytes
+            found[1][1] += view.tx_bytes
+    if None not in tallies:  # no peers: the interface still has its line
+        tallies[None] = (dict.fromkeys(STATE_VALUES, 0), list(departed(None)))
+    order = [None, *sorted(k for k in tallies if k is not None)]
+    return tuple(Totals(key or (), tuple(tallies[key][0].items()), tallies[key][1][0], tallies[key][1][1])
+                 for key in order)
 
 
 @dataclass(frozen=True, slots=True)

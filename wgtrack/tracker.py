@@ -25,12 +25,13 @@ from wgtrack.model import (
     single_host_address,
     split_endpoint,
 )
-from wgtrack.snapshot import CycleFacts, InterfaceView, PeerView, Snapshot
+from wgtrack.snapshot import CycleFacts, InterfaceView, PeerView, Snapshot, Totals, tally
 from wgtrack.wgconf import PeerConf
 
 log = logging.getLogger(__name__)
 
 PeerId = tuple[str, str]  # (interface, public key)
+Labels = tuple[tuple[str, str], ...]  # a friendly_json group
 
 
 CARRIED_S = 86_400.0  # how long a removed peer's counter totals are remembered
@@ -127,7 +128,10 @@ class Tracker:
         self._targets: dict[tuple[tuple[str, ...], str | None], tuple[str | None, str | None]] = {}
         self._settings: dict[PeerId, TrackSettings] = {}
         # Counters of peers that went away, for when they come back (an interface restart).
-        self._carried: dict[PeerId, tuple[Counters, float]] = {}
+        self._carried: dict[PeerId, tuple[Counters, float, Labels, int, int]] = {}
+        # Bytes of peers that went away, per interface (labels None) and friendly_json group,
+        # so that the totals never go down (a peer that comes back takes its share out again).
+        self._departed: dict[tuple[str, Labels | None], list[int]] = {}
         self._down: set[PeerId] = set()  # peers in a down state: the fast lane's round
         self._timed: set[PeerId] = set()  # peers with probe_interval: the fast lane's round too
         self.changes = 0  # state changes and roams decided so far: the daemon publishes when it moves
@@ -282,7 +286,13 @@ class Tracker:
         tracked = self._peers[pid] = _Tracked()
         carried = self._carried.pop(pid, None)
         if carried is not None and carried[1] >= now - CARRIED_S:
-            tracked.counters = carried[0]
+            counters, _when, labels, rx, tx = carried
+            tracked.counters = counters
+            for key in ((pid[0], None), (pid[0], labels)):
+                gone = self._departed.get(key)
+                if gone is not None:
+                    gone[0] -= rx
+                    gone[1] -= tx
         log.info("%s: now tracked", self.name_of(pid))
         self._peer_event(pid, "peer_added", now, "now tracked")
         return tracked
@@ -424,8 +434,18 @@ class Tracker:
                     log.info("%s: check %s answers again", self.name_of(pid), result.check)
             tracked.checks = results
 
+    def _labels(self, pid: PeerId) -> Labels:
+        conf = self._confs.get(pid[0], {}).get(pid[1])
+        return tuple(sorted(conf.friendly_json.items())) if conf else ()
+
     def _carry(self, pid: PeerId, counters: Counters, now: float) -> None:
-        self._carried[pid] = (counters, now)
+        labels = self._labels(pid)
+        rx, tx = counters.rx_total, counters.tx_total
+        for key in ((pid[0], None), *(((pid[0], labels),) if labels else ())):
+            gone = self._departed.setdefault(key, [0, 0])
+            gone[0] += rx
+            gone[1] += tx
+        self._carried[pid] = (counters, now, labels, rx, tx)
         while self._carried:
             oldest = next(iter(self._carried))
             if len(self._carried) <= CARRIED_MAX and self._carried[oldest][1] >= now - CARRIED_S:
@@ -443,12 +463,22 @@ class Tracker:
             for iface in self._interfaces.interfaces:
                 confs = self._confs.get(iface.name, {})
                 views = self._views(iface, confs, facts.time_ns // 1_000_000_000)
-                interfaces.append(InterfaceView(iface.name, iface.public_key, iface.listen_port, tuple(views)))
+                interfaces.append(InterfaceView(iface.name, iface.public_key, iface.listen_port, tuple(views),
+                                                self._totals(iface.name, views)))
         return Snapshot(time_ns=facts.time_ns, cycle=facts.cycle, wg_ok=facts.wg_error is None,
                         wg_error=facts.wg_error, interfaces=tuple(interfaces), cycle_duration_s=facts.cycle_duration_s,
                         started_ns=facts.started_ns, loop_lag_ms=facts.loop_lag_ms,
                         last_success_ns=facts.last_success_ns, errors=facts.errors, events=self.drain_events(),
                         cycle_time_s=self.config.cycle_time_s, stopped=facts.stopped, host=self.host)
+
+    def _totals(self, ifname: str, views: list[PeerView]) -> tuple[Totals, ...]:
+        """Peers by state and bytes, for the interface and each friendly_json group on it,
+        with the bytes of the peers that went away."""
+        def departed(labels: Labels | None) -> tuple[int, int]:
+            gone = self._departed.get((ifname, labels))
+            return (gone[0], gone[1]) if gone else (0, 0)
+
+        return tally(views, departed)
 
     def _next_reresolve_s(self, ifname: str, key: str, state: link.LinkState) -> float | None:
         cycles = link.cycles_to_next_resolve(state, self.settings((ifname, key)))
@@ -496,6 +526,7 @@ class Tracker:
                 probe_silent=state.probe_silent,
                 interface_key=iface.public_key,
                 endpoint_host=self._endpoint_host((ifname, record.public_key), conf),
+                exported=self.settings((ifname, record.public_key)).per_peer_metrics,
             )
             tracked.view_of = (record, state, tracked.checks)
             views.append(view)
