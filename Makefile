@@ -58,6 +58,7 @@ bench: system-deps venv
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.hub
 	$(BIN)/python -m bench.scrape
+	$(BIN)/python -m bench.probes
 
 deb:
 	PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # get a last chance), so that SIGTERM exits well inside 5 s whatever a receiver is doing.
 STOP_DEADLINE_S = 3.0
 IO_TIMEOUT_S = 10.0  # reading a config file or a wg config (a hung NFS mount, say)
+PARSE_TIMEOUT_S = 60.0  # a dump is at most wgcmd.MAX_STDOUT: a million peers parse well within it
 MAX_ACTION_CHAIN = 8  # probe -> resolve -> set -> probe ... never loops unbounded
 # A cycle waits this long (at most) for the re-resolutions it started, so that a heal with a
 # healthy DNS server is reported in the same cycle; a dead one just finishes in the background.
@@ -82,6 +83,9 @@ class Daemon:
         self.resolver = self.world.resolver(config.hosts_file, config.dns_timeout_s)
         self.outputs = Outputs(self._count_output_error)
         self._io = Workers("io", threads=2)  # config and wg-config reads
+        # Parsing 50,000 dump lines takes longer than the loop may be held: one thread of its own
+        # (one, so that the parser's line cache is only ever used by one thread at a time).
+        self._parser = Workers("parse", threads=1)
         self._background: dict[PeerId, asyncio.Task[None]] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self._max_lag_s = 0.0
@@ -238,7 +242,13 @@ class Daemon:
         wall_ns = self.world.wall_ns()
         wall = wall_ns / 1e9
         result = await self.world.read_wg(self.config.wg_command, self.config.wg_timeout_s)
-        if result.error is not None:
+        dump = None
+        if result.error is None:
+            try:
+                dump = await self._parser.run(parse_dump, result.stdout, timeout_s=PARSE_TIMEOUT_S)
+            except TimeoutError:
+                result = WgResult("", f"parsing the dump took more than {PARSE_TIMEOUT_S:g} s")
+        if result.error is not None or dump is None:
             if self._wg_error is None:
                 log.error("cannot read WireGuard state, outputs carry no peer data until it works: %s",
                           result.error)
@@ -250,7 +260,6 @@ class Daemon:
                 log.info("WireGuard state readable again")
             self._wg_error = None
             self._last_success_ns = wall_ns
-            dump = parse_dump(result.stdout)
             self._log_dump_problems(dump.problems, dump.bad_lines)
             await self._read_new_interface_confs([i.name for i in dump.interfaces])
             todo: list[tuple[PeerId, link.Effect]] = []
@@ -422,7 +431,10 @@ class Daemon:
         if result.error is not None:
             log.debug("triggered read of %s failed: %s", ifname, result.error)
             return 0
-        dump = parse_interface_dump(ifname, result.stdout)
+        try:
+            dump = await self._parser.run(parse_interface_dump, ifname, result.stdout, timeout_s=PARSE_TIMEOUT_S)
+        except TimeoutError:
+            return 0
         if not dump.interfaces:
             return 0
         before = self.tracker.changes
