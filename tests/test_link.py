@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import math
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -538,3 +540,55 @@ def test_idle_road_warriors_and_quiet_peers_take_the_fast_path() -> None:
             assert same is state and actions == []
     probed, _ = step(LinkState(), sample(5, 100), 0.0, PROBES)
     assert not link.unchanged(probed, WALL + 2, 2.0, PROBES)
+
+
+@given(st.lists(st.tuples(readings, st.integers(1, 90), st.booleans()), min_size=1, max_size=10),
+       st.sampled_from([PROBES, TrackSettings(ping_interval=2, ping_failafternum=2, probe_interval_s=3.0),
+                        TrackSettings(ping_interval=1, ping_failafternum=1, down_probe_interval_s=2.5)]),
+       st.integers(0, 4))
+def test_tick_due_is_when_the_fast_lane_first_probes(history: list[tuple[Sample, int, bool]],
+                                                      settings: TrackSettings, start: int) -> None:
+    """The fast lane's heap is keyed by ``tick_due``: no Tick before it asks for anything, and a
+    Tick at it asks for a probe (checked on a 0.05 s grid, from any point of a history)."""
+    state, now, wall = LinkState(), 0.0, WALL
+    for reading, gap, probe_ok in history:
+        now, wall = now + gap, wall + gap
+        state, actions = step(state, reading._replace(wall=wall), now, settings)
+        if any(isinstance(a, Probe) for a in actions):
+            state, _ = step(state, ProbeResult(ok=probe_ok), now, settings)
+    due = link.tick_due(state, settings)
+    if due == float("inf"):
+        assert step(state, Tick(wall + 1000), now + 1000, settings)[1] == []
+        return
+    t = now + start / 100
+    while t < due - 1e-6:  # at most 300 s of 0.05 s steps (the longest gap is a minute)
+        assert step(state, Tick(wall + t - now), t, settings)[1] == [], (t, due)
+        t += 0.05
+    fired = step(state, Tick(wall + due + 1e-6 - now), due + 1e-6, settings)[1]
+    assert fired and isinstance(fired[0], Probe)
+
+
+@pytest.mark.parametrize("gap", [1.0, 2.5, 0.3])
+def test_the_heap_schedule_probes_when_looking_every_tick_would(gap: float) -> None:
+    """A down peer for 20 minutes: jumping from ``tick_due`` to ``tick_due`` (the tracker's
+    heap) gives the very probe times that looking at it on a fine grid gives."""
+    settings = TrackSettings(ping_interval=1, ping_failafternum=2, reresolve=False, down_probe_interval_s=gap)
+    start, down_at = _down_with(settings)
+    grid, state, t = [], start, down_at
+    while t < down_at + 1200:
+        t = round(t + 0.01, 2)
+        state, actions = step(state, Tick(WALL + t), t, settings)
+        grid += [t for a in actions if isinstance(a, Probe)]
+    jumps, state = [], start
+    while True:
+        due = link.tick_due(state, settings)
+        t = math.ceil(due * 100 - 1e-6) / 100  # the grid's first point at or after it
+        if t >= down_at + 1200:
+            break
+        state, actions = step(state, Tick(WALL + t), t, settings)
+        if not actions:  # float rounding exactly at the due time: the next grid point asks
+            t = round(t + 0.01, 2)
+            state, actions = step(state, Tick(WALL + t), t, settings)
+        assert actions, f"nothing asked at {t} (due {due})"
+        jumps.append(t)
+    assert jumps == grid and len(grid) > 20

@@ -5,8 +5,10 @@ No I/O here: the daemon feeds it readings and carries out the actions it returns
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import logging
+import math
 import random
 import socket
 from collections.abc import Iterator, Mapping
@@ -80,6 +82,7 @@ class _Tracked:
     checks: tuple[CheckResult, ...] = ()  # the last run of this peer's service checks
     settings: TrackSettings | None = None  # what the last sample was built with (the fast path's check)
     stamp: int = 0  # the last dump that listed this peer
+    due: float = math.inf  # when the fast lane steps it next (link.tick_due)
     # The last view handed to the outputs, and what it was made of: while the record, the state
     # and the checks are the same objects, the same view goes out again (outputs cache by it).
     view: PeerView | None = None
@@ -132,8 +135,9 @@ class Tracker:
         # Bytes of peers that went away, per interface (labels None) and friendly_json group,
         # so that the totals never go down (a peer that comes back takes its share out again).
         self._departed: dict[tuple[str, Labels | None], list[int]] = {}
-        self._down: set[PeerId] = set()  # peers in a down state: the fast lane's round
-        self._timed: set[PeerId] = set()  # peers with probe_interval: the fast lane's round too
+        # The fast lane's schedule: (when a Tick asks for a probe, peer), a heap; an entry whose
+        # time is no longer the peer's (its state moved on) is skipped when it comes up.
+        self._due: list[tuple[float, PeerId]] = []
         self.changes = 0  # state changes and roams decided so far: the daemon publishes when it moves
         self.handshakes = 0  # new handshakes the cycles found (the nflog trigger's silence check)
         self._stamp = 0  # dumps observed (each tracked peer carries the last that listed it)
@@ -272,8 +276,6 @@ class Tracker:
                 self._peer_event(pid, "peer_removed", now, "gone from WireGuard, no longer tracked")
                 self._carry(pid, peers[pid].counters, now)
                 del peers[pid]
-                self._down.discard(pid)
-                self._timed.discard(pid)
                 self._settings.pop(pid, None)
         for ifname in sorted(self._present - present):
             self._events.append(Event("interface_down", wall, f"interface {ifname} is gone", ifname))
@@ -305,10 +307,6 @@ class Tracker:
         tracked.record = record
         tracked.settings = settings
         tracked.counters.update(record.rx_bytes, record.tx_bytes)
-        if settings.probe_interval_s > 0:
-            self._timed.add(pid)
-        else:
-            self._timed.discard(pid)
         target, poke = self._targets_for(record, settings.ping_target)
         if not settings.icmp:
             target = None
@@ -363,12 +361,13 @@ class Tracker:
         return self._step(pid, tracked, obs, now)
 
     def _step(self, pid: PeerId, tracked: _Tracked, obs: link.Observation, now: float) -> list[link.Effect]:
-        tracked.state, actions = link.step(tracked.state, obs, now, self.settings(pid))
-        status = tracked.state.status
-        if status is not None and status.is_down:
-            self._down.add(pid)
-        else:
-            self._down.discard(pid)
+        settings = self.settings(pid)
+        tracked.state, actions = link.step(tracked.state, obs, now, settings)
+        due = link.tick_due(tracked.state, settings)
+        if due != tracked.due:
+            tracked.due = due
+            if due < math.inf:
+                heapq.heappush(self._due, (due, pid))
         for action in actions:
             if isinstance(action, link.Changed):
                 self.changes += 1
@@ -411,16 +410,24 @@ class Tracker:
         return [a for a in actions if isinstance(a, link.EFFECTS)]
 
     def tick(self, now: float, wall: float, busy: set[PeerId]) -> list[tuple[PeerId, link.Effect]]:
-        """The fast lane: step every down peer, and every peer with probe_interval (not
-        ``busy``), with the time; their probes."""
+        """The fast lane: step the peers whose probe time has come (down peers, and peers with
+        probe_interval) with the time; their probes. A ``busy`` peer has a probe in flight:
+        its result reschedules it."""
         todo: list[tuple[PeerId, link.Effect]] = []
-        for pid in list(self._down | self._timed):
+        due = self._due
+        ready: list[tuple[PeerId, _Tracked]] = []
+        while due and due[0][0] <= now:  # taken out first: a step may schedule for now again
+            when, pid = heapq.heappop(due)
             tracked = self._peers.get(pid)
-            if tracked is None:
-                self._down.discard(pid)
-                self._timed.discard(pid)
-            elif pid not in busy:
+            if tracked is not None and tracked.due == when:  # else gone, or its schedule moved on
+                tracked.due = math.inf
+                ready.append((pid, tracked))
+        for pid, tracked in ready:
+            if pid not in busy:
                 todo.extend((pid, a) for a in self._step(pid, tracked, link.Tick(wall), now))
+        if len(due) > 4 * len(self._peers) + 1024:  # many stale entries: start the heap afresh
+            self._due = [(t.due, pid) for pid, t in self._peers.items() if t.due < math.inf]
+            heapq.heapify(self._due)
         return todo
 
     def record_checks(self, pid: PeerId, results: tuple[CheckResult, ...]) -> None:
