@@ -515,13 +515,15 @@ def test_the_fast_path_gives_what_the_full_step_gives(history: list[tuple[Sample
             state, _ = step(state, ProbeResult(ok=probe_ok), now, settings)
         if any(isinstance(a, ProbeUnderlay) for a in actions):
             state, _ = step(state, UnderlayResult(ok=probe_ok), now, settings)
+    forever = False
     for gap in later:  # the same line, cycle after cycle
         now, wall = now + gap, wall + gap
         assert state.last_sample is not None
         fast = link.unchanged(state, wall, now, settings)
         full, actions = step(state, state.last_sample._replace(wall=wall, rand=0.5), now, settings)
-        if fast:
+        if fast or forever:
             assert full is state and actions == []
+        forever = forever or link.timeless(state, wall, now, settings)
         state = full
 
 
@@ -540,6 +542,12 @@ def test_idle_road_warriors_and_quiet_peers_take_the_fast_path() -> None:
             assert same is state and actions == []
     probed, _ = step(LinkState(), sample(5, 100), 0.0, PROBES)
     assert not link.unchanged(probed, WALL + 2, 2.0, PROBES)
+    # a young handshake keeps a quiet peer up only until the stale limit: unchanged, not timeless
+    young = Sample(int(WALL) - 5, 100, 0, WALL, None, ENDPOINT)
+    up, _ = step(step(LinkState(), young, 0.0, NO_PROBES)[0], young._replace(wall=WALL + 1), 1.0, NO_PROBES)
+    assert up.status is Status.UP and link.unchanged(up, WALL + 2, 2.0, NO_PROBES)
+    assert not link.timeless(up, WALL + 2, 2.0, NO_PROBES)
+    assert step(up, young._replace(wall=WALL + 200), 200.0, NO_PROBES)[0].status is Status.IDLE
 
 
 @given(st.lists(st.tuples(readings, st.integers(1, 90), st.booleans()), min_size=1, max_size=10),

@@ -26,7 +26,7 @@ from wgtrack.dump import parse_dump, parse_interface_dump
 from wgtrack.errors import StartupError
 from wgtrack.outputs.runner import Outputs
 from wgtrack.resolve import Resolver
-from wgtrack.snapshot import CycleFacts
+from wgtrack.snapshot import CycleFacts, Snapshot
 from wgtrack.tracker import PeerId, Tracker
 from wgtrack.trigger import HandshakeTrigger
 from wgtrack.wgcmd import WgResult, run_wg, show_all_dump
@@ -270,11 +270,19 @@ class Daemon:
         if self._trigger is not None:
             self._trigger.cycle(self.tracker.handshakes)
         self._last_duration_s = loop.time() - started
-        snap = self.tracker.snapshot(loop.time(), self._facts(wall_ns, self._last_duration_s))
+        snap = await self._snapshot(self._facts(wall_ns, self._last_duration_s))
         self._max_lag_s = 0.0
         self.outputs.hand_over(snap)
         self._published_at = loop.time()
         log.debug("cycle %d done in %.3f s", self._cycle, loop.time() - started)
+
+    async def _snapshot(self, facts: CycleFacts) -> Snapshot:
+        """The tracker's snapshot, built in parts with a turn for the loop between them."""
+        for made in self.tracker.snapshot_in_parts(asyncio.get_running_loop().time(), facts):
+            if made is not None:
+                return made
+            await asyncio.sleep(0)
+        raise AssertionError("snapshot_in_parts ends with the snapshot")
 
     def _log_dump_problems(self, problems: tuple[tuple[str, int, int], ...], bad_lines: int) -> None:
         """One line per kind of problem per run of bad dumps, with its count; never the line."""
@@ -482,12 +490,16 @@ class Daemon:
 
     def _publish_between_cycles(self) -> None:
         self._publish_later = None
-        if self._stop_signal:
+        if self._stop_signal or self._tasks is None:
             return
-        loop = asyncio.get_running_loop()
-        snap = self.tracker.snapshot(loop.time(), self._facts(self.world.wall_ns(), self._last_duration_s))
-        self.outputs.hand_over(snap)
-        self._published_at = loop.time()
+        # Marked as published now, so that more changes meanwhile coalesce into the next one.
+        self._published_at = asyncio.get_running_loop().time()
+        self._tasks.create_task(self._publish_now())
+
+    async def _publish_now(self) -> None:
+        snap = await self._snapshot(self._facts(self.world.wall_ns(), self._last_duration_s))
+        if not self._stop_signal:
+            self.outputs.hand_over(snap)
 
     async def _watch_lag(self) -> None:
         """Measure how late the loop wakes us: the proof that nothing blocks it."""

@@ -66,9 +66,10 @@ class Status(enum.Enum):
 
     @property
     def is_down(self) -> bool:
-        return self not in (Status.UP, Status.IDLE)
+        return self in _DOWN_STATUSES
 
 
+_DOWN_STATUSES = frozenset((Status.DOWN, Status.WAITING, Status.CHECKING, Status.BACKINGOFF, Status.SLOWCHECKING))
 _DOWN_WITH_HOST = (Status.WAITING, Status.CHECKING, Status.BACKINGOFF, Status.SLOWCHECKING)
 _ALL_DOWN = (Status.DOWN, *_DOWN_WITH_HOST)
 
@@ -563,6 +564,20 @@ def unchanged(state: LinkState, wall: float, now: float, settings: TrackSettings
     if status.is_down:
         return not (settings.underlay_probe and s.endpoint and now - state.underlay_probe_at >= UNDERLAY_PERIOD_S)
     return state.diagnosis is None and state.underlay_probe_at == -1e18
+
+
+def timeless(state: LinkState, wall: float, now: float, settings: TrackSettings) -> bool:
+    """``unchanged`` now and at any later time: nothing in the rules depends on the clock for
+    this peer any more (no keepalive, no handshake or one past the stale limit, which only
+    grows older, no underlay probe to come). The tracker then skips it with three identity
+    checks until its line, its settings or its state change; a property test holds it."""
+    s = state.last_sample
+    if s is None or s.keepalive_s or not unchanged(state, wall, now, settings):
+        return False
+    hs = s.latest_handshake
+    if hs and wall - hs <= stale_limit(settings, 0):
+        return False
+    return not (state.status is not None and state.status.is_down and settings.underlay_probe and s.endpoint)
 
 
 def _underlay_due(state: LinkState, s: Sample, now: float, settings: TrackSettings) -> tuple[LinkState, list[Action]]:

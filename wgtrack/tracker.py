@@ -39,6 +39,7 @@ Labels = tuple[tuple[str, str], ...]  # a friendly_json group
 CARRIED_S = 86_400.0  # how long a removed peer's counter totals are remembered
 CARRIED_MAX = 100_000  # and how many at most (the oldest go first)
 OBSERVE_PART = 2_000  # peers per part of a cycle's stepping (see observe_in_parts)
+SNAPSHOT_PART = 5_000  # peers per part of building a snapshot (views are mostly reused: cheap)
 
 
 @dataclass(slots=True)
@@ -83,6 +84,7 @@ class _Tracked:
     settings: TrackSettings | None = None  # what the last sample was built with (the fast path's check)
     stamp: int = 0  # the last dump that listed this peer
     due: float = math.inf  # when the fast lane steps it next (link.tick_due)
+    timeless: link.LinkState | None = None  # the state link.timeless last held for
     # The last view handed to the outputs, and what it was made of: while the record, the state
     # and the checks are the same objects, the same view goes out again (outputs cache by it).
     view: PeerView | None = None
@@ -245,7 +247,7 @@ class Tracker:
         for ifname in sorted(present - self._present):
             self._events.append(Event("interface_up", wall, f"interface {ifname} appeared", ifname))
         peers, cached_settings = self._peers, self._settings
-        unchanged = link.unchanged
+        unchanged, timeless = link.unchanged, link.timeless
         todo: list[tuple[PeerId, link.Effect]] = []
         count = listed = 0
         for iface in dump.interfaces:
@@ -265,9 +267,14 @@ class Tracker:
                 settings = cached_settings.get(pid) or self.settings(pid)
                 # The fast path: the same dump line (the parser hands out the same record) under
                 # the same settings, and a machine that time alone does not move: nothing to do.
-                if record is tracked.record and settings is tracked.settings \
-                        and unchanged(tracked.state, wall, now, settings):
-                    continue
+                if record is tracked.record and settings is tracked.settings:
+                    state = tracked.state
+                    if tracked.timeless is state:
+                        continue  # no clock in its rules any more: skipped until something changes
+                    if unchanged(state, wall, now, settings):
+                        if timeless(state, wall, now, settings):
+                            tracked.timeless = state
+                        continue
                 self._sample(pid, tracked, record, settings, now, wall, todo)
         yield todo
         if listed != len(peers):  # some went away
@@ -465,14 +472,28 @@ class Tracker:
 
     def snapshot(self, now: float, facts: CycleFacts) -> Snapshot:
         """The immutable picture for the outputs (``now`` is monotonic, for state ages)."""
+        for made in self.snapshot_in_parts(now, facts):
+            if made is not None:
+                return made
+        raise AssertionError("snapshot_in_parts ends with the snapshot")
+
+    def snapshot_in_parts(self, now: float, facts: CycleFacts,
+                          part_size: int = SNAPSHOT_PART) -> Iterator[Snapshot | None]:
+        """``snapshot`` in parts: None after every ``part_size`` peers (the daemon gives the loop
+        a turn there), the snapshot last."""
         interfaces: list[InterfaceView] = []
         if facts.wg_error is None:
             for iface in self._interfaces.interfaces:
                 confs = self._confs.get(iface.name, {})
-                views = self._views(iface, confs, facts.time_ns // 1_000_000_000)
+                views: list[PeerView] = []
+                peers = iface.peers
+                for start in range(0, len(peers), part_size):
+                    views += self._views(iface.name, iface.public_key, peers[start:start + part_size], confs,
+                                         facts.time_ns // 1_000_000_000)
+                    yield None
                 interfaces.append(InterfaceView(iface.name, iface.public_key, iface.listen_port, tuple(views),
                                                 self._totals(iface.name, views)))
-        return Snapshot(time_ns=facts.time_ns, cycle=facts.cycle, wg_ok=facts.wg_error is None,
+        yield Snapshot(time_ns=facts.time_ns, cycle=facts.cycle, wg_ok=facts.wg_error is None,
                         wg_error=facts.wg_error, interfaces=tuple(interfaces), cycle_duration_s=facts.cycle_duration_s,
                         started_ns=facts.started_ns, loop_lag_ms=facts.loop_lag_ms,
                         last_success_ns=facts.last_success_ns, errors=facts.errors, events=self.drain_events(),
@@ -491,10 +512,10 @@ class Tracker:
         cycles = link.cycles_to_next_resolve(state, self.settings((ifname, key)))
         return None if cycles is None else cycles * self.config.cycle_time_s
 
-    def _views(self, iface: InterfaceRecord, confs: Mapping[str, PeerConf], wall: int) -> list[PeerView]:
+    def _views(self, ifname: str, interface_key: str, records: tuple[PeerRecord, ...], confs: Mapping[str, PeerConf],
+               wall: int) -> list[PeerView]:
         views = []
-        ifname = iface.name
-        for record in iface.peers:
+        for record in records:
             tracked = self._peers.get((ifname, record.public_key))
             if tracked is None:
                 continue
@@ -531,7 +552,7 @@ class Tracker:
                 friendly_labels=tuple(sorted(conf.friendly_json.items())) if conf else (),
                 next_reresolve_s=self._next_reresolve_s(ifname, record.public_key, state),
                 probe_silent=state.probe_silent,
-                interface_key=iface.public_key,
+                interface_key=interface_key,
                 endpoint_host=self._endpoint_host((ifname, record.public_key), conf),
                 exported=self.settings((ifname, record.public_key)).per_peer_metrics,
             )
