@@ -67,8 +67,9 @@ def rss_mb(pid: int) -> float:
 
 
 def spawn(lab: Lab, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(["nsenter", "-t", str(lab.hosts["mon"].wg_pid), "-m", "-n", *argv],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    with open(lab.dir / "contenders.log", "ab") as log:  # kept with the lab while it runs: why one exited
+        proc = subprocess.Popen(["nsenter", "-t", str(lab.hosts["mon"].wg_pid), "-m", "-n", *argv],
+                                stdout=subprocess.DEVNULL, stderr=log, env=env)
     lab.procs.append(proc)
     return proc
 
@@ -80,7 +81,8 @@ def measure(lab: Lab, argv: list[str], env: dict[str, str], warmup_s: float, sec
     try:
         time.sleep(warmup_s)
         if proc.poll() is not None:
-            raise RuntimeError(f"{argv[0]} exited {proc.returncode}")
+            tail = (lab.dir / "contenders.log").read_text(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {' / '.join(tail)}")
         before = cpu_seconds(proc.pid)
         time.sleep(seconds)
         after = cpu_seconds(proc.pid)
@@ -90,9 +92,9 @@ def measure(lab: Lab, argv: list[str], env: dict[str, str], warmup_s: float, sec
     return (after - before) * 1000 / (seconds / cycle_s), rss
 
 
-def config(tmp: Path, name: str, extra: str = "", cycle_s: float = CYCLE_S) -> Path:
+def config(tmp: Path, name: str, extra: str = "", cycle_s: float = CYCLE_S, ping_interval: int = 2) -> Path:
     conf = tmp / f"{name}.conf"
-    conf.write_text(f"[general]\ncycle_time = {cycle_s:g}\nping_interval = 2\nloglevel = 30\n{extra}"
+    conf.write_text(f"[general]\ncycle_time = {cycle_s:g}\nping_interval = {ping_interval}\nloglevel = 30\n{extra}"
                     f"[output:influx]\nfilename = {tmp / (name + '.lp')}\n")
     return conf
 
@@ -105,7 +107,7 @@ def contenders(tmp: Path, python_020: str) -> dict[str, tuple[list[str], dict[st
                                    PATH),
         "wgtrack 0.2.0": ([python_020, "-m", "wgtrack", "-c", str(config(tmp, "old"))], PATH),
         "wgtrack (this tree)": ([*ours, str(config(tmp, "ours"))], env),
-        "wgtrack (this tree), ping_interval = 0": ([*ours, str(config(tmp, "quiet", "ping_interval = 0\n"))], env),
+        "wgtrack (this tree), ping_interval = 0": ([*ours, str(config(tmp, "quiet", ping_interval=0))], env),
     }
 
 

@@ -26,12 +26,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-# Imported here, not at the first check: a first import on the event loop would stall it.
-import dns.asyncquery
-import dns.message
-import dns.rcode
-import dns.rdatatype
-
+from wgtrack import lazydns  # dnspython is imported by the first DNS check, in a worker thread
 from wgtrack.redact import redact_text
 
 KINDS = ("tcp", "http", "https", "dns")
@@ -181,6 +176,12 @@ async def _http(check: Check) -> None:
 
 
 async def _dns(check: Check, timeout_s: float) -> None:
+    await lazydns.load()
+    import dns.asyncquery
+    import dns.message
+    import dns.rcode
+    import dns.rdatatype
+
     query = dns.message.make_query(check.name, dns.rdatatype.A)
     answer = await dns.asyncquery.udp(query, check.host, timeout=timeout_s, port=check.port)
     if answer.rcode() != dns.rcode.NOERROR:

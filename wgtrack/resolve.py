@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dns.asyncresolver
-import dns.exception
-import dns.resolver
-
+from wgtrack import lazydns
 from wgtrack.link import ResolveResult
 from wgtrack.model import is_ip_literal
 from wgtrack.redact import redact_text
 from wgtrack.workers import Workers
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
 
 log = logging.getLogger(__name__)
 _FILES = Workers("resolve-files")  # the hosts file and resolv.conf
@@ -48,6 +49,8 @@ class Resolver:
         self._dns: dns.asyncresolver.Resolver | None = None
 
     async def _resolver(self) -> dns.asyncresolver.Resolver:
+        import dns.asyncresolver
+
         if self._dns is None:
             # Reading /etc/resolv.conf is file I/O: not on the loop.
             self._dns = await _FILES.run(dns.asyncresolver.Resolver, timeout_s=5.0)
@@ -62,6 +65,12 @@ class Resolver:
         if from_hosts:
             return ResolveResult(from_hosts)
         try:
+            await lazydns.load()
+        except TimeoutError:
+            return ResolveResult(error="loading dnspython timed out")
+        import dns.resolver
+
+        try:
             resolver = await self._resolver()
         except (dns.resolver.NoResolverConfiguration, OSError, TimeoutError) as exc:
             return ResolveResult(error=f"no DNS configuration: {exc}")
@@ -74,6 +83,9 @@ class Resolver:
 
     async def _query(self, resolver: dns.asyncresolver.Resolver, hostname: str,
                      rdtype: str) -> tuple[tuple[str, ...], str | None]:
+        import dns.exception
+        import dns.resolver
+
         try:
             # The outer wait_for is a second guard: lifetime bounds dnspython's own retries.
             answer = await asyncio.wait_for(resolver.resolve(hostname, rdtype, lifetime=self.timeout_s,
