@@ -249,14 +249,14 @@ class Tracker:
         peers, cached_settings = self._peers, self._settings
         unchanged, timeless = link.unchanged, link.timeless
         todo: list[tuple[PeerId, link.Effect]] = []
-        count = listed = 0
-        for iface in dump.interfaces:
+        listed = 0
+        for iface, records in ((i, i.peers[start:start + part_size]) for i in dump.interfaces
+                               for start in range(0, len(i.peers), part_size)):
+            if todo or listed:
+                yield todo
+                todo = []
             ifname = iface.name
-            for record in iface.peers:
-                count += 1
-                if count % part_size == 0:
-                    yield todo
-                    todo = []
+            for record in records:
                 pid = (ifname, record.public_key)
                 tracked = peers.get(pid)
                 if tracked is None:
