@@ -129,7 +129,7 @@ def test_dns_check_against_dnsmasq(dnsmasq: int) -> None:
 
 
 def _daemon(conf: str, ping: link.ProbeResult, results: dict[str, bool]) -> Daemon:
-    async def probe(target: str, count: int, timeout: float) -> link.ProbeResult:
+    async def probe(target: str, count: int, timeout: float, urgent: bool = True) -> link.ProbeResult:
         return ping
 
     async def check(c: Check, timeout: float) -> CheckResult:
@@ -158,7 +158,7 @@ def test_any_answer_is_life(icmp_ok: bool, checks: dict[str, bool], up: bool) ->
 def test_checks_only_never_send_icmp() -> None:
     conf = f"[peer:{KEY}]\ncheck = tcp://192.0.2.11:22\nicmp = no\n"
 
-    async def probe(target: str, count: int, timeout: float) -> link.ProbeResult:
+    async def probe(target: str, count: int, timeout: float, urgent: bool = True) -> link.ProbeResult:
         raise AssertionError("ICMP sent although icmp = no")
 
     async def check(c: Check, timeout: float) -> CheckResult:

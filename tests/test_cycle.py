@@ -45,7 +45,7 @@ class FakeNetwork:
         self.wg, self.reachable_at = wg, "198.51.100.9:51820"
         self.probes = 0
 
-    async def probe(self, target: str, count: int, timeout_s: float) -> link.ProbeResult:
+    async def probe(self, target: str, count: int, timeout_s: float, urgent: bool = True) -> link.ProbeResult:
         self.probes += 1
         if self.wg.endpoint == self.reachable_at:
             return link.ProbeResult(ok=True, rtt_ms=1.0, loss=0.0)

@@ -94,3 +94,30 @@ def test_not_an_address_is_a_failed_result() -> None:
 
     result = asyncio.run(probe.Prober().ping("not-an-ip", 1, 0.1))
     assert not result.ok and result.reason == "not an IP address: not-an-ip"
+
+
+def test_probes_of_links_that_are_up_go_first_when_probes_wait() -> None:
+    """At 20 a second, 10 probes of down links are queued when 3 of up links arrive: those 3
+    are sent next, not after the 10 (loopback answers at once, so sends order the replies)."""
+    import asyncio
+
+    async def run() -> tuple[list[float], list[float]]:
+        prober = probe.Prober(rate=20)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+
+        async def timed(urgent: bool) -> float:
+            result = await prober.ping("127.0.0.1", 1, 1.0, urgent)
+            assert result.ok
+            return loop.time() - t0
+
+        background = [asyncio.ensure_future(timed(False)) for _ in range(10)]
+        await asyncio.sleep(0.02)
+        urgent = await asyncio.gather(*(timed(True) for _ in range(3)))
+        rest = await asyncio.gather(*background)
+        prober.close()
+        return urgent, rest
+
+    urgent, rest = asyncio.run(run())
+    assert max(urgent) < sorted(rest)[3]  # only the first slots of the queue went before them
+    assert sorted(rest)[-1] >= 0.55  # 13 sends at 20 a second: paced, not at once

@@ -62,7 +62,8 @@ class World:
 
     read_wg: Callable[[str, float], Awaitable[WgResult]] = show_all_dump  # (wg command, timeout)
     run_wg: Callable[[str, list[str], float], Awaitable[WgResult]] = run_wg
-    probe: Callable[[str, int, float], Awaitable[link.ProbeResult]] = probe.ping  # (target, count, timeout)
+    # (target, count, timeout, urgent: the link is up, so its probe goes first when probes wait)
+    probe: Callable[[str, int, float, bool], Awaitable[link.ProbeResult]] = probe.ping
     check: Callable[[checks.Check, float], Awaitable[checks.CheckResult]] = checks.run  # (check, timeout)
     resolver: Callable[[Path, float], ResolverLike] = Resolver  # (hosts file, DNS timeout)
     poke: Callable[[str], None] = field(default=lambda target: _poke(target))
@@ -370,13 +371,14 @@ class Daemon:
         if isinstance(action, link.Probe):
             if settings.checks:
                 return await self._probe_with_checks(pid, action.target, settings)
-            return await world.probe(action.target, settings.ping_count, settings.ping_timeout_s)
+            return await world.probe(action.target, settings.ping_count, settings.ping_timeout_s,
+                                     not self.tracker.is_down(pid))
         if isinstance(action, link.Resolve):
             log.info("%s: re-resolving %s", self.tracker.name_of(pid), action.hostname)
             return await self.resolver.resolve(action.hostname)
         if isinstance(action, link.ProbeUnderlay):
             # Outside the tunnel: the endpoint's own address, through the normal routes.
-            reply = await world.probe(action.address, 1, settings.ping_timeout_s)
+            reply = await world.probe(action.address, 1, settings.ping_timeout_s, False)
             return link.UnderlayResult(reply.ok, action.address)
         if isinstance(action, link.SetEndpoint):
             result = await world.run_wg(self.config.wg_command, ["set", pid[0], "peer", pid[1], "endpoint",
@@ -393,7 +395,8 @@ class Daemon:
         jobs: list[Awaitable[link.ProbeResult | checks.CheckResult]] = [
             self.world.check(check, settings.check_timeout_s) for check in settings.checks]
         if icmp:
-            jobs.append(self.world.probe(target, settings.ping_count, settings.ping_timeout_s))
+            jobs.append(self.world.probe(target, settings.ping_count, settings.ping_timeout_s,
+                                         not self.tracker.is_down(pid)))
         results = await asyncio.gather(*jobs)
         ran = tuple(r for r in results if isinstance(r, checks.CheckResult))
         self.tracker.record_checks(pid, ran)

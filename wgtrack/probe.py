@@ -6,7 +6,9 @@ opened on first use and watched by the event loop: a probe is a pending entry ke
 sequence number, a timer and a future, never a task or a thread. Replies are matched by
 identifier (raw sockets; a datagram socket gets only its own) and sequence, and by the
 address they come from. Sends are paced by ``probe_rate`` per second for the whole daemon,
-so a hub never floods its tunnels.
+so a hub never floods its tunnels; probes of links that are up (a break to detect) go before
+those of links that are down (a heal to notice), so that a thousand departed peers never
+delay the detection of a live one.
 
 Raw sockets as root or with CAP_NET_RAW; datagram ICMP sockets otherwise, which
 ``net.ipv4.ping_group_range`` must allow. No dependency.
@@ -22,6 +24,7 @@ import os
 import random
 import socket
 import struct
+from collections import deque
 from dataclasses import dataclass
 
 from wgtrack.link import ProbeResult
@@ -102,6 +105,9 @@ class Prober:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[tuple[int, int], _Echo] = {}  # (family, sequence)
         self._next_send = 0.0
+        # Requests waiting for their slot: links that are up first, then links that are down.
+        self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (deque(), deque())
+        self._release_at: asyncio.TimerHandle | None = None
         self.sent = 0  # echo requests sent, for the benchmark and the status
         self.replies = 0
 
@@ -125,6 +131,13 @@ class Prober:
                 self._loop.remove_reader(sock.fileno())
             sock.close()
         self._socks.clear()
+        if self._release_at is not None:
+            self._release_at.cancel()
+            self._release_at = None
+        for queue in self._waiting:
+            for slot in queue:
+                slot.cancel()
+            queue.clear()
         for echo in self._pending.values():
             if echo.timer is not None:
                 echo.timer.cancel()
@@ -132,9 +145,10 @@ class Prober:
                 echo.future.cancel()
         self._pending.clear()
 
-    async def ping(self, target: str, count: int, timeout_s: float) -> ProbeResult:
+    async def ping(self, target: str, count: int, timeout_s: float, urgent: bool = True) -> ProbeResult:
         """Probe ``target`` with ``count`` echo requests; any reply is life. A refused or
-        unroutable probe is a failed result, never an exception."""
+        unroutable probe is a failed result, never an exception. ``urgent``: the link is up
+        (its requests go first when the rate limit makes probes wait)."""
         try:
             address = ipaddress.ip_address(target.split("%", 1)[0])
         except ValueError:
@@ -145,7 +159,7 @@ class Prober:
         for i in range(count):
             if i:
                 await asyncio.sleep(INTERVAL_S)
-            await self._pace()
+            await self._pace(urgent)
             sent = self._send(family, str(address), timeout_s)
             if isinstance(sent, str):
                 error = sent
@@ -157,14 +171,33 @@ class Prober:
             return ProbeResult(ok=True, rtt_ms=round(sum(rtts) / len(rtts), 3), loss=loss)
         return ProbeResult(ok=False, loss=1.0, reason=error or "no reply")
 
-    async def _pace(self) -> None:
-        """Wait for this request's slot: at most ``rate`` sends a second, in arrival order."""
+    async def _pace(self, urgent: bool) -> None:
+        """Wait for this request's slot: at most ``rate`` sends a second; urgent ones first,
+        each kind in arrival order."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        slot = max(now, self._next_send)
-        self._next_send = slot + 1.0 / self.rate
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        if now >= self._next_send and not self._waiting[0] and not self._waiting[1]:
+            self._next_send = now + 1.0 / self.rate
+            return
+        slot: asyncio.Future[None] = loop.create_future()
+        self._waiting[0 if urgent else 1].append(slot)
+        if self._release_at is None:
+            self._release_at = loop.call_at(self._next_send, self._release)
+        await slot
+
+    def _release(self) -> None:
+        """Hand out the slots that are due (a timer, not a task), then wait for the next."""
+        self._release_at = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._next_send = max(self._next_send, now - 0.05)  # a late timer catches up a little, no more
+        while self._next_send <= now and (self._waiting[0] or self._waiting[1]):
+            slot = (self._waiting[0] or self._waiting[1]).popleft()
+            if not slot.done():  # its probe may have been cancelled meanwhile
+                slot.set_result(None)
+                self._next_send += 1.0 / self.rate
+        if self._waiting[0] or self._waiting[1]:
+            self._release_at = loop.call_at(self._next_send, self._release)
 
     def _send(self, family: int, target: str, timeout_s: float) -> asyncio.Future[float | None] | str:
         try:
@@ -224,9 +257,9 @@ class Prober:
 _shared = Prober()
 
 
-async def ping(target: str, count: int, timeout_s: float) -> ProbeResult:
+async def ping(target: str, count: int, timeout_s: float, urgent: bool = True) -> ProbeResult:
     """A probe through the process's one prober (the daemon's ``World.probe``)."""
-    return await _shared.ping(target, count, timeout_s)
+    return await _shared.ping(target, count, timeout_s, urgent)
 
 
 def set_rate(rate: float) -> None:
