@@ -10,9 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import ipaddress
 
-from wgtrack.model import Dump, InterfaceRecord, PeerRecord, split_endpoint
+from wgtrack.model import Dump, InterfaceRecord, PeerRecord, parse_cidr, split_endpoint
 
 _NONE = "(none)"
 MAX_INT64 = 2**63 - 1
@@ -83,10 +82,8 @@ def _allowed_ips(text: str) -> tuple[str, ...]:
         return ()
     parts = tuple(part for part in text.split(",") if part)
     for part in parts:
-        try:
-            ipaddress.ip_network(part if "/" in part else "-", strict=False)
-        except ValueError:
-            raise ValueError("allowed IP is not a CIDR") from None
+        if parse_cidr(part) is None:
+            raise ValueError("allowed IP is not a CIDR")
     return parts
 
 

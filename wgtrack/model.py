@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 
 
@@ -75,12 +76,23 @@ def is_ip_literal(host: str) -> bool:
     return True
 
 
+def parse_cidr(cidr: str) -> tuple[int, bytes, int] | None:
+    """(family, packed address, prefix length) of ``address/prefix``, or None. The socket
+    module's parser: a 50,000-peer hub's first dump has 50,000 of these, and ipaddress takes
+    about 20 µs each."""
+    address, slash, prefix = cidr.partition("/")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    if not slash or not prefix.isdigit() or int(prefix) > (128 if family == socket.AF_INET6 else 32):
+        return None
+    try:
+        return family, socket.inet_pton(family, address), int(prefix)
+    except OSError:
+        return None
+
+
 def single_host_address(cidr: str) -> str | None:
     """The host address of a /32 or /128 allowed IP, else None (a range is never pinged)."""
-    try:
-        net = ipaddress.ip_network(cidr, strict=False)
-    except ValueError:
+    parsed = parse_cidr(cidr)
+    if parsed is None or parsed[2] != (128 if parsed[0] == socket.AF_INET6 else 32):
         return None
-    if net.num_addresses == 1:
-        return str(net.network_address)
-    return None
+    return socket.inet_ntop(parsed[0], parsed[1])

@@ -302,7 +302,8 @@ class Tracker:
                 if gone is not None:
                     gone[0] -= rx
                     gone[1] -= tx
-        log.info("%s: now tracked", self.name_of(pid))
+        if log.isEnabledFor(logging.INFO):  # a big hub's first dump has 50,000 of these
+            log.info("%s: now tracked", self.name_of(pid))
         self._peer_event(pid, "peer_added", now, "now tracked")
         return tracked
 
