@@ -314,9 +314,12 @@ class Daemon:
     # ---- carrying out the machines' actions ----
 
     async def _carry_out_all(self, todo: list[tuple[PeerId, link.Effect]]) -> None:
-        """Run each peer's actions concurrently. Probes finish within the cycle; re-resolutions
-        run in the background, and the cycle waits a little for those it started so that a
-        heal with a healthy DNS server is reported in the same cycle."""
+        """Run each peer's actions concurrently. Probes of links that are up finish within the
+        cycle (a break is in this cycle's output); those of links that are down run on, as the
+        fast lane's do, and a heal they find is published at once: a hub's thousands of departed
+        peers never hold up a cycle. Re-resolutions run in the background, and the cycle waits a
+        little for those it started so that a heal with a healthy DNS server is reported in the
+        same cycle."""
         per_peer: dict[PeerId, list[link.Effect]] = {}
         for pid, action in todo:
             per_peer.setdefault(pid, []).append(action)
@@ -326,7 +329,15 @@ class Daemon:
             for action in actions:
                 await self._dispatch(pid, action, 0, spawned)
 
-        await asyncio.gather(*(peer(pid, actions) for pid, actions in per_peer.items()))
+        awaited = []
+        for pid, actions in per_peer.items():
+            if self.once or self._tasks is None or not self.tracker.is_down(pid):
+                awaited.append(peer(pid, actions))
+            elif pid not in self._fast:  # one in flight already answers for it
+                task = self._tasks.create_task(self._run_on(peer(pid, actions)))
+                self._fast[pid] = task
+                task.add_done_callback(functools.partial(self._forget_fast, pid))
+        await asyncio.gather(*awaited)
         if spawned:
             budget = min(BACKGROUND_WAIT_MAX_S, BACKGROUND_WAIT_SHARE * self.config.cycle_time_s)
             await asyncio.wait(spawned, timeout=budget)
@@ -477,8 +488,12 @@ class Daemon:
             del self._fast[pid]
 
     async def _fast_probe(self, pid: PeerId, action: link.Effect) -> None:
+        await self._run_on(self._carry_out(pid, action, 0, []))
+
+    async def _run_on(self, work: Awaitable[None]) -> None:
+        """Work for a peer between cycles; a change it decides is published at once."""
         before = self.tracker.changes
-        await self._carry_out(pid, action, 0, [])
+        await work
         if self.tracker.changes != before:
             self._publish_soon()
 

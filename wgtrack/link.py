@@ -507,7 +507,10 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
         # backing off (DOWN_FAST_S).
         if state.status is not None and state.status.is_down:
             down_for = now - state.down_since
-            due = down_for <= DOWN_FAST_S or now - state.last_probe_at >= min(DOWN_PROBE_CAP_S, down_for / 4)
+            if settings.down_probe_interval_s > 0:  # the fast lane's gap: never probed twice as often
+                due = now - state.last_probe_at >= _down_gap(down_for, settings.down_probe_interval_s)
+            else:
+                due = down_for <= DOWN_FAST_S or now - state.last_probe_at >= min(DOWN_PROBE_CAP_S, down_for / 4)
         elif settings.probe_interval_s > 0:  # on its own clock: the fast lane also probes
             due = now - state.last_probe_at >= settings.probe_interval_s or state.probe_failures > 0
         else:
@@ -612,11 +615,7 @@ def _on_tick(state: LinkState, now: float, settings: TrackSettings) -> tuple[Lin
         return state, []
     if settings.down_probe_interval_s <= 0:
         return state, []
-    down_for = now - state.down_since
-    gap = settings.down_probe_interval_s
-    if down_for > DOWN_FAST_S:
-        gap = max(gap, min(DOWN_PROBE_CAP_S, down_for / 4))
-    if now - state.last_probe_at < gap:
+    if now - state.last_probe_at < _down_gap(now - state.down_since, settings.down_probe_interval_s):
         return state, []
     return replace(state, last_probe_at=now), [Probe(s.probe_target)]
 
@@ -663,6 +662,12 @@ def tick_due(state: LinkState, settings: TrackSettings) -> float:
     if quarter - since <= 4 * DOWN_PROBE_CAP_S:
         return quarter
     return max(last + max(gap, DOWN_PROBE_CAP_S), since + 4 * DOWN_PROBE_CAP_S)
+
+
+def _down_gap(down_for: float, interval: float) -> float:
+    """Seconds between probes of a down peer: ``interval`` for its first minute, then a quarter
+    of the time down, at most DOWN_PROBE_CAP_S (``tick_due`` solves the same rule for time)."""
+    return interval if down_for <= DOWN_FAST_S else max(interval, min(DOWN_PROBE_CAP_S, down_for / 4))
 
 
 def _on_underlay(state: LinkState, r: UnderlayResult) -> tuple[LinkState, list[Action]]:
