@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -309,20 +310,31 @@ def test_a_peer_without_endpoint_is_never_probed() -> None:
 
 
 def test_a_down_peer_is_probed_every_cycle_for_a_minute_then_less_and_less() -> None:
+    """With the fast lane off, the cycle probes down peers on the same policy; with it on, the
+    cycle leaves them to the fast lane (the next test)."""
+    lane_off = dataclasses.replace(PROBES, down_probe_interval_s=0)
     state = probed_down()  # down at t = 0 (monotonic), probes from then on
     sent: list[float] = []
     for t in range(1, 601):  # ten minutes of 1 s cycles, every probe failing
         state, actions = step(state, Sample(state.latest_handshake, 100, 0, WALL + t, "192.0.2.2", ENDPOINT),
-                              float(t), PROBES)
+                              float(t), lane_off)
         for action in actions:
             if isinstance(action, Probe):
                 sent.append(float(t))
-                state, _ = step(state, FAIL, float(t), PROBES)
+                state, _ = step(state, FAIL, float(t), lane_off)
         assert state.status is not None and state.status.is_down
     fast = [t for t in sent if t - state.down_since <= 60]
     assert fast == [float(t) for t in range(1, int(state.down_since) + 61)]  # the fast lane: every cycle
     gaps = [b - a for a, b in itertools.pairwise(sent) if a - state.down_since > 60]
     assert gaps == sorted(gaps) and max(gaps) == 60  # backing off, capped at a minute
+    # the fast lane on (the default): the cycle sends none, and the peer's state stays the same
+    # object cycle after cycle (the tracker's fast path)
+    down = probed_down()
+    reading = Sample(down.latest_handshake, 100, 0, WALL + 1, "192.0.2.2", ENDPOINT)
+    down, actions = step(down, reading, 1.0, PROBES)
+    assert not any(isinstance(a, Probe) for a in actions)
+    assert link.unchanged(down, WALL + 2, 2.0, PROBES)
+    assert step(down, reading._replace(wall=WALL + 2), 2.0, PROBES) == (down, [])
     assert len(sent) == 73  # instead of 600
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -47,8 +48,10 @@ def schedule_trace(settings: TrackSettings, cycles: int) -> list[tuple[int, str,
     """(quiet cycle, status, re-resolved?) for a hostname peer that is dead from cycle 1 on.
 
     The link was last alive at cycle 0; every probe fails, every resolve returns the same
-    address. Jitter is left out (rand = 0).
+    address. Jitter is left out (rand = 0). Probes come with the cycles here (the fast lane
+    off); with it on the re-resolutions are the same, a status may show one cycle later.
     """
+    settings = dataclasses.replace(settings, down_probe_interval_s=0)
     state = link.LinkState()
     sample = link.Sample(latest_handshake=0, rx_bytes=0, keepalive_s=0, wall=0.0, probe_target="192.0.2.2",
                          endpoint="198.51.100.9:51820", hostname="peer.example.test", port=51820)

@@ -479,6 +479,8 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
     age = max(0.0, s.wall - s.latest_handshake) if s.latest_handshake else None
     session = age is not None and age < SESSION_S
     probing = _probing(s, settings)
+    # A down peer's probes are the fast lane's (``_on_tick``): the cycle leaves them alone.
+    in_lane = _in_lane(state, settings)
     previous = state.last_sample
     actions: list[Action] = []
     if state.endpoint is not None and s.endpoint is not None and s.endpoint != state.endpoint \
@@ -490,7 +492,8 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
     # Time alone is no news for a peer that is neither probed nor re-resolved: it keeps its
     # last sample (whose time nothing reads) and counts no quiet cycles (only the re-resolution
     # schedule does), so that an unchanged reading leaves its state as it was.
-    timeless = previous is not None and not probing and s.hostname is None and _same_reading(previous, s)
+    timeless = previous is not None and (not probing or in_lane) and s.hostname is None \
+        and _same_reading(previous, s)
     state = replace(
         state,
         latest_handshake=s.latest_handshake,
@@ -501,16 +504,13 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
         last_sample=previous if timeless else s,
         knock_since=None if session else state.knock_since,
     )
-    if probing:
-        # Probe every ping_interval cycles while up; while down every cycle at first, so that
-        # recovery is seen at once (each probe also makes WireGuard retry its handshake), then
-        # backing off (DOWN_FAST_S).
+    if probing and not in_lane:
+        # Probe every ping_interval cycles while up; while down (with the fast lane off) every
+        # cycle at first, so that recovery is seen at once (each probe also makes WireGuard
+        # retry its handshake), then backing off (DOWN_FAST_S).
         if state.status is not None and state.status.is_down:
             down_for = now - state.down_since
-            if settings.down_probe_interval_s > 0:  # the fast lane's gap: never probed twice as often
-                due = now - state.last_probe_at >= _down_gap(down_for, settings.down_probe_interval_s)
-            else:
-                due = down_for <= DOWN_FAST_S or now - state.last_probe_at >= min(DOWN_PROBE_CAP_S, down_for / 4)
+            due = down_for <= DOWN_FAST_S or now - state.last_probe_at >= min(DOWN_PROBE_CAP_S, down_for / 4)
         elif settings.probe_interval_s > 0:  # on its own clock: the fast lane also probes
             due = now - state.last_probe_at >= settings.probe_interval_s or state.probe_failures > 0
         else:
@@ -556,12 +556,17 @@ def unchanged(state: LinkState, wall: float, now: float, settings: TrackSettings
     skips the peer without building a sample; a property test holds this equal to ``step``."""
     s = state.last_sample
     status = state.status
-    if s is None or status is None or s.hostname is not None or state.knock_since is not None \
-            or _probing(s, settings) or state.endpoint != s.endpoint or state.latest_handshake != s.latest_handshake \
-            or state.rx_bytes != s.rx_bytes:
+    if s is None or status is None or s.hostname is not None or state.endpoint != s.endpoint \
+            or state.latest_handshake != s.latest_handshake or state.rx_bytes != s.rx_bytes:
+        return False
+    probing = _probing(s, settings)
+    if probing and not _in_lane(state, settings):
+        return False  # the cycle probes it: probes count cycles
+    # A pending knock is cleared by a session (a handshake younger than SESSION_S).
+    if state.knock_since is not None and s.latest_handshake and wall - s.latest_handshake < SESSION_S:
         return False
     verdict, _ = _judge(state, s, wall, now, settings, False, False, _probes_decide(state, settings, s.probe_target),
-                        False, False)
+                        probing, False)
     if _VERDICT_STATUS.get(verdict) is not status:
         return False
     if status.is_down:
@@ -662,6 +667,11 @@ def tick_due(state: LinkState, settings: TrackSettings) -> float:
     if quarter - since <= 4 * DOWN_PROBE_CAP_S:
         return quarter
     return max(last + max(gap, DOWN_PROBE_CAP_S), since + 4 * DOWN_PROBE_CAP_S)
+
+
+def _in_lane(state: LinkState, settings: TrackSettings) -> bool:
+    """Down with the fast lane on: its probes come from ``_on_tick`` alone."""
+    return state.status is not None and state.status.is_down and settings.down_probe_interval_s > 0
 
 
 def _down_gap(down_for: float, interval: float) -> float:

@@ -117,6 +117,13 @@ def handshake_target(record: PeerRecord, probe: str | None) -> str | None:
     return None
 
 
+def _same_view(a: link.LinkState, b: link.LinkState) -> bool:
+    """Whether two states show the same in a PeerView (a probe's time, say, is not shown)."""
+    return (a.status is b.status and a.since == b.since and a.rtt_ms == b.rtt_ms and a.loss == b.loss
+            and a.diagnosis == b.diagnosis and a.target is b.target and a.quiet_cycles == b.quiet_cycles
+            and a.next_resolve_at == b.next_resolve_at and a.backoff_cycles == b.backoff_cycles)
+
+
 class Tracker:
     """All peers' link state, reconciled by (interface, public key) across dumps and reloads."""
 
@@ -529,9 +536,14 @@ class Tracker:
             hs = record.latest_handshake
             age = max(0, wall - hs) if hs else None
             view, made_of = tracked.view, tracked.view_of
-            if view is not None and made_of is not None and made_of[0] is record and made_of[1] is state \
-                    and made_of[2] is tracked.checks and view.handshake_age_s == age:
-                views.append(view)  # nothing changed but the time: the very same view
+            if view is not None and made_of is not None and made_of[0] is record and made_of[2] is tracked.checks \
+                    and view.handshake_age_s == age and (made_of[1] is state or _same_view(made_of[1], state)) \
+                    and (view.reresolves, view.endpoint_changes, view.roams) == \
+                    (tracked.reresolves, tracked.endpoint_changes, tracked.roams):
+                # Nothing a view shows changed (a down peer's probe times are no part of it):
+                # the very same view.
+                tracked.view_of = (record, state, tracked.checks)
+                views.append(view)
                 continue
             status = state.status or link.Status.IDLE
             conf = confs.get(record.public_key)
