@@ -32,7 +32,7 @@ from wgtrack.link import ProbeResult
 CAP_NET_RAW = 13
 INTERVAL_S = 0.2  # between the echo requests of one probe (ping_count > 1), as ping(8) allows
 DEFAULT_RATE = 1000.0  # echo requests per second, the whole daemon
-RCVBUF = 4 << 20
+RCVBUF = 16 << 20  # kernel memory, taken only while replies wait; a loopback skb takes ~4 KB
 READ_BATCH = 512  # datagrams per wake-up: a flood of ICMP never holds the loop
 _ECHO: dict[int, tuple[int, int]] = {socket.AF_INET: (8, 0), socket.AF_INET6: (128, 129)}  # (request, reply)
 _PAYLOAD = b"wgtrack probe\0" + bytes(18)  # 32 bytes, ping's 56 would do as well
