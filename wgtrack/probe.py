@@ -32,7 +32,7 @@ from wgtrack.link import ProbeResult
 CAP_NET_RAW = 13
 INTERVAL_S = 0.2  # between the echo requests of one probe (ping_count > 1), as ping(8) allows
 DEFAULT_RATE = 1000.0  # echo requests per second, the whole daemon
-RCVBUF = 16 << 20  # kernel memory, taken only while replies wait; a loopback skb takes ~4 KB
+SOCKET_BUFFER = 16 << 20  # kernel memory, taken only while packets wait; a loopback skb takes ~4 KB
 READ_BATCH = 512  # datagrams per wake-up: a flood of ICMP never holds the loop
 _ECHO: dict[int, tuple[int, int]] = {socket.AF_INET: (8, 0), socket.AF_INET6: (128, 129)}  # (request, reply)
 _PAYLOAD = b"wgtrack probe\0" + bytes(18)  # 32 bytes, ping's 56 would do as well
@@ -123,14 +123,18 @@ class Prober:
             sock = socket.socket(family, socket.SOCK_RAW if self.raw else socket.SOCK_DGRAM, proto)
             sock.setblocking(False)
             # A burst of replies (a raw socket also sees every other ICMP packet) must not
-            # overflow the default ~200 KB buffer: ask for more, beyond rmem_max where allowed.
-            for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
-                try:
-                    if option is not None:
-                        sock.setsockopt(socket.SOL_SOCKET, option, RCVBUF)
-                        break
-                except OSError:
-                    continue
+            # overflow the default ~200 KB buffers, nor requests to dead addresses (each held
+            # until the neighbour lookup gives up) block the others: ask for more, beyond
+            # rmem_max/wmem_max where allowed.
+            for forced, plain in ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
+                                  (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF)):
+                for option in (forced, plain):
+                    try:
+                        if option is not None:
+                            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+                            break
+                    except OSError:
+                        continue
             loop.add_reader(sock.fileno(), self._readable, family, sock)
             self._socks[family] = sock
         return sock
