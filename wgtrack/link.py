@@ -319,6 +319,7 @@ class LinkState(NamedTuple):
     setting_from: str | None = None  # the endpoint it replaces (a dump may show the new one first)
     diagnosis: str | None = None  # while down, with underlay_probe: tunnel_only / host_unreachable
     underlay_probe_at: float = -1e18  # monotonic time of the last underlay probe
+    was_up: bool = False  # up at some time since tracking began (a departed peer never was)
 
     @property
     def probe_silent(self) -> bool:
@@ -366,6 +367,8 @@ def _move(state: LinkState, new: Status, now: float, reason: str,
         raise UndeclaredTransition(f"{state.status} -> {new} ({reason}) is not in TRANSITIONS")
     if new.is_down and not (state.status is not None and state.status.is_down):
         state = replace(state, down_since=now)
+    if new.is_up and not state.was_up:
+        state = replace(state, was_up=True)
     return replace(state, status=new, since=now), [Changed(state.status, new, reason, connected)]
 
 
@@ -510,7 +513,8 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
         # retry its handshake), then backing off (DOWN_FAST_S).
         if state.status is not None and state.status.is_down:
             down_for = now - state.down_since
-            due = down_for <= DOWN_FAST_S or now - state.last_probe_at >= min(DOWN_PROBE_CAP_S, down_for / 4)
+            due = (state.was_up and down_for <= DOWN_FAST_S) \
+                or now - state.last_probe_at >= min(DOWN_PROBE_CAP_S, down_for / 4)
         elif settings.probe_interval_s > 0:  # on its own clock: the fast lane also probes
             due = now - state.last_probe_at >= settings.probe_interval_s or state.probe_failures > 0
         else:
@@ -620,7 +624,7 @@ def _on_tick(state: LinkState, now: float, settings: TrackSettings) -> tuple[Lin
         return state, []
     if settings.down_probe_interval_s <= 0:
         return state, []
-    if now - state.last_probe_at < _down_gap(now - state.down_since, settings.down_probe_interval_s):
+    if now - state.last_probe_at < _down_gap(now - state.down_since, settings.down_probe_interval_s, state.was_up):
         return state, []
     return replace(state, last_probe_at=now), [Probe(s.probe_target)]
 
@@ -651,19 +655,20 @@ def tick_due(state: LinkState, settings: TrackSettings) -> float:
     s = state.last_sample
     if state.status is None or s is None or not s.probe_target or s.endpoint is None or settings.ping_interval == 0:
         return math.inf
-    last = state.last_probe_at
+    # Never probed (last_probe_at is -1e18): due at once, that is when its status began.
+    last = max(state.last_probe_at, state.since - 1e9)
     if not state.status.is_down:
-        return last + settings.probe_interval_s if settings.probe_interval_s > 0 else math.inf
+        return max(last + settings.probe_interval_s, state.since) if settings.probe_interval_s > 0 else math.inf
     gap = settings.down_probe_interval_s
     if gap <= 0:
         return math.inf
     since = state.down_since
     first = last + gap
-    if first - since <= DOWN_FAST_S:
-        return first  # within the first minute down: every gap
+    if state.was_up and first - since <= DOWN_FAST_S:
+        return max(first, state.since)  # within the first minute down: every gap
     # Then the gap is a quarter of the time down, at most DOWN_PROBE_CAP_S (never below gap):
     # t - last >= (t - since) / 4 while that quarter is under the cap, else t - last >= cap.
-    quarter = max(first, (4 * last - since) / 3)
+    quarter = max(first, (4 * last - since) / 3, state.since)
     if quarter - since <= 4 * DOWN_PROBE_CAP_S:
         return quarter
     return max(last + max(gap, DOWN_PROBE_CAP_S), since + 4 * DOWN_PROBE_CAP_S)
@@ -674,10 +679,13 @@ def _in_lane(state: LinkState, settings: TrackSettings) -> bool:
     return state.status is not None and state.status.is_down and settings.down_probe_interval_s > 0
 
 
-def _down_gap(down_for: float, interval: float) -> float:
-    """Seconds between probes of a down peer: ``interval`` for its first minute, then a quarter
-    of the time down, at most DOWN_PROBE_CAP_S (``tick_due`` solves the same rule for time)."""
-    return interval if down_for <= DOWN_FAST_S else max(interval, min(DOWN_PROBE_CAP_S, down_for / 4))
+def _down_gap(down_for: float, interval: float, was_up: bool) -> float:
+    """Seconds between probes of a down peer: ``interval`` for its first minute (if it was ever
+    up: a hub's departed peers, down since wgtrack started, get no such minute), then a
+    quarter of the time down, at most DOWN_PROBE_CAP_S (``tick_due`` solves the same rule)."""
+    if was_up and down_for <= DOWN_FAST_S:
+        return interval
+    return max(interval, min(DOWN_PROBE_CAP_S, down_for / 4))
 
 
 def _on_underlay(state: LinkState, r: UnderlayResult) -> tuple[LinkState, list[Action]]:

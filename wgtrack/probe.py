@@ -32,6 +32,10 @@ from wgtrack.link import ProbeResult
 CAP_NET_RAW = 13
 INTERVAL_S = 0.2  # between the echo requests of one probe (ping_count > 1), as ping(8) allows
 DEFAULT_RATE = 1000.0  # echo requests per second, the whole daemon
+# Of that, at most this share for links that are down. Each such probe makes WireGuard try a
+# handshake with a dead address, and handshakes are dear (userspace WireGuard saturated a core
+# with 5,000 departed peers probed at the full rate, and then live links' probes timed out).
+DOWN_SHARE = 0.2
 SOCKET_BUFFER = 16 << 20  # kernel memory, taken only while packets wait; a loopback skb takes ~4 KB
 READ_BATCH = 512  # datagrams per wake-up: a flood of ICMP never holds the loop
 _ECHO: dict[int, tuple[int, int]] = {socket.AF_INET: (8, 0), socket.AF_INET6: (128, 129)}  # (request, reply)
@@ -109,6 +113,7 @@ class Prober:
         # Requests waiting for their slot: links that are up first, then links that are down.
         self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (deque(), deque())
         self._release_at: asyncio.TimerHandle | None = None
+        self._next_down = 0.0  # down links' requests: at most DOWN_SHARE of the rate
         self.sent = 0  # echo requests sent, for the benchmark and the status
         self.replies = 0
 
@@ -190,8 +195,11 @@ class Prober:
         each kind in arrival order."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if now >= self._next_send and not self._waiting[0] and not self._waiting[1]:
+        if now >= self._next_send and not self._waiting[0] and not self._waiting[1] \
+                and (urgent or now >= self._next_down):
             self._next_send = now + 1.0 / self.rate
+            if not urgent:
+                self._next_down = now + 1.0 / (self.rate * DOWN_SHARE)
             return
         slot: asyncio.Future[None] = loop.create_future()
         self._waiting[0 if urgent else 1].append(slot)
@@ -205,13 +213,19 @@ class Prober:
         loop = asyncio.get_running_loop()
         now = loop.time()
         self._next_send = max(self._next_send, now - 0.05)  # a late timer catches up a little, no more
-        while self._next_send <= now and (self._waiting[0] or self._waiting[1]):
-            slot = (self._waiting[0] or self._waiting[1]).popleft()
+        self._next_down = max(self._next_down, now - 0.05)
+        urgent, down = self._waiting
+        while self._next_send <= now and (urgent or (down and self._next_down <= now)):
+            from_down = not urgent
+            slot = (urgent or down).popleft()
             if not slot.done():  # its probe may have been cancelled meanwhile
                 slot.set_result(None)
                 self._next_send += 1.0 / self.rate
-        if self._waiting[0] or self._waiting[1]:
-            self._release_at = loop.call_at(self._next_send, self._release)
+                if from_down:
+                    self._next_down = max(self._next_down, now - 0.05) + 1.0 / (self.rate * DOWN_SHARE)
+        if urgent or down:
+            wake = self._next_send if urgent else max(self._next_send, self._next_down)
+            self._release_at = loop.call_at(wake, self._release)
 
     def _send(self, family: int, target: str, timeout_s: float) -> asyncio.Future[float | None] | str:
         try:
