@@ -315,9 +315,9 @@ class Daemon:
 
     async def _carry_out_all(self, todo: list[tuple[PeerId, link.Effect]]) -> None:
         """Run each peer's actions concurrently. Probes of links that are up finish within the
-        cycle (a break is in this cycle's output); those of links that are down run on, as the
-        fast lane's do, and a heal they find is published at once: a hub's thousands of departed
-        peers never hold up a cycle. Re-resolutions run in the background, and the cycle waits a
+        cycle (a break is in this cycle's output); those of links that are not up (new, idle,
+        down) run on, as the fast lane's do, and what they find is published at once: a hub's
+        thousands of departed peers never hold up a cycle. Re-resolutions run in the background, and the cycle waits a
         little for those it started so that a heal with a healthy DNS server is reported in the
         same cycle."""
         per_peer: dict[PeerId, list[link.Effect]] = {}
@@ -331,7 +331,7 @@ class Daemon:
 
         awaited = []
         for pid, actions in per_peer.items():
-            if self.once or self._tasks is None or not self.tracker.is_down(pid):
+            if self.once or self._tasks is None or self.tracker.is_up(pid):
                 awaited.append(peer(pid, actions))
             elif pid not in self._fast:  # one in flight already answers for it
                 task = self._tasks.create_task(self._run_on(peer(pid, actions)))
@@ -383,7 +383,7 @@ class Daemon:
             if settings.checks:
                 return await self._probe_with_checks(pid, action.target, settings)
             return await world.probe(action.target, settings.ping_count, settings.ping_timeout_s,
-                                     not self.tracker.is_down(pid))
+                                     self.tracker.is_up(pid))
         if isinstance(action, link.Resolve):
             log.info("%s: re-resolving %s", self.tracker.name_of(pid), action.hostname)
             return await self.resolver.resolve(action.hostname)
@@ -407,7 +407,7 @@ class Daemon:
             self.world.check(check, settings.check_timeout_s) for check in settings.checks]
         if icmp:
             jobs.append(self.world.probe(target, settings.ping_count, settings.ping_timeout_s,
-                                         not self.tracker.is_down(pid)))
+                                         self.tracker.is_up(pid)))
         results = await asyncio.gather(*jobs)
         ran = tuple(r for r in results if isinstance(r, checks.CheckResult))
         self.tracker.record_checks(pid, ran)

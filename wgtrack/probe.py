@@ -167,7 +167,8 @@ class Prober:
     async def ping(self, target: str, count: int, timeout_s: float, urgent: bool = True) -> ProbeResult:
         """Probe ``target`` with ``count`` echo requests; any reply is life. A refused or
         unroutable probe is a failed result, never an exception. ``urgent``: the link is up
-        (its requests go first when the rate limit makes probes wait)."""
+        (its requests go first when the rate limit makes probes wait; the others, of new, idle
+        or down links, share at most DOWN_SHARE of the rate)."""
         try:
             address = ipaddress.ip_address(target.split("%", 1)[0])
         except ValueError:

@@ -445,6 +445,11 @@ class Tracker:
             heapq.heapify(self._due)
         return todo
 
+    def is_up(self, pid: PeerId) -> bool:
+        """Up: its probe goes first when probes wait (a new, idle or down peer's waits)."""
+        tracked = self._peers.get(pid)
+        return tracked is not None and tracked.state.status is link.Status.UP
+
     def is_down(self, pid: PeerId) -> bool:
         tracked = self._peers.get(pid)
         status = tracked.state.status if tracked else None
