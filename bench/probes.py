@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.run import ensure_venv
+
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / "bench" / ".venv-icmplib"
 
@@ -59,21 +61,12 @@ print(json.dumps({"cpu_ms": (time.process_time() - cpu) * 1000, "wall_s": time.m
 """
 
 
-def ensure_venv() -> str:
-    python = VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "icmplib==3.0.4"],
-                       check=True)
-    return str(python)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--probes", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    python = ensure_venv()
+    python = ensure_venv(VENV, "icmplib==3.0.4")
     ns = f"wgtpb{os.getpid() % 0xFFFF:x}{secrets.token_hex(2)}"
     subprocess.run(["ip", "netns", "add", ns], check=True, timeout=20)
     figures: dict[str, list[dict[str, float]]] = {}

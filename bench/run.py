@@ -55,13 +55,18 @@ class Impl:
     pythonpath: bool
 
 
-def ensure_020() -> str:
-    python = VENV_020 / "bin" / "python"
+def ensure_venv(venv: Path, requirement: str) -> str:
+    """A venv of the benchmark's own with ``requirement`` from PyPI; its python."""
+    python = venv / "bin" / "python"
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV_020)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "wgtrack==0.2.0"],
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],
                        check=True)
     return str(python)
+
+
+def ensure_020() -> str:
+    return ensure_venv(VENV_020, "wgtrack==0.2.0")
 
 
 def config_text(kind: str, out: Path) -> str:

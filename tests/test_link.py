@@ -513,20 +513,27 @@ readings = st.builds(
 UNDERLAY = TrackSettings(ping_interval=2, ping_failafternum=2, underlay_probe=True)
 
 
+def replay(history: list[tuple[Sample, int, bool]], settings: TrackSettings) -> tuple[LinkState, float, float]:
+    """Readings ``gap`` seconds apart, each probe (and underlay probe) they ask for answered
+    ``ok`` or not: the state, the monotonic time and the wall time at the end."""
+    state, now, wall = LinkState(), 0.0, WALL
+    for reading, gap, ok in history:
+        now, wall = now + gap, wall + gap
+        state, actions = step(state, reading._replace(wall=wall), now, settings)
+        if any(isinstance(a, Probe) for a in actions):
+            state, _ = step(state, ProbeResult(ok=ok), now, settings)
+        if any(isinstance(a, ProbeUnderlay) for a in actions):
+            state, _ = step(state, UnderlayResult(ok=ok), now, settings)
+    return state, now, wall
+
+
 @given(st.lists(st.tuples(readings, st.integers(1, 400), st.booleans()), min_size=1, max_size=12),
        st.sampled_from([PROBES, NO_PROBES, UNDERLAY]), st.lists(st.integers(1, 300), min_size=1, max_size=6))
 def test_the_fast_path_gives_what_the_full_step_gives(history: list[tuple[Sample, int, bool]],
                                                       settings: TrackSettings, later: list[int]) -> None:
     """Wherever ``unchanged`` says time alone changes nothing, the full step with the same
     reading at that time returns the very same state object and no action."""
-    state, now, wall = LinkState(), 0.0, WALL
-    for reading, gap, probe_ok in history:
-        now, wall = now + gap, wall + gap
-        state, actions = step(state, reading._replace(wall=wall), now, settings)
-        if any(isinstance(a, Probe) for a in actions):
-            state, _ = step(state, ProbeResult(ok=probe_ok), now, settings)
-        if any(isinstance(a, ProbeUnderlay) for a in actions):
-            state, _ = step(state, UnderlayResult(ok=probe_ok), now, settings)
+    state, now, wall = replay(history, settings)
     forever = False
     for gap in later:  # the same line, cycle after cycle
         now, wall = now + gap, wall + gap
@@ -570,12 +577,7 @@ def test_tick_due_is_when_the_fast_lane_first_probes(history: list[tuple[Sample,
                                                       settings: TrackSettings, start: int) -> None:
     """The fast lane's heap is keyed by ``tick_due``: no Tick before it asks for anything, and a
     Tick at it asks for a probe (checked on a 0.05 s grid, from any point of a history)."""
-    state, now, wall = LinkState(), 0.0, WALL
-    for reading, gap, probe_ok in history:
-        now, wall = now + gap, wall + gap
-        state, actions = step(state, reading._replace(wall=wall), now, settings)
-        if any(isinstance(a, Probe) for a in actions):
-            state, _ = step(state, ProbeResult(ok=probe_ok), now, settings)
+    state, now, wall = replay(history, settings)
     due = link.tick_due(state, settings)
     if due == float("inf"):
         assert step(state, Tick(wall + 1000), now + 1000, settings)[1] == []
