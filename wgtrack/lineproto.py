@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 
 from wgtrack import __version__
 from wgtrack.link import Status
-from wgtrack.snapshot import PeerView, Snapshot
+from wgtrack.snapshot import InterfaceView, PeerView, Snapshot
 
 FieldValue = int | float | str | bool | None
 
@@ -77,76 +77,111 @@ def peer_fields(peer: PeerView) -> dict[str, FieldValue]:
     }
 
 
+def _peer_lines(ifname: str, peer: PeerView) -> tuple[str, ...]:
+    """A peer's line and its checks' lines, each without its timestamp."""
+    tags = {"interface": ifname, "peer": peer.public_key, "friendly_name": peer.friendly_name}
+    lines = [line("wgtrack", tags, peer_fields(peer), 0)[:-2]]  # without " 0", the timestamp
+    for result in peer.checks:
+        lines.append(line("wgtrack_check", {**tags, "check": result.check},
+                          {"ok": int(result.ok), "rtt_ms": result.rtt_ms, "error": result.error}, 0)[:-2])
+    return tuple(lines)
+
+
 class LineCache:
-    """Each peer's line without its timestamp, kept while the peer's view is the same object:
-    the tracker hands out the very same view while nothing about a peer changed but the time,
-    so on a big hub most peers (idle, departed) cost a lookup. One cache per output (each
-    renders in its own thread); entries of peers not in the last snapshot go."""
+    """Each interface's peer lines without their timestamps, kept while its InterfaceView is
+    the same object, and each peer's while its PeerView is: the tracker hands out the very
+    same views while nothing but the time changed, so a big hub's unchanged interface costs one
+    lookup and a join. One cache per output (each renders in its own thread); peers and
+    interfaces not in the last snapshot go."""
 
     def __init__(self) -> None:
-        self._lines: dict[tuple[str, str], tuple[PeerView, str]] = {}
-        self._next: dict[tuple[str, str], tuple[PeerView, str]] = {}
+        self._peers: dict[str, dict[str, tuple[PeerView, tuple[str, ...]]]] = {}
+        self._blocks: dict[str, tuple[InterfaceView, list[str]]] = {}
 
-    def peer(self, iface: str, peer: PeerView) -> str:
-        key = (iface, peer.public_key)
-        found = self._lines.get(key)
-        if found is not None and found[0] is peer:
-            self._next[key] = found
+    def block(self, iface: InterfaceView) -> list[str]:
+        """The exported peers' lines of one interface (per_peer_metrics = no: in the totals only)."""
+        found = self._blocks.get(iface.name)
+        if found is not None and found[0] is iface:
             return found[1]
-        tags = {"interface": iface, "peer": peer.public_key, "friendly_name": peer.friendly_name}
-        text = line("wgtrack", tags, peer_fields(peer), 0)[:-2]  # without " 0", the timestamp
-        self._next[key] = (peer, text)
-        return text
+        before = self._peers.get(iface.name, {})
+        kept: dict[str, tuple[PeerView, tuple[str, ...]]] = {}
+        lines: list[str] = []
+        for peer in iface.peers:
+            if not peer.exported:
+                continue
+            hit = before.get(peer.public_key)
+            if hit is None or hit[0] is not peer:
+                hit = (peer, _peer_lines(iface.name, peer))
+            kept[peer.public_key] = hit
+            lines.extend(hit[1])
+        self._peers[iface.name] = kept
+        self._blocks[iface.name] = (iface, lines)
+        return lines
 
-    def done(self) -> None:
-        self._lines, self._next = self._next, {}
+    def done(self, snapshot: Snapshot) -> None:
+        listed = {iface.name for iface in snapshot.interfaces}
+        for name in [n for n in self._blocks if n not in listed]:
+            del self._blocks[name]
+            self._peers.pop(name, None)
+
+
+def _summary_lines(snapshot: Snapshot, iface: InterfaceView | None) -> Iterator[str]:
+    """An interface's totals lines (and its groups'); with None, the tracker heartbeat."""
+    ts = snapshot.time_ns
+    if iface is None:
+        yield line("wgtrack_tracker", {}, {
+            "cycle": snapshot.cycle,
+            "wg_ok": int(snapshot.wg_ok),
+            "wg_error": snapshot.wg_error,
+            "interfaces": len(snapshot.interfaces),
+            "peers": sum(len(i.peers) for i in snapshot.interfaces),
+            "cycle_duration_s": snapshot.cycle_duration_s,
+            "loop_lag_ms": snapshot.loop_lag_ms,
+            "uptime_s": max(0, (snapshot.time_ns - snapshot.started_ns) // 1_000_000_000),
+            "version": __version__,
+        }, ts)
+        return
+    for totals in iface.all_totals():
+        states = dict(totals.states)
+        up = states.get(Status.UP.value, 0)
+        idle = states.get(Status.IDLE.value, 0)
+        counts: dict[str, FieldValue] = {
+            "peers": sum(states.values()), "peers_up": up, "peers_idle": idle,
+            "peers_down": sum(states.values()) - up - idle,
+            "transfer_rx": totals.rx_bytes, "transfer_tx": totals.tx_bytes,
+        }
+        if totals.labels:
+            yield line("wgtrack_group", {**dict(totals.labels), "interface": iface.name}, counts, ts)
+        else:
+            yield line("wgtrack_interface", {"interface": iface.name}, {
+                **counts, "listen_port": iface.listen_port, "public_key": iface.public_key,
+                "wgtrack_host": snapshot.host or None}, ts)
 
 
 def render_lines(snapshot: Snapshot, cache: LineCache | None = None) -> Iterator[str]:
-    """Every line of one snapshot: peers, then one per interface, then the tracker heartbeat."""
-    ts = snapshot.time_ns
-    stamp = f" {ts}"
-    peers_total = 0
+    """Every line of one snapshot: peers (each followed by its checks), then one per interface
+    and friendly_json group, then the tracker heartbeat."""
+    stamp = f" {snapshot.time_ns}"
     cache = cache or LineCache()
     for iface in snapshot.interfaces:
-        for peer in iface.peers:
-            if not peer.exported:
-                continue  # per_peer_metrics = no: in the totals only
-            yield cache.peer(iface.name, peer) + stamp
-            for result in peer.checks:
-                yield line("wgtrack_check", {"interface": iface.name, "peer": peer.public_key,
-                                             "friendly_name": peer.friendly_name, "check": result.check},
-                           {"ok": int(result.ok), "rtt_ms": result.rtt_ms, "error": result.error}, ts)
-        peers_total += len(iface.peers)
-        for totals in iface.all_totals():
-            states = dict(totals.states)
-            up = states.get(Status.UP.value, 0)
-            idle = states.get(Status.IDLE.value, 0)
-            counts: dict[str, FieldValue] = {
-                "peers": sum(states.values()), "peers_up": up, "peers_idle": idle,
-                "peers_down": sum(states.values()) - up - idle,
-                "transfer_rx": totals.rx_bytes, "transfer_tx": totals.tx_bytes,
-            }
-            if totals.labels:
-                yield line("wgtrack_group", {**dict(totals.labels), "interface": iface.name}, counts, ts)
-            else:
-                yield line("wgtrack_interface", {"interface": iface.name}, {
-                    **counts, "listen_port": iface.listen_port, "public_key": iface.public_key,
-                    "wgtrack_host": snapshot.host or None}, ts)
-    yield line("wgtrack_tracker", {}, {
-        "cycle": snapshot.cycle,
-        "wg_ok": int(snapshot.wg_ok),
-        "wg_error": snapshot.wg_error,
-        "interfaces": len(snapshot.interfaces),
-        "peers": peers_total,
-        "cycle_duration_s": snapshot.cycle_duration_s,
-        "loop_lag_ms": snapshot.loop_lag_ms,
-        "uptime_s": max(0, (snapshot.time_ns - snapshot.started_ns) // 1_000_000_000),
-        "version": __version__,
-    }, ts)
-    cache.done()
+        for text in cache.block(iface):
+            yield text + stamp
+        yield from _summary_lines(snapshot, iface)
+    yield from _summary_lines(snapshot, None)
+    cache.done(snapshot)
 
 
 def render(snapshot: Snapshot, cache: LineCache | None = None) -> str:
-    """The whole file text for one snapshot, newline-terminated."""
-    return "".join(text + "\n" for text in render_lines(snapshot, cache) if text)
+    """The whole file text for one snapshot, newline-terminated: the peers' cached lines joined
+    with the timestamp (one C-level join per interface, not a step per peer)."""
+    stamp = f" {snapshot.time_ns}\n"
+    cache = cache or LineCache()
+    parts: list[str] = []
+    for iface in snapshot.interfaces:
+        block = cache.block(iface)
+        if block:
+            parts += (stamp.join(block), stamp)
+        parts += (text + "\n" for text in _summary_lines(snapshot, iface) if text)
+    parts += (text + "\n" for text in _summary_lines(snapshot, None) if text)
+    cache.done(snapshot)
+    return "".join(parts)

@@ -41,6 +41,18 @@ class Dump:
     bad_lines: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class DumpChange:
+    """What a dump changed since the one before it (``dump.DumpReader``): on a big hub almost
+    every line is the same from one cycle to the next, and only the rest is worth a look."""
+
+    interfaces: tuple[InterfaceRecord, ...]  # every interface listed, without peers (see ``changed``)
+    changed: tuple[PeerRecord, ...]  # peers whose line is new or differs from the last dump's
+    gone: tuple[tuple[str, str], ...]  # (interface, public key) of peers no longer listed
+    problems: tuple[tuple[str, int, int], ...] = ()  # always none: a dump with problems is read whole
+    bad_lines: int = 0
+
+
 def short_key(public_key: str) -> str:
     """A log-friendly prefix of a public key (public keys are not secret, just long)."""
     return public_key[:8] + "…"

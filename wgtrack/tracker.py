@@ -11,7 +11,7 @@ import logging
 import math
 import random
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wgtrack import __version__, link
@@ -20,6 +20,7 @@ from wgtrack.config import Config, TrackSettings
 from wgtrack.events import Event
 from wgtrack.model import (
     Dump,
+    DumpChange,
     InterfaceRecord,
     PeerRecord,
     is_ip_literal,
@@ -75,7 +76,8 @@ class Counters:
 @dataclass(slots=True)
 class _Tracked:
     state: link.LinkState = field(default_factory=link.LinkState)
-    record: PeerRecord | None = None
+    record: PeerRecord | None = None  # the last cycle's (the fast path compares the next dump with it)
+    seen: PeerRecord | None = None  # a newer one read between cycles (the nflog trigger), for the views
     reresolves: int = 0
     endpoint_changes: int = 0
     roams: int = 0
@@ -132,7 +134,7 @@ class Tracker:
         self.rng = rng or random.Random()
         self._peers: dict[PeerId, _Tracked] = {}
         self._confs: dict[str, Mapping[str, PeerConf]] = {}
-        self._interfaces: Dump = Dump(())
+        self._interfaces: tuple[InterfaceRecord, ...] = ()  # without their peers (those are in _peers)
         self._present: set[str] = set()  # interfaces seen in the last good dump
         self._events: list[Event] = []
         self._wall_offset = 0.0  # epoch minus monotonic, from the last dump
@@ -149,7 +151,17 @@ class Tracker:
         self._due: list[tuple[float, PeerId]] = []
         self.changes = 0  # state changes and roams decided so far: the daemon publishes when it moves
         self.handshakes = 0  # new handshakes the cycles found (the nflog trigger's silence check)
+        self.added = 0  # peers that became tracked so far (the daemon freezes the GC's view after many)
         self._stamp = 0  # dumps observed (each tracked peer carries the last that listed it)
+        # The cost follows the change: a cycle looks at the peers whose dump line changed and at
+        # those in _clocked, whose machine time alone may move (not link.timeless); a snapshot
+        # makes views again only for the peers in _fresh (stepped since the last snapshot) and
+        # _aged (a handshake age to show, which time alone moves).
+        self._clocked: set[PeerId] = set()
+        self._fresh: dict[PeerId, None] = {}  # a dict: in the order they were stepped (dump order)
+        self._aged: set[PeerId] = set()
+        self._shown: dict[str, dict[str, PeerView]] = {}  # per interface, each peer's current view
+        self._shown_interfaces: dict[str, InterfaceView] = {}  # the last snapshot's, reused when unchanged
         self.host = config.host or socket.gethostname()
 
     def set_config(self, config: Config) -> None:
@@ -163,6 +175,9 @@ class Tracker:
         """Settings or wg configs changed: names, hostnames and schedules in the views may too."""
         for tracked in self._peers.values():
             tracked.view = tracked.view_of = None
+        self._fresh.update(dict.fromkeys(self._peers))
+        self._clocked.update(self._peers)  # their samples may differ too (a hostname, a setting)
+        self._shown_interfaces.clear()
 
     def settings(self, pid: PeerId) -> TrackSettings:
         """One peer's effective settings, merged once per peer and config (not per cycle)."""
@@ -235,71 +250,110 @@ class Tracker:
             return conf.endpoint_host, conf.endpoint_port
         return None
 
-    def observe_dump(self, dump: Dump, now: float, wall: float) -> list[tuple[PeerId, link.Effect]]:
-        """Step every peer with its sample; return the actions to carry out."""
+    def observe_dump(self, dump: Dump | DumpChange, now: float, wall: float) -> list[tuple[PeerId, link.Effect]]:
+        """Step every peer that needs it with its sample; return the actions to carry out."""
         todo: list[tuple[PeerId, link.Effect]] = []
         for part in self.observe_in_parts(dump, now, wall):
             todo.extend(part)
         return todo
 
-    def observe_in_parts(self, dump: Dump, now: float, wall: float,
+    def observe_in_parts(self, dump: Dump | DumpChange, now: float, wall: float,
                          part_size: int = OBSERVE_PART) -> Iterator[list[tuple[PeerId, link.Effect]]]:
         """``observe_dump`` in parts of ``part_size`` peers, each part's actions as it is done:
         the daemon gives the event loop a turn between parts, so a 50,000-peer hub never holds
-        it for long. Each peer is stepped whole within one part."""
+        it for long. Each peer is stepped whole within one part.
+
+        A whole ``Dump`` lists every peer (one not listed is gone); a ``DumpChange`` lists the
+        changed ones and the gone ones, and every other peer's line is the one it had."""
         self._stamp += 1
         stamp = self._stamp
         self._wall_offset = wall - now
-        present = {iface.name for iface in dump.interfaces}
+        whole = isinstance(dump, Dump)
+        interfaces = tuple(InterfaceRecord(i.name, i.public_key, i.listen_port, i.fwmark, ())
+                           for i in dump.interfaces) if whole else dump.interfaces
+        present = {iface.name for iface in interfaces}
         for ifname in sorted(present - self._present):
             self._events.append(Event("interface_up", wall, f"interface {ifname} appeared", ifname))
-        peers, cached_settings = self._peers, self._settings
-        unchanged, timeless = link.unchanged, link.timeless
+        peers = self._peers
         todo: list[tuple[PeerId, link.Effect]] = []
-        listed = 0
-        for iface, records in ((i, i.peers[start:start + part_size]) for i in dump.interfaces
-                               for start in range(0, len(i.peers), part_size)):
-            if todo or listed:
+        visited = 0
+        if isinstance(dump, Dump):
+            listed: Iterator[PeerRecord] = (record for iface in dump.interfaces for record in iface.peers)
+        else:
+            listed = iter(dump.changed)
+            self._remove(dump.gone, now)
+        for record in listed:
+            pid = (record.interface, record.public_key)
+            tracked = peers.get(pid)
+            if tracked is None:
+                tracked = self._added(pid, now)
+            if tracked.stamp == stamp:
+                continue  # listed twice (a dump the kernel would not print): the first counts
+            tracked.stamp = stamp
+            self._visit(pid, tracked, record, now, wall, todo)
+            visited += 1
+            if visited % part_size == 0:
                 yield todo
                 todo = []
-            ifname = iface.name
-            for record in records:
-                pid = (ifname, record.public_key)
+        if whole:
+            if visited != len(peers):  # some went away
+                self._remove([pid for pid, tracked in peers.items() if tracked.stamp != stamp], now)
+        else:
+            for pid in list(self._clocked):  # peers whose machine the clock alone may move
                 tracked = peers.get(pid)
-                if tracked is None:
-                    tracked = self._added(pid, now)
-                if tracked.stamp != stamp:
-                    tracked.stamp = stamp
-                    listed += 1
-                settings = cached_settings.get(pid) or self.settings(pid)
-                # The fast path: the same dump line (the parser hands out the same record) under
-                # the same settings, and a machine that time alone does not move: nothing to do.
-                if record is tracked.record and settings is tracked.settings:
-                    state = tracked.state
-                    if tracked.timeless is state:
-                        continue  # no clock in its rules any more: skipped until something changes
-                    if unchanged(state, wall, now, settings):
-                        if timeless(state, wall, now, settings):
-                            tracked.timeless = state
-                        continue
-                self._sample(pid, tracked, record, settings, now, wall, todo)
+                if tracked is None or tracked.stamp == stamp or tracked.record is None:
+                    self._clocked.discard(pid)
+                    continue
+                tracked.stamp = stamp
+                self._visit(pid, tracked, tracked.record, now, wall, todo)
+                visited += 1
+                if visited % part_size == 0:
+                    yield todo
+                    todo = []
         yield todo
-        if listed != len(peers):  # some went away
-            for pid in sorted(pid for pid, tracked in peers.items() if tracked.stamp != stamp):
-                log.info("%s: gone from WireGuard, no longer tracked", self.name_of(pid))
-                self._peer_event(pid, "peer_removed", now, "gone from WireGuard, no longer tracked")
-                self._carry(pid, peers[pid].counters, now)
-                del peers[pid]
-                self._settings.pop(pid, None)
         for ifname in sorted(self._present - present):
             self._events.append(Event("interface_down", wall, f"interface {ifname} is gone", ifname))
+            self._shown.pop(ifname, None)
+            self._shown_interfaces.pop(ifname, None)
         self._present = present
         for ifname in set(self._confs) - present:
             del self._confs[ifname]
-        self._interfaces = dump
+        self._interfaces = interfaces
+
+    def _visit(self, pid: PeerId, tracked: _Tracked, record: PeerRecord, now: float, wall: float,
+               todo: list[tuple[PeerId, link.Effect]]) -> None:
+        settings = self._settings.get(pid) or self.settings(pid)
+        # The fast path: the same dump line (the parser hands out the same record) under the
+        # same settings, and a machine that time alone does not move: nothing to do.
+        if record is tracked.record and settings is tracked.settings:
+            state = tracked.state
+            if tracked.timeless is state:
+                self._clocked.discard(pid)  # no clock in its rules any more: left until something changes
+                return
+            if link.unchanged(state, wall, now, settings):
+                if link.timeless(state, wall, now, settings):
+                    tracked.timeless = state
+                    self._clocked.discard(pid)
+                return
+        self._sample(pid, tracked, record, settings, now, wall, todo)
+
+    def _remove(self, gone: Iterable[PeerId], now: float) -> None:
+        for pid in sorted(gone):
+            tracked = self._peers.get(pid)
+            if tracked is None:
+                continue
+            log.info("%s: gone from WireGuard, no longer tracked", self.name_of(pid))
+            self._peer_event(pid, "peer_removed", now, "gone from WireGuard, no longer tracked")
+            del self._peers[pid]
+            self._carry(pid, tracked.counters, now)
+            self._settings.pop(pid, None)
+            self._clocked.discard(pid)
+            self._aged.discard(pid)
+            self._fresh[pid] = None  # the next snapshot drops its view
 
     def _added(self, pid: PeerId, now: float) -> _Tracked:
         tracked = self._peers[pid] = _Tracked()
+        self.added += 1
         carried = self._carried.pop(pid, None)
         if carried is not None and carried[1] >= now - CARRIED_S:
             counters, _when, labels, rx, tx = carried
@@ -320,7 +374,12 @@ class Tracker:
         if record.latest_handshake > tracked.state.latest_handshake and tracked.state.status is not None:
             self.handshakes += 1
         tracked.record = record
+        tracked.seen = None
         tracked.settings = settings
+        if record.latest_handshake:
+            self._aged.add(pid)
+        else:
+            self._aged.discard(pid)
         tracked.counters.update(record.rx_bytes, record.tx_bytes)
         target, poke = self._targets_for(record, settings.ping_target)
         if not settings.icmp:
@@ -349,14 +408,18 @@ class Tracker:
             if tracked is not None:
                 new += record.latest_handshake > tracked.state.latest_handshake
                 # tracked.record stays the cycle's: the fast path compares the next dump with it
+                tracked.seen = record
+                if record.latest_handshake:
+                    self._aged.add(pid)
                 tracked.counters.update(record.rx_bytes, record.tx_bytes)
                 self._step(pid, tracked, link.Seen(record.latest_handshake, record.endpoint, wall), now)
-        self._interfaces = Dump(tuple(iface if i.name == iface.name else i for i in self._interfaces.interfaces))
+        self._interfaces = tuple(InterfaceRecord(i.name, i.public_key, i.listen_port, i.fwmark, ())
+                                 if i.name == iface.name else i for i in self._interfaces)
         return new
 
     def listen_ports(self) -> dict[int, str]:
         """listen port -> interface, from the last dump (where a logged handshake belongs)."""
-        return {i.listen_port: i.name for i in self._interfaces.interfaces if i.listen_port}
+        return {i.listen_port: i.name for i in self._interfaces if i.listen_port}
 
     def _targets_for(self, record: PeerRecord, configured: str | None) -> tuple[str | None, str | None]:
         key = (record.allowed_ips, configured)
@@ -378,6 +441,8 @@ class Tracker:
     def _step(self, pid: PeerId, tracked: _Tracked, obs: link.Observation, now: float) -> list[link.Effect]:
         settings = self.settings(pid)
         tracked.state, actions = link.step(tracked.state, obs, now, settings)
+        self._fresh[pid] = None
+        self._clocked.add(pid)  # the next cycle looks again (and drops it if it is timeless)
         due = link.tick_due(tracked.state, settings)
         if due != tracked.due:
             tracked.due = due
@@ -465,6 +530,7 @@ class Tracker:
                 elif result.ok and before.get(result.check) is False:
                     log.info("%s: check %s answers again", self.name_of(pid), result.check)
             tracked.checks = results
+            self._fresh[pid] = None
 
     def _labels(self, pid: PeerId) -> Labels:
         conf = self._confs.get(pid[0], {}).get(pid[1])
@@ -486,7 +552,7 @@ class Tracker:
 
     def forget(self) -> None:
         """wg could not be read: drop the picture of interfaces, keep the peers' memory."""
-        self._interfaces = Dump(())
+        self._interfaces = ()
 
     def snapshot(self, now: float, facts: CycleFacts) -> Snapshot:
         """The immutable picture for the outputs (``now`` is monotonic, for state ages)."""
@@ -497,27 +563,52 @@ class Tracker:
 
     def snapshot_in_parts(self, now: float, facts: CycleFacts,
                           part_size: int = SNAPSHOT_PART) -> Iterator[Snapshot | None]:
-        """``snapshot`` in parts: None after every ``part_size`` peers (the daemon gives the loop
-        a turn there), the snapshot last."""
+        """``snapshot`` in parts: None after every ``part_size`` peers looked at (the daemon gives
+        the loop a turn there), the snapshot last. Only peers stepped since the last snapshot,
+        or with a handshake age to show, are looked at; an interface none of whose views
+        changed is the very same InterfaceView as before (outputs cache by it)."""
         interfaces: list[InterfaceView] = []
         if facts.wg_error is None:
-            for iface in self._interfaces.interfaces:
+            wall = facts.time_ns // 1_000_000_000
+            look, self._fresh = self._fresh, {}
+            look.update(dict.fromkeys(self._aged))
+            by_interface: dict[str, list[PeerId]] = {}
+            for pid in look:
+                by_interface.setdefault(pid[0], []).append(pid)
+            looked = 0
+            for iface in self._interfaces:
+                shown = self._shown.setdefault(iface.name, {})
                 confs = self._confs.get(iface.name, {})
-                views: list[PeerView] = []
-                peers = iface.peers
-                for start in range(0, len(peers), part_size):
-                    views += self._views(iface.name, iface.public_key, peers[start:start + part_size], confs,
-                                         facts.time_ns // 1_000_000_000)
-                    yield None
-                interfaces.append(InterfaceView(iface.name, iface.public_key, iface.listen_port, tuple(views),
-                                                self._totals(iface.name, views)))
+                changed = False
+                for pid in by_interface.get(iface.name, ()):
+                    tracked = self._peers.get(pid)
+                    if tracked is None:
+                        changed = shown.pop(pid[1], None) is not None or changed
+                    else:
+                        view = self._view(pid, tracked, confs, iface.public_key, wall)
+                        if shown.get(pid[1]) is not view:
+                            shown[pid[1]] = view
+                            changed = True
+                    looked += 1
+                    if looked % part_size == 0:
+                        yield None
+                before = self._shown_interfaces.get(iface.name)
+                if before is not None and not changed and before.listen_port == iface.listen_port \
+                        and before.public_key == iface.public_key:
+                    interfaces.append(before)
+                    continue
+                views = tuple(shown.values())
+                made = InterfaceView(iface.name, iface.public_key, iface.listen_port, views,
+                                     self._totals(iface.name, views))
+                self._shown_interfaces[iface.name] = made
+                interfaces.append(made)
         yield Snapshot(time_ns=facts.time_ns, cycle=facts.cycle, wg_ok=facts.wg_error is None,
                         wg_error=facts.wg_error, interfaces=tuple(interfaces), cycle_duration_s=facts.cycle_duration_s,
                         started_ns=facts.started_ns, loop_lag_ms=facts.loop_lag_ms,
                         last_success_ns=facts.last_success_ns, errors=facts.errors, events=self.drain_events(),
                         cycle_time_s=self.config.cycle_time_s, stopped=facts.stopped, host=self.host)
 
-    def _totals(self, ifname: str, views: list[PeerView]) -> tuple[Totals, ...]:
+    def _totals(self, ifname: str, views: Sequence[PeerView]) -> tuple[Totals, ...]:
         """Peers by state and bytes, for the interface and each friendly_json group on it,
         with the bytes of the peers that went away."""
         def departed(labels: Labels | None) -> tuple[int, int]:
@@ -530,55 +621,51 @@ class Tracker:
         cycles = link.cycles_to_next_resolve(state, self.settings((ifname, key)))
         return None if cycles is None else cycles * self.config.cycle_time_s
 
-    def _views(self, ifname: str, interface_key: str, records: tuple[PeerRecord, ...], confs: Mapping[str, PeerConf],
-               wall: int) -> list[PeerView]:
-        views = []
-        for record in records:
-            tracked = self._peers.get((ifname, record.public_key))
-            if tracked is None:
-                continue
-            state = tracked.state
-            hs = record.latest_handshake
-            age = max(0, wall - hs) if hs else None
-            view, made_of = tracked.view, tracked.view_of
-            if view is not None and made_of is not None and made_of[0] is record and made_of[2] is tracked.checks \
-                    and view.handshake_age_s == age and (made_of[1] is state or _same_view(made_of[1], state)) \
-                    and (view.reresolves, view.endpoint_changes, view.roams) == \
-                    (tracked.reresolves, tracked.endpoint_changes, tracked.roams):
-                # Nothing a view shows changed (a down peer's probe times are no part of it):
-                # the very same view.
-                tracked.view_of = (record, state, tracked.checks)
-                views.append(view)
-                continue
-            status = state.status or link.Status.IDLE
-            conf = confs.get(record.public_key)
-            view = tracked.view = PeerView(
-                interface=ifname,
-                public_key=record.public_key,
-                friendly_name=conf.friendly_name if conf else None,
-                endpoint=record.endpoint,
-                allowed_ips=record.allowed_ips,
-                latest_handshake=record.latest_handshake,
-                handshake_age_s=age,
-                rx_bytes=tracked.counters.rx_total,
-                tx_bytes=tracked.counters.tx_total,
-                keepalive_s=record.keepalive_s,
-                status=status,
-                since=round(state.since + self._wall_offset, 3),
-                rtt_ms=state.rtt_ms,
-                loss=state.loss,
-                reresolves=tracked.reresolves,
-                endpoint_changes=tracked.endpoint_changes,
-                roams=tracked.roams,
-                diagnosis=state.diagnosis,
-                checks=tracked.checks,
-                friendly_labels=tuple(sorted(conf.friendly_json.items())) if conf else (),
-                next_reresolve_s=self._next_reresolve_s(ifname, record.public_key, state),
-                probe_silent=state.probe_silent,
-                interface_key=interface_key,
-                endpoint_host=self._endpoint_host((ifname, record.public_key), conf),
-                exported=self.settings((ifname, record.public_key)).per_peer_metrics,
-            )
+    def _view(self, pid: PeerId, tracked: _Tracked, confs: Mapping[str, PeerConf], interface_key: str,
+              wall: int) -> PeerView:
+        """The peer's view: the very same one while nothing it shows changed (a down peer's
+        probe times are no part of it)."""
+        record = tracked.seen or tracked.record
+        assert record is not None, "a tracked peer has been sampled"
+        state = tracked.state
+        hs = record.latest_handshake
+        age = max(0, wall - hs) if hs else None
+        view, made_of = tracked.view, tracked.view_of
+        if view is not None and made_of is not None and made_of[0] is record and made_of[2] is tracked.checks \
+                and view.handshake_age_s == age and (made_of[1] is state or _same_view(made_of[1], state)) \
+                and (view.reresolves, view.endpoint_changes, view.roams, view.rx_bytes, view.tx_bytes) == \
+                (tracked.reresolves, tracked.endpoint_changes, tracked.roams, tracked.counters.rx_total,
+                 tracked.counters.tx_total):
             tracked.view_of = (record, state, tracked.checks)
-            views.append(view)
-        return views
+            return view
+        status = state.status or link.Status.IDLE
+        conf = confs.get(pid[1])
+        view = tracked.view = PeerView(
+            interface=pid[0],
+            public_key=pid[1],
+            friendly_name=conf.friendly_name if conf else None,
+            endpoint=record.endpoint,
+            allowed_ips=record.allowed_ips,
+            latest_handshake=record.latest_handshake,
+            handshake_age_s=age,
+            rx_bytes=tracked.counters.rx_total,
+            tx_bytes=tracked.counters.tx_total,
+            keepalive_s=record.keepalive_s,
+            status=status,
+            since=round(state.since + self._wall_offset, 3),
+            rtt_ms=state.rtt_ms,
+            loss=state.loss,
+            reresolves=tracked.reresolves,
+            endpoint_changes=tracked.endpoint_changes,
+            roams=tracked.roams,
+            diagnosis=state.diagnosis,
+            checks=tracked.checks,
+            friendly_labels=tuple(sorted(conf.friendly_json.items())) if conf else (),
+            next_reresolve_s=self._next_reresolve_s(pid[0], pid[1], state),
+            probe_silent=state.probe_silent,
+            interface_key=interface_key,
+            endpoint_host=self._endpoint_host(pid, conf),
+            exported=self.settings(pid).per_peer_metrics,
+        )
+        tracked.view_of = (record, state, tracked.checks)
+        return view
