@@ -614,3 +614,13 @@ def test_the_heap_schedule_probes_when_looking_every_tick_would(gap: float) -> N
         assert actions, f"nothing asked at {t} (due {due})"
         jumps.append(t)
     assert jumps == grid and len(grid) > 20
+
+
+def test_urgent_probes_are_up_links_and_the_first_minute_down_of_links_that_were_up() -> None:
+    down = probed_down()
+    assert link.urgent(run(PROBES, sample(5, 100))[0], 0.0)  # up
+    assert link.urgent(down, down.down_since + link.DOWN_FAST_S)
+    assert not link.urgent(down, down.down_since + link.DOWN_FAST_S + 0.1)  # long down: the slow kind
+    never = down._replace(was_up=False)  # a departed peer, down since wgtrack started
+    assert not link.urgent(never, never.down_since)
+    assert not link.urgent(LinkState(), 0.0)  # new

@@ -64,7 +64,7 @@ class World:
 
     read_wg: Callable[[str, float], Awaitable[WgResult]] = show_all_dump  # (wg command, timeout)
     run_wg: Callable[[str, list[str], float], Awaitable[WgResult]] = run_wg
-    # (target, count, timeout, urgent: the link is up, so its probe goes first when probes wait)
+    # (target, count, timeout, urgent: up or in its first minute down, so it goes first when probes wait)
     probe: Callable[[str, int, float, bool], Awaitable[link.ProbeResult]] = probe.ping
     check: Callable[[checks.Check, float], Awaitable[checks.CheckResult]] = checks.run  # (check, timeout)
     resolver: Callable[[Path, float], ResolverLike] = Resolver  # (hosts file, DNS timeout)
@@ -394,7 +394,7 @@ class Daemon:
             if settings.checks:
                 return await self._probe_with_checks(pid, action.target, settings)
             return await world.probe(action.target, settings.ping_count, settings.ping_timeout_s,
-                                     self.tracker.is_up(pid))
+                                     self.tracker.is_urgent(pid, asyncio.get_running_loop().time()))
         if isinstance(action, link.Resolve):
             log.info("%s: re-resolving %s", self.tracker.name_of(pid), action.hostname)
             return await self.resolver.resolve(action.hostname)
@@ -418,7 +418,7 @@ class Daemon:
             self.world.check(check, settings.check_timeout_s) for check in settings.checks]
         if icmp:
             jobs.append(self.world.probe(target, settings.ping_count, settings.ping_timeout_s,
-                                         self.tracker.is_up(pid)))
+                                         self.tracker.is_urgent(pid, asyncio.get_running_loop().time())))
         results = await asyncio.gather(*jobs)
         ran = tuple(r for r in results if isinstance(r, checks.CheckResult))
         self.tracker.record_checks(pid, ran)

@@ -679,6 +679,16 @@ def _in_lane(state: LinkState, settings: TrackSettings) -> bool:
     return state.status is not None and state.status.is_down and settings.down_probe_interval_s > 0
 
 
+def urgent(state: LinkState, now: float) -> bool:
+    """Whether this link's probes go first when probes wait: it is up, or it went down from up
+    within DOWN_FAST_S (its fast minute). Never-up, long-down, new and idle links wait: each of
+    their probes makes WireGuard retry a handshake with an address that may be dead."""
+    status = state.status
+    if status is Status.UP:
+        return True
+    return status is not None and status.is_down and state.was_up and now - state.down_since <= DOWN_FAST_S
+
+
 def _down_gap(down_for: float, interval: float, was_up: bool) -> float:
     """Seconds between probes of a down peer: ``interval`` for its first minute (if it was ever
     up: a hub's departed peers, down since wgtrack started, get no such minute), then a

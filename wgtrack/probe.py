@@ -32,10 +32,12 @@ from wgtrack.link import ProbeResult
 CAP_NET_RAW = 13
 INTERVAL_S = 0.2  # between the echo requests of one probe (ping_count > 1), as ping(8) allows
 DEFAULT_RATE = 1000.0  # echo requests per second, the whole daemon
-# Of that, at most this share for links that are down. Each such probe makes WireGuard try a
-# handshake with a dead address, and handshakes are dear (userspace WireGuard saturated a core
-# with 5,000 departed peers probed at the full rate, and then live links' probes timed out).
-DOWN_SHARE = 0.2
+# Of that, this share (at least one a second) for the slow kind: links that are neither up nor
+# in their first minute down (never up, long down, new, idle). Each such probe makes WireGuard
+# retry a handshake with a dead address every 5 s for 90 s, about 18 initiations, and those are
+# dear: with 5,000 departed peers probed at a fifth of the rate, userspace WireGuard saturated
+# a core and the live links' probes timed out. At 10 a second at most ~180 initiations a second.
+SLOW_SHARE = 0.01
 SOCKET_BUFFER = 16 << 20  # kernel memory, taken only while packets wait; a loopback skb takes ~4 KB
 READ_BATCH = 512  # datagrams per wake-up: a flood of ICMP never holds the loop
 _ECHO: dict[int, tuple[int, int]] = {socket.AF_INET: (8, 0), socket.AF_INET6: (128, 129)}  # (request, reply)
@@ -110,10 +112,10 @@ class Prober:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[tuple[int, int], _Echo] = {}  # (family, sequence)
         self._next_send = 0.0
-        # Requests waiting for their slot: links that are up first, then links that are down.
+        # Requests waiting for their slot: urgent ones (links up, or in their first minute down) first.
         self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (deque(), deque())
         self._release_at: asyncio.TimerHandle | None = None
-        self._next_down = 0.0  # down links' requests: at most DOWN_SHARE of the rate
+        self._next_slow = 0.0  # the slow kind's requests: at most slow_rate()
         self.sent = 0  # echo requests sent, for the benchmark and the status
         self.replies = 0
 
@@ -164,11 +166,14 @@ class Prober:
                 echo.future.cancel()
         self._pending.clear()
 
+    def slow_rate(self) -> float:
+        return min(self.rate, max(1.0, self.rate * SLOW_SHARE))
+
     async def ping(self, target: str, count: int, timeout_s: float, urgent: bool = True) -> ProbeResult:
         """Probe ``target`` with ``count`` echo requests; any reply is life. A refused or
-        unroutable probe is a failed result, never an exception. ``urgent``: the link is up
-        (its requests go first when the rate limit makes probes wait; the others, of new, idle
-        or down links, share at most DOWN_SHARE of the rate)."""
+        unroutable probe is a failed result, never an exception. ``urgent``: the link is up or
+        in its first minute down (its requests go first when the rate limit makes probes wait;
+        the others, of links never up, long down, new or idle, get at most ``slow_rate()``)."""
         try:
             address = ipaddress.ip_address(target.split("%", 1)[0])
         except ValueError:
@@ -197,10 +202,10 @@ class Prober:
         loop = asyncio.get_running_loop()
         now = loop.time()
         if now >= self._next_send and not self._waiting[0] and not self._waiting[1] \
-                and (urgent or now >= self._next_down):
+                and (urgent or now >= self._next_slow):
             self._next_send = now + 1.0 / self.rate
             if not urgent:
-                self._next_down = now + 1.0 / (self.rate * DOWN_SHARE)
+                self._next_slow = now + 1.0 / self.slow_rate()
             return
         slot: asyncio.Future[None] = loop.create_future()
         self._waiting[0 if urgent else 1].append(slot)
@@ -214,18 +219,18 @@ class Prober:
         loop = asyncio.get_running_loop()
         now = loop.time()
         self._next_send = max(self._next_send, now - 0.05)  # a late timer catches up a little, no more
-        self._next_down = max(self._next_down, now - 0.05)
-        urgent, down = self._waiting
-        while self._next_send <= now and (urgent or (down and self._next_down <= now)):
-            from_down = not urgent
-            slot = (urgent or down).popleft()
+        self._next_slow = max(self._next_slow, now - 0.05)
+        urgent, slow = self._waiting
+        while self._next_send <= now and (urgent or (slow and self._next_slow <= now)):
+            from_slow = not urgent
+            slot = (urgent or slow).popleft()
             if not slot.done():  # its probe may have been cancelled meanwhile
                 slot.set_result(None)
                 self._next_send += 1.0 / self.rate
-                if from_down:
-                    self._next_down = max(self._next_down, now - 0.05) + 1.0 / (self.rate * DOWN_SHARE)
-        if urgent or down:
-            wake = self._next_send if urgent else max(self._next_send, self._next_down)
+                if from_slow:
+                    self._next_slow = max(self._next_slow, now - 0.05) + 1.0 / self.slow_rate()
+        if urgent or slow:
+            wake = self._next_send if urgent else max(self._next_send, self._next_slow)
             self._release_at = loop.call_at(wake, self._release)
 
     def _send(self, family: int, target: str, timeout_s: float) -> asyncio.Future[float | None] | str:

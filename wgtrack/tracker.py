@@ -511,9 +511,14 @@ class Tracker:
         return todo
 
     def is_up(self, pid: PeerId) -> bool:
-        """Up: its probe goes first when probes wait (a new, idle or down peer's waits)."""
+        """Up: its probes are awaited within the cycle."""
         tracked = self._peers.get(pid)
         return tracked is not None and tracked.state.status is link.Status.UP
+
+    def is_urgent(self, pid: PeerId, now: float) -> bool:
+        """Its probes go first when probes wait (``link.urgent``)."""
+        tracked = self._peers.get(pid)
+        return tracked is not None and link.urgent(tracked.state, now)
 
     def is_down(self, pid: PeerId) -> bool:
         tracked = self._peers.get(pid)
