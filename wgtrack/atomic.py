@@ -23,11 +23,15 @@ def directory_problem(filename: Path, where: str, creatable: bool = False) -> st
     return f"{where}: directory {directory} does not exist"
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Write ``data`` to ``path`` atomically with ``mode`` (blocking: call it off the event loop).
 
     The temp file lives in the same directory (so the rename is atomic) and starts with a
     dot and ends in ``.tmp``, so a consumer's glob for the real name never matches it.
+    ``durable=False`` skips the fsync: readers still only ever see a whole file (the rename is
+    atomic for them either way); only a machine crash may leave an older or empty one. For files
+    rewritten every cycle, where an fsync of megabytes every few seconds costs time and wears
+    the flash storage of small routers, for the sake of one cycle's data.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -35,7 +39,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

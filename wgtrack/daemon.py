@@ -23,8 +23,9 @@ from typing import Protocol
 from wgtrack import checks, link, probe, sdnotify
 from wgtrack import config as config_mod
 from wgtrack.config import Config, ConfigError, StdoutSettings
-from wgtrack.dump import DumpReader, parse_interface_dump
+from wgtrack.dump import DumpReader
 from wgtrack.errors import StartupError
+from wgtrack.model import Dump
 from wgtrack.outputs.runner import Outputs
 from wgtrack.resolve import Resolver
 from wgtrack.snapshot import CycleFacts, Snapshot
@@ -90,6 +91,7 @@ class Daemon:
         # (one, so that the parser's line cache is only ever used by one thread at a time).
         self._parser = Workers("parse", threads=1)
         self._reader = DumpReader()  # used on the parse thread only
+        self._interface_readers: dict[str, DumpReader] = {}  # the trigger's reads, one reader per interface
         self._background: dict[PeerId, asyncio.Task[None]] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self._max_lag_s = 0.0
@@ -464,14 +466,18 @@ class Daemon:
         if result.error is not None:
             log.debug("triggered read of %s failed: %s", ifname, result.error)
             return 0
+        reader = self._interface_readers.setdefault(ifname, DumpReader())
         try:
-            dump = await self._parser.run(parse_interface_dump, ifname, result.stdout, timeout_s=PARSE_TIMEOUT_S)
+            dump = await self._parser.run(reader.read_interface, ifname, result.stdout, timeout_s=PARSE_TIMEOUT_S)
         except TimeoutError:
+            self._interface_readers.pop(ifname, None)  # the late parse goes on with it: read whole next time
             return 0
         if not dump.interfaces:
             return 0
+        # A whole read lists every peer, a later one those whose line changed since the last read.
+        records = dump.interfaces[0].peers if isinstance(dump, Dump) else dump.changed
         before = self.tracker.changes
-        new = self.tracker.observe_seen(dump.interfaces[0], asyncio.get_running_loop().time(),
+        new = self.tracker.observe_seen(dump.interfaces[0], records, asyncio.get_running_loop().time(),
                                         self.world.wall_ns() / 1e9)
         if self.tracker.changes != before:
             self._publish_soon()

@@ -17,13 +17,6 @@ _NONE = "(none)"
 MAX_INT64 = 2**63 - 1
 IFNAMSIZ = 16  # the kernel's limit, NUL included
 MAX_PROBLEM_KINDS = 32  # distinct kinds kept; the messages are constant, so this is plenty
-# Parsed peer lines by their text: a peer whose line did not change since the last dump (idle,
-# departed, never connected: most of a big hub) costs a dict lookup. The key holds no secret:
-# the preshared key field is cut off before the line is used as a key.
-_PEERS: dict[str, PeerRecord] = {}
-MAX_CACHED_PEERS = 200_000
-
-
 def valid_ifname(name: str) -> bool:
     """The kernel's rule (dev_valid_name): 1-15 bytes, not '.' or '..', no '/', ':', NUL or
     whitespace. Checked before a name ever becomes part of a path."""
@@ -76,7 +69,7 @@ def _endpoint(text: str) -> str | None:
     return text
 
 
-@functools.lru_cache(maxsize=65536)  # a hub's allowed-IPs sets repeat every cycle
+@functools.lru_cache(maxsize=4096)  # a changed peer line mostly keeps its allowed IPs
 def _allowed_ips(text: str) -> tuple[str, ...]:
     if text in (_NONE, ""):
         return ()
@@ -121,13 +114,6 @@ def _peer(fields: list[str]) -> PeerRecord:
     )
 
 
-def _remember(key: str, peer: PeerRecord) -> PeerRecord:
-    if len(_PEERS) >= MAX_CACHED_PEERS:
-        _PEERS.clear()  # churn beyond any hub's size: start over rather than grow
-    _PEERS[key] = peer
-    return peer
-
-
 def parse_dump(text: str) -> Dump:
     """Parse ``wg show all dump`` output.
 
@@ -144,16 +130,6 @@ def parse_dump(text: str) -> Dump:
         if not line.strip():
             continue
         try:
-            # A peer line seen before costs one lookup: its key is the line without the
-            # preshared key (third field), which is never kept, not even as a cache key.
-            second = third = -1
-            if line.count("\t") == 8:
-                second = line.find("\t", line.find("\t") + 1)
-                third = line.find("\t", second + 1)
-                cached = _PEERS.get(line[:second] + line[third:])
-                if cached is not None and cached.interface in interfaces:
-                    peers[cached.interface].append(cached)
-                    continue
             fields = line.split("\t")
             if len(fields) == 5:
                 iface = _interface(fields)
@@ -163,7 +139,7 @@ def parse_dump(text: str) -> Dump:
                 order.append(iface.name)
                 peers[iface.name] = []
             elif len(fields) == 9:
-                peer = _remember(line[:second] + line[third:], _peer(fields))
+                peer = _peer(fields)
                 if peer.interface not in interfaces:
                     raise ValueError("peer of an interface not listed before it")
                 peers[peer.interface].append(peer)
@@ -212,7 +188,12 @@ class DumpReader:
         if self._interface_lines is None or not self._interface_lines <= listed:
             return self._read_whole(text, lines, hashes)
         known, interface_lines = self._peers, self._interface_lines
-        fresh = [i for i, h in enumerate(hashes) if h not in known and h not in interface_lines]
+        unseen = listed - known.keys() - interface_lines  # set arithmetic in C: a step per change only
+        if unseen:
+            where = dict(zip(hashes, range(len(hashes)), strict=True))
+            fresh = sorted(where[h] for h in unseen)
+        else:
+            fresh = []
         names = {i.name for i in self._interfaces}
         changed: list[PeerRecord] = []
         added: dict[int, PeerRecord] = {}
@@ -241,25 +222,44 @@ class DumpReader:
 
     def _read_whole(self, text: str, lines: list[str], hashes: list[int]) -> Dump:
         dump = parse_dump(text)
-        self._peers, self._interface_lines, self._interfaces = {}, None, ()
-        if dump.bad_lines:
-            return dump  # read whole again next time: its problems are counted on every dump
+        before = self._peers
         records = {(p.interface, p.public_key): p for i in dump.interfaces for p in i.peers}
-        interface_lines = []
+        kept: dict[tuple[str, str], PeerRecord] = {}  # a line seen before keeps its record (the fast path's check)
+        self._peers, interface_lines = {}, []
         for line, h in zip(lines, hashes, strict=True):
             fields = line.split("\t", 2)
             if len(fields) < 3:
-                continue  # a blank line
+                continue  # a blank line, or garbage
             if line.count("\t") == 4:
                 interface_lines.append(h)
-            else:
-                self._peers[h] = records[(fields[0], fields[1])]
-        self._interface_lines = frozenset(interface_lines)
+                continue
+            record = records.get((fields[0], fields[1]))
+            if record is None:
+                continue  # a line that did not parse
+            old = before.get(h)
+            if old is not None and old == record:
+                record = kept[(fields[0], fields[1])] = old
+            self._peers[h] = record
+        # A dump with problems is read whole next time too: its problems are counted on every dump.
+        self._interface_lines = None if dump.bad_lines else frozenset(interface_lines)
         self._interfaces = tuple(InterfaceRecord(i.name, i.public_key, i.listen_port, i.fwmark, ())
                                  for i in dump.interfaces)
+        if kept:
+            dump = Dump(tuple(InterfaceRecord(i.name, i.public_key, i.listen_port, i.fwmark,
+                                              tuple(kept.get((p.interface, p.public_key), p) for p in i.peers))
+                              for i in dump.interfaces), dump.problems, dump.bad_lines)
         return dump
+
+    def read_interface(self, ifname: str, text: str) -> Dump | DumpChange:
+        """``wg show <ifname> dump`` (a reader per interface)."""
+        return self.read(interface_dump_text(ifname, text))
+
+
+def interface_dump_text(ifname: str, text: str) -> str:
+    """``wg show <ifname> dump`` in the shape of ``all``: the interface column put in front."""
+    return "".join(f"{ifname}\t{line}\n" for line in text.splitlines() if line.strip())
 
 
 def parse_interface_dump(ifname: str, text: str) -> Dump:
     """Parse ``wg show <ifname> dump``: the same lines as ``all``, without the interface column."""
-    return parse_dump("".join(f"{ifname}\t{line}\n" for line in text.splitlines() if line.strip()))
+    return parse_dump(interface_dump_text(ifname, text))

@@ -581,11 +581,12 @@ def unchanged(state: LinkState, wall: float, now: float, settings: TrackSettings
 def timeless(state: LinkState, wall: float, now: float, settings: TrackSettings) -> bool:
     """``unchanged`` now and at any later time: nothing in the rules depends on the clock for
     this peer any more (no keepalive, no handshake or one past the stale limit, which only
-    grows older, no underlay probe to come). The tracker then skips it with three identity
-    checks until its line, its settings or its state change; a property test holds it."""
+    grows older, no knock waiting for its handshake, no underlay probe to come). The tracker
+    then leaves it alone until its line, its settings or its state change; property tests hold
+    it (here, and a tracker fed dump changes against one fed whole dumps)."""
     s = state.last_sample
-    if s is None or s.keepalive_s or not unchanged(state, wall, now, settings):
-        return False
+    if s is None or s.keepalive_s or state.knock_since is not None or not unchanged(state, wall, now, settings):
+        return False  # a pending knock goes down once KNOCK_GRACE_S have passed
     hs = s.latest_handshake
     if hs and wall - hs <= stale_limit(settings, 0):
         return False

@@ -301,9 +301,11 @@ class Tracker:
         else:
             for pid in list(self._clocked):  # peers whose machine the clock alone may move
                 tracked = peers.get(pid)
-                if tracked is None or tracked.stamp == stamp or tracked.record is None:
+                if tracked is None or tracked.record is None:
                     self._clocked.discard(pid)
                     continue
+                if tracked.stamp == stamp:
+                    continue  # stepped with its changed line just now; it stays clocked for the next cycle
                 tracked.stamp = stamp
                 self._visit(pid, tracked, tracked.record, now, wall, todo)
                 visited += 1
@@ -395,14 +397,14 @@ class Tracker:
         )
         todo.extend((pid, a) for a in self._step(pid, tracked, sample, now))
 
-    def observe_seen(self, iface: InterfaceRecord, now: float, wall: float) -> int:
+    def observe_seen(self, iface: InterfaceRecord, records: Iterable[PeerRecord], now: float, wall: float) -> int:
         """One interface read between cycles (the nflog trigger): each known peer's handshake
         and endpoint are news (``link.Seen``); peers new to wgtrack wait for the cycle.
         Returns how many peers had a new handshake."""
         if iface.name not in self._present:
             return 0
         new = 0
-        for record in iface.peers:
+        for record in records:
             pid = (iface.name, record.public_key)
             tracked = self._peers.get(pid)
             if tracked is not None:

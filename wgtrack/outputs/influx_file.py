@@ -38,7 +38,8 @@ class InfluxFile:
         await self._worker.run(self._write, snapshot, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
 
     def _write(self, snapshot: Snapshot) -> None:
-        write_atomic(self.settings.filename, render(snapshot, self._lines).encode(), self.settings.mode)
+        write_atomic(self.settings.filename, render(snapshot, self._lines).encode(), self.settings.mode,
+                     durable=False)  # rewritten every cycle (see write_atomic)
 
     async def close(self) -> None:
         return None

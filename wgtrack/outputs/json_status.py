@@ -115,7 +115,8 @@ class JsonStatus:
         await self._worker.run(self._write, snapshot, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
 
     def _write(self, snapshot: Snapshot) -> None:
-        write_atomic(self.settings.filename, render_status(snapshot, self._texts).encode(), 0o644)
+        write_atomic(self.settings.filename, render_status(snapshot, self._texts).encode(), 0o644,
+                     durable=False)  # rewritten every cycle (see write_atomic)
 
     async def close(self) -> None:
         return None
