@@ -488,8 +488,9 @@ KEYS: tuple[Key, ...] = (
         "this host's name on wgtrack_interface_info (fleet views); default: the system's host name"),
     Key("probe_rate", "probe_rate", _int_between(1, 100_000, "the sockets' buffers and the tunnels"),
         frozenset({"general"}),
-        "echo requests per second at most, the whole daemon (probes queue for their turn, links that are up "
-        "first, down links at most a fifth); bounds the probes per cycle to probe_rate × cycle_time"),
+        "echo requests per second at most, the whole daemon (probes queue for their turn, links up or in "
+        "their first minute down first, the others at most a hundredth); bounds the probes per cycle to "
+        "probe_rate × cycle_time"),
     Key("ping_interval", "ping_interval", _int_between(0, 100_000), _TRACK, "probe every N cycles; 0 = no probes"),
     Key("ping_failafternum", "ping_failafternum", _int_between(1, 1000), _TRACK, "failed probes in a row before down"),
     Key("ping_count", "ping_count", _int_between(1, 10, "a probe must end within its period"), _TRACK,
