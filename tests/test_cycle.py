@@ -110,3 +110,47 @@ def test_a_moved_peer_is_detected_resolved_set_and_healed_in_process(tmp_path: P
     assert "up:ok -> down" in log and "probes failed" in log
     assert "endpoint 198.51.100.9:51820 -> 198.51.100.20:51820" in log
     assert log.index("up:ok -> down") < log.index("-> up:ok (probe answered)")
+
+
+class SlowFailingNetwork(FakeNetwork):
+    """A failed probe takes its whole timeout, as a real one does: the fast lane's probe of a
+    down peer is nearly always in flight when a cycle comes."""
+
+    async def probe(self, target: str, count: int, timeout_s: float, urgent: bool = True) -> link.ProbeResult:
+        result = await super().probe(target, count, timeout_s, urgent)
+        if not result.ok:
+            await asyncio.sleep(timeout_s)
+        return result
+
+
+def test_a_cycle_re_resolves_while_the_fast_lane_probes(tmp_path: Path) -> None:
+    """The cycle's re-resolution of a down peer is carried out even when a fast-lane probe of
+    that peer is in flight (it was dropped with the probe once, and the machine, waiting for
+    its result, never re-resolved again: seen by bench/run.py with the shipped config)."""
+    out = tmp_path / "wgtrack.lp"
+    cfg = config.parse(f"[general]\ncycle_time = 1\nping_interval = 1\nping_timeout = 0.9\n"
+                       f"down_probe_interval = 1\nwg_config_dir = {tmp_path}\n[output:influx]\nfilename = {out}\n"
+                       f"[peer:{PEER}]\nendpoint = peer.test:51820\n", "test.conf")
+    wg = FakeWg()
+    net = SlowFailingNetwork(wg)
+    daemon = Daemon(cfg, world=World(read_wg=wg.read, run_wg=wg.run, probe=net.probe, resolver=FakeResolver,
+                                     poke=lambda target: None))
+
+    async def scenario() -> int:
+        run = asyncio.create_task(daemon.run())
+        try:
+            for _ in range(100):  # bounded: 10 s
+                if daemon.tracker.is_up(("wg0", PEER)):
+                    break
+                await asyncio.sleep(0.1)
+            net.reachable_at = "198.51.100.20:51820"  # the peer moved; DNS already says so
+            for _ in range(300):  # bounded: 15 s
+                if wg.endpoint == "198.51.100.20:51820":
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            daemon._request_stop("test")
+        return await run
+
+    assert asyncio.run(scenario()) == 0
+    assert wg.sets == [["set", "wg0", "peer", PEER, "endpoint", "198.51.100.20:51820"]]

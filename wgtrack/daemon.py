@@ -346,7 +346,13 @@ class Daemon:
         for pid, actions in per_peer.items():
             if self.once or self._tasks is None or self.tracker.is_up(pid):
                 awaited.append(peer(pid, actions))
-            elif pid not in self._fast:  # one in flight already answers for it
+            elif pid in self._fast:
+                # A probe in flight answers for this one; anything else (a re-resolution the
+                # machine now waits for) still runs: dropped, it would leave the peer waiting.
+                rest = [a for a in actions if not isinstance(a, link.Probe)]
+                if rest:
+                    self._tasks.create_task(self._run_on(peer(pid, rest)))
+            else:
                 task = self._tasks.create_task(self._run_on(peer(pid, actions)))
                 self._fast[pid] = task
                 task.add_done_callback(functools.partial(self._forget_fast, pid))
