@@ -349,7 +349,7 @@ class Daemon:
             elif pid in self._fast:
                 # A probe in flight answers for this one; anything else (a re-resolution the
                 # machine now waits for) still runs: dropped, it would leave the peer waiting.
-                rest = [a for a in actions if not isinstance(a, link.Probe)]
+                rest: list[link.Effect] = [a for a in actions if not isinstance(a, link.Probe)]
                 if rest:
                     self._tasks.create_task(self._run_on(peer(pid, rest)))
             else:
