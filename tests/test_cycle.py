@@ -61,13 +61,18 @@ class FakeResolver:
         return link.ResolveResult(("198.51.100.20",))
 
 
+def _config(tmp_path: Path, general: str) -> config.Config:
+    """The peer reached by name (peer.test), the Telegraf file in ``tmp_path``."""
+    return config.parse(f"[general]\n{general}wg_config_dir = {tmp_path}\n[output:influx]\n"
+                        f"filename = {tmp_path / 'wgtrack.lp'}\n[peer:{PEER}]\nendpoint = peer.test:51820\n",
+                        "test.conf")
+
+
 def test_a_moved_peer_is_detected_resolved_set_and_healed_in_process(tmp_path: Path,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     out = tmp_path / "wgtrack.lp"
-    cfg = config.parse(f"[general]\ncycle_time = 0.2\nping_interval = 1\nping_timeout = 0.05\ncycles_wait = 0\n"
-                       f"wg_config_dir = {tmp_path}\n[output:influx]\nfilename = {out}\n"
-                       f"[peer:{PEER}]\nendpoint = peer.test:51820\n", "test.conf")
+    cfg = _config(tmp_path, "cycle_time = 0.2\nping_interval = 1\nping_timeout = 0.05\ncycles_wait = 0\n")
     wg = FakeWg()
     net = FakeNetwork(wg)
     resolvers: list[FakeResolver] = []
@@ -127,10 +132,7 @@ def test_a_cycle_re_resolves_while_the_fast_lane_probes(tmp_path: Path) -> None:
     """The cycle's re-resolution of a down peer is carried out even when a fast-lane probe of
     that peer is in flight (it was dropped with the probe once, and the machine, waiting for
     its result, never re-resolved again: seen by bench/run.py with the shipped config)."""
-    out = tmp_path / "wgtrack.lp"
-    cfg = config.parse(f"[general]\ncycle_time = 1\nping_interval = 1\nping_timeout = 0.9\n"
-                       f"down_probe_interval = 1\nwg_config_dir = {tmp_path}\n[output:influx]\nfilename = {out}\n"
-                       f"[peer:{PEER}]\nendpoint = peer.test:51820\n", "test.conf")
+    cfg = _config(tmp_path, "cycle_time = 1\nping_interval = 1\nping_timeout = 0.9\ndown_probe_interval = 1\n")
     wg = FakeWg()
     net = SlowFailingNetwork(wg)
     daemon = Daemon(cfg, world=World(read_wg=wg.read, run_wg=wg.run, probe=net.probe, resolver=FakeResolver,

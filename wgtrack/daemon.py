@@ -88,7 +88,7 @@ class Daemon:
         self.outputs = Outputs(self._count_output_error)
         self._io = Workers("io", threads=2)  # config and wg-config reads
         # Parsing 50,000 dump lines takes longer than the loop may be held: one thread of its own
-        # (one, so that the parser's line cache is only ever used by one thread at a time).
+        # (one, so that each DumpReader is only ever used by one thread at a time).
         self._parser = Workers("parse", threads=1)
         self._reader = DumpReader()  # used on the parse thread only
         self._interface_readers: dict[str, DumpReader] = {}  # the trigger's reads, one reader per interface
@@ -330,9 +330,9 @@ class Daemon:
         """Run each peer's actions concurrently. Probes of links that are up finish within the
         cycle (a break is in this cycle's output); those of links that are not up (new, idle,
         down) run on, as the fast lane's do, and what they find is published at once: a hub's
-        thousands of departed peers never hold up a cycle. Re-resolutions run in the background, and the cycle waits a
-        little for those it started so that a heal with a healthy DNS server is reported in the
-        same cycle."""
+        thousands of departed peers never hold up a cycle. Re-resolutions run in the
+        background, and the cycle waits a little for those it started so that a heal with a
+        healthy DNS server is reported in the same cycle."""
         per_peer: dict[PeerId, list[link.Effect]] = {}
         for pid, action in todo:
             per_peer.setdefault(pid, []).append(action)

@@ -17,6 +17,8 @@ _NONE = "(none)"
 MAX_INT64 = 2**63 - 1
 IFNAMSIZ = 16  # the kernel's limit, NUL included
 MAX_PROBLEM_KINDS = 32  # distinct kinds kept; the messages are constant, so this is plenty
+
+
 def valid_ifname(name: str) -> bool:
     """The kernel's rule (dev_valid_name): 1-15 bytes, not '.' or '..', no '/', ':', NUL or
     whitespace. Checked before a name ever becomes part of a path."""

@@ -324,7 +324,7 @@ class Tracker:
 
     def _visit(self, pid: PeerId, tracked: _Tracked, record: PeerRecord, now: float, wall: float,
                todo: list[tuple[PeerId, link.Effect]]) -> None:
-        settings = self._settings.get(pid) or self.settings(pid)
+        settings = self.settings(pid)
         # The fast path: the same dump line (the parser hands out the same record) under the
         # same settings, and a machine that time alone does not move: nothing to do.
         if record is tracked.record and settings is tracked.settings:
