@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 
-from wgtrack import __version__, config, outputs, workers
+from wgtrack import __version__, config, heap, outputs, workers
 from wgtrack.daemon import Daemon
 from wgtrack.dump import parse_dump
 from wgtrack.model import short_key
@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wgtrack: {args.config}: invalid configuration, not starting:\n{exc}", file=sys.stderr)
         return 1
     _setup_logging(args.loglevel if args.loglevel is not None else cfg.loglevel)
+    heap.one_arena()  # before the daemon's threads start
     daemon = Daemon(cfg, once=args.once, loglevel_override=args.loglevel, stdout_override=args.stdout)
     return run_until_done(daemon)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import signal
 import socket
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from wgtrack import checks, link, probe, sdnotify
+from wgtrack import checks, heap, link, probe, sdnotify
 from wgtrack import config as config_mod
 from wgtrack.config import Config, ConfigError, StdoutSettings
 from wgtrack.dump import DumpReader
@@ -41,7 +40,7 @@ log = logging.getLogger(__name__)
 # get a last chance), so that SIGTERM exits well inside 5 s whatever a receiver is doing.
 STOP_DEADLINE_S = 3.0
 IO_TIMEOUT_S = 10.0  # reading a config file or a wg config (a hung NFS mount, say)
-FREEZE_AFTER_ADDED = 1_000  # peers added since the last gc.freeze() that call for another
+SETTLE_AFTER_ADDED = 1_000  # peers added since the heap was last settled that call for it again
 PARSE_TIMEOUT_S = 60.0  # a dump is at most wgcmd.MAX_STDOUT: a million peers parse well within it
 MAX_ACTION_CHAIN = 8  # probe -> resolve -> set -> probe ... never loops unbounded
 # A cycle waits this long (at most) for the re-resolutions it started, so that a heal with a
@@ -110,7 +109,7 @@ class Daemon:
         self._publish_later: asyncio.TimerHandle | None = None
         self._last_duration_s = 0.0
         self._trigger: HandshakeTrigger | None = None
-        self._frozen_at = 0  # tracker.added at the last gc.freeze()
+        self._heap = heap.Settler(SETTLE_AFTER_ADDED)
 
     def _overridden(self, config: Config) -> Config:
         return config.with_output("output:stdout", StdoutSettings()) if self.stdout_override else config
@@ -282,12 +281,7 @@ class Daemon:
         self._max_lag_s = 0.0
         self.outputs.hand_over(snap)
         self._published_at = loop.time()
-        if self.tracker.added - self._frozen_at >= FREEZE_AFTER_ADDED:
-            # A big hub's peers live as long as the daemon: out of the collector's sight, so
-            # that its full collections stop walking them all (about 10 ms a cycle at 10,000).
-            # What is garbage among them now is kept for good: a one-off, bounded cost.
-            self._frozen_at = self.tracker.added
-            gc.freeze()
+        self._heap.cycle_done(self.tracker.added)
         log.debug("cycle %d done in %.3f s", self._cycle, loop.time() - started)
 
     async def _snapshot(self, facts: CycleFacts) -> Snapshot:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import sys
 
 from wgtrack.model import Dump, DumpChange, InterfaceRecord, PeerRecord, parse_cidr, split_endpoint
 
@@ -85,13 +86,13 @@ def _allowed_ips(text: str) -> tuple[str, ...]:
 def _name(text: str) -> str:
     if not valid_ifname(text):
         raise ValueError("interface name breaks the kernel's rules")
-    return text
+    return sys.intern(text)  # one string for all of a hub's peer records, not one each
 
 
 def _interface(fields: list[str]) -> InterfaceRecord:
     # fields: ifname private-key public-key listen-port fwmark; fields[1] is never kept.
     name, _private, public, port, fwmark = fields
-    _name(name)
+    name = _name(name)
     if not is_public_key(public):
         raise ValueError("interface public key is malformed")
     return InterfaceRecord(name, public, _optional_port(port), _fwmark(fwmark), ())
@@ -101,7 +102,7 @@ def _peer(fields: list[str]) -> PeerRecord:
     # fields: ifname public-key preshared-key endpoint allowed-ips handshake rx tx keepalive;
     # fields[2] (the preshared key) is never kept.
     name, public, _psk, endpoint, allowed, handshake, rx, tx, keepalive = fields
-    _name(name)
+    name = _name(name)
     if not is_public_key(public):
         raise ValueError("peer public key is malformed")
     return PeerRecord(

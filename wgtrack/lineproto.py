@@ -77,10 +77,14 @@ def peer_fields(peer: PeerView) -> dict[str, FieldValue]:
     }
 
 
-def _peer_lines(ifname: str, peer: PeerView) -> tuple[str, ...]:
-    """A peer's line and its checks' lines, each without its timestamp."""
+def _peer_lines(ifname: str, peer: PeerView) -> str | tuple[str, ...]:
+    """A peer's line and its checks' lines, each without its timestamp (one string when it has
+    no checks, as most peers: a tuple per peer would cost a big hub 0.5 MB)."""
     tags = {"interface": ifname, "peer": peer.public_key, "friendly_name": peer.friendly_name}
-    lines = [line("wgtrack", tags, peer_fields(peer), 0)[:-2]]  # without " 0", the timestamp
+    first = line("wgtrack", tags, peer_fields(peer), 0)[:-2]  # without " 0", the timestamp
+    if not peer.checks:
+        return first
+    lines = [first]
     for result in peer.checks:
         lines.append(line("wgtrack_check", {**tags, "check": result.check},
                           {"ok": int(result.ok), "rtt_ms": result.rtt_ms, "error": result.error}, 0)[:-2])
@@ -91,38 +95,51 @@ class LineCache:
     """Each interface's peer lines without their timestamps, kept while its InterfaceView is
     the same object, and each peer's while its PeerView is: the tracker hands out the very
     same views while nothing but the time changed, so a big hub's unchanged interface costs one
-    lookup and a join. One cache per output (each renders in its own thread); peers and
-    interfaces not in the last snapshot go."""
+    lookup and a join. One cache per output (each renders in its own thread); interfaces not
+    in the last snapshot go.
+
+    A peer's lines are found again by position (the views of an interface keep their order
+    from snapshot to snapshot), falling back to a lookup by key when the peers moved: no
+    per-peer entry of its own, which at 50,000 peers would cost more than the lines."""
 
     def __init__(self) -> None:
-        self._peers: dict[str, dict[str, tuple[PeerView, tuple[str, ...]]]] = {}
-        self._blocks: dict[str, tuple[InterfaceView, list[str]]] = {}
+        # per interface: the views rendered, their lines (in the same order), all lines flat
+        self._blocks: dict[str, tuple[InterfaceView, list[PeerView], list[str | tuple[str, ...]], list[str]]] = {}
 
     def block(self, iface: InterfaceView) -> list[str]:
         """The exported peers' lines of one interface (per_peer_metrics = no: in the totals only)."""
         found = self._blocks.get(iface.name)
         if found is not None and found[0] is iface:
-            return found[1]
-        before = self._peers.get(iface.name, {})
-        kept: dict[str, tuple[PeerView, tuple[str, ...]]] = {}
+            return found[3]
+        old_views, old_texts = (found[1], found[2]) if found is not None else ([], [])
+        by_key: dict[str, tuple[PeerView, str | tuple[str, ...]]] | None = None
+        views: list[PeerView] = []
+        texts: list[str | tuple[str, ...]] = []
         lines: list[str] = []
         for peer in iface.peers:
             if not peer.exported:
                 continue
-            hit = before.get(peer.public_key)
-            if hit is None or hit[0] is not peer:
-                hit = (peer, _peer_lines(iface.name, peer))
-            kept[peer.public_key] = hit
-            lines.extend(hit[1])
-        self._peers[iface.name] = kept
-        self._blocks[iface.name] = (iface, lines)
+            at = len(views)
+            if at < len(old_views) and old_views[at] is peer:
+                text = old_texts[at]
+            else:
+                if by_key is None:
+                    by_key = {v.public_key: (v, t) for v, t in zip(old_views, old_texts, strict=True)}
+                hit = by_key.get(peer.public_key)
+                text = hit[1] if hit is not None and hit[0] is peer else _peer_lines(iface.name, peer)
+            views.append(peer)
+            texts.append(text)
+            if isinstance(text, str):
+                lines.append(text)
+            else:
+                lines.extend(text)
+        self._blocks[iface.name] = (iface, views, texts, lines)
         return lines
 
     def done(self, snapshot: Snapshot) -> None:
         listed = {iface.name for iface in snapshot.interfaces}
         for name in [n for n in self._blocks if n not in listed]:
             del self._blocks[name]
-            self._peers.pop(name, None)
 
 
 def _summary_lines(snapshot: Snapshot, iface: InterfaceView | None) -> Iterator[str]:
