@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -105,6 +106,11 @@ class Daemon:
         self._wake = asyncio.Event()  # stop or reload requested
         self._stopping = asyncio.Event()  # stop requested: abandon a cycle in progress
         self._fast: dict[PeerId, asyncio.Task[None]] = {}  # fast-lane probes in flight
+        self._fast_due = math.inf  # when the fast lane plans to wake
+        self._fast_wake = asyncio.Event()  # something is due sooner than that
+        self.tracker.on_due = self._due_at
+        self._busy = 0  # stretches of work in progress (see _working)
+        self._busy_event = asyncio.Event()
         self._published_at = -1e18  # loop time of the last hand-over
         self._publish_later: asyncio.TimerHandle | None = None
         self._last_duration_s = 0.0
@@ -242,6 +248,10 @@ class Daemon:
     # ---- one cycle ----
 
     async def _tick(self) -> None:
+        with self._working():
+            await self._cycle_work()
+
+    async def _cycle_work(self) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         self._cycle += 1
@@ -486,19 +496,38 @@ class Daemon:
     # ---- the fast lane: down peers probed between cycles, changes published at once ----
 
     async def _fast_lane(self) -> None:
-        """Every FAST_LANE_TICK_S, step the down peers with the time; their machines ask for a
-        probe when their down_probe_interval has passed. A probe in flight is never doubled."""
+        """Step the peers whose time has come (down peers, peers with probe_interval) with the
+        time; their machines ask for a probe when their interval has passed. A probe in flight
+        is never doubled. It sleeps until the tracker's next due time, at most once every
+        FAST_LANE_TICK_S, and not at all while nothing is due: a wake-up costs about 0.3 ms of
+        CPU, and a hub with no down peer should pay for none."""
         loop = asyncio.get_running_loop()
         assert self._tasks is not None
+        last = loop.time()
         while True:
-            await asyncio.sleep(FAST_LANE_TICK_S)
+            due = self._fast_due = max(self.tracker.next_due(), last + FAST_LANE_TICK_S)
+            if due > loop.time():
+                self._fast_wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._fast_wake.wait(), None if due == math.inf else due - loop.time())
+                if loop.time() < due:
+                    continue  # woken: something is due sooner than planned
+            started = last = loop.time()
             if self._wg_error is not None:
-                continue  # nothing current to judge by
+                continue  # nothing current to judge by (the next good cycle steps them)
             wall = self.world.wall_ns() / 1e9
-            for pid, action in self.tracker.tick(loop.time(), wall, set(self._fast)):
+            for pid, action in self.tracker.tick(started, wall, set(self._fast)):
                 task = self._tasks.create_task(self._fast_probe(pid, action))
                 self._fast[pid] = task
                 task.add_done_callback(functools.partial(self._forget_fast, pid))
+            # Work done in one go holds the loop: as long as it took, anything else waited.
+            self._note_lag(loop.time() - started)
+
+    def _due_at(self, when: float) -> None:
+        """The tracker scheduled a peer's step: wake the fast lane if that is sooner than planned."""
+        if when < self._fast_due:
+            self._fast_due = when
+            self._fast_wake.set()
 
     def _forget_fast(self, pid: PeerId, done: asyncio.Task[None]) -> None:
         if self._fast.get(pid) is done:
@@ -532,17 +561,38 @@ class Daemon:
         self._tasks.create_task(self._publish_now())
 
     async def _publish_now(self) -> None:
-        snap = await self._snapshot(self._facts(self.world.wall_ns(), self._last_duration_s))
-        if not self._stop_signal:
-            self.outputs.hand_over(snap)
+        with self._working():
+            snap = await self._snapshot(self._facts(self.world.wall_ns(), self._last_duration_s))
+            if not self._stop_signal:
+                self.outputs.hand_over(snap)
+
+    def _note_lag(self, lag_s: float) -> None:
+        self._max_lag_s = max(self._max_lag_s, lag_s)
+
+    @contextlib.contextmanager
+    def _working(self) -> Iterator[None]:
+        """A stretch of work on the loop (a cycle, a publish): the lag watchdog looks meanwhile."""
+        self._busy += 1
+        self._busy_event.set()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._busy_event.clear()
 
     async def _watch_lag(self) -> None:
-        """Measure how late the loop wakes us: the proof that nothing blocks it."""
+        """Measure how late the loop wakes us while there is work on it (a cycle, a publish):
+        the proof that nothing blocks it. Idle, it sleeps: a wake-up every LAG_PERIOD_S would
+        cost more CPU than a whole cycle of a 1,000-peer hub. The fast lane, the one other
+        stretch of work, times itself (``_note_lag``)."""
         loop = asyncio.get_running_loop()
         while True:
-            before = loop.time()
-            await asyncio.sleep(LAG_PERIOD_S)
-            self._max_lag_s = max(self._max_lag_s, loop.time() - before - LAG_PERIOD_S)
+            await self._busy_event.wait()
+            while self._busy:
+                before = loop.time()
+                await asyncio.sleep(LAG_PERIOD_S)
+                self._note_lag(loop.time() - before - LAG_PERIOD_S)
 
 
 def _poke(target: str) -> None:

@@ -11,7 +11,7 @@ import logging
 import math
 import random
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wgtrack import __version__, link
@@ -156,6 +156,9 @@ class Tracker:
         # The fast lane's schedule: (when a Tick asks for a probe, peer), a heap; an entry whose
         # time is no longer the peer's (its state moved on) is skipped when it comes up.
         self._due: list[tuple[float, PeerId]] = []
+        # Told of every time the fast lane must step a peer (the daemon wakes its fast lane when
+        # that is sooner than it planned to): a callback, so that the tracker stays free of I/O.
+        self.on_due: Callable[[float], None] = lambda when: None
         self.changes = 0  # state changes and roams decided so far: the daemon publishes when it moves
         self.handshakes = 0  # new handshakes the cycles found (the nflog trigger's silence check)
         self.added = 0  # peers that became tracked so far (the daemon freezes the GC's view after many)
@@ -476,6 +479,7 @@ class Tracker:
             tracked.due = due
             if due < math.inf:
                 heapq.heappush(self._due, (due, pid))
+                self.on_due(due)
         for action in actions:
             if isinstance(action, link.Changed):
                 self.changes += 1
@@ -537,6 +541,17 @@ class Tracker:
             self._due = [(t.due, pid) for pid, t in self._peers.items() if t.due < math.inf]
             heapq.heapify(self._due)
         return todo
+
+    def next_due(self) -> float:
+        """When the fast lane has a peer to step next (inf: none)."""
+        due, peers = self._due, self._peers
+        while due:
+            when, pid = due[0]
+            tracked = peers.get(pid)
+            if tracked is not None and tracked.due == when:
+                return when
+            heapq.heappop(due)  # stale: gone, or its schedule moved on
+        return math.inf
 
     def is_up(self, pid: PeerId) -> bool:
         """Up: its probes are awaited within the cycle."""
