@@ -264,6 +264,25 @@ def test_a_peer_that_only_knocks_is_never_up() -> None:
     assert state.status is Status.UP
 
 
+def test_a_knock_counts_from_the_failed_probe_not_from_the_request() -> None:
+    """On a big hub a never-up peer's probe may wait minutes for its turn (probe_rate): the
+    knock's grace runs from the failure that came back, so a probe not yet sent takes no link
+    down; once it failed, KNOCK_GRACE_S without a handshake does."""
+    state, actions = step(LinkState(), sample(None, 0), 0.0, PROBES)
+    assert any(isinstance(a, Probe) for a in actions) and state.status is Status.IDLE
+    for t in range(1, 120):  # two minutes of cycles while the probe waits in the queue
+        state, actions = step(state, sample(None, 0, wall=WALL + t), float(t), PROBES)
+        assert state.status is Status.IDLE, f"down at {t} s with no probe sent"
+    state, _ = step(state, FAIL, 120.0, PROBES)  # it was sent at last, and failed
+    assert state.knock_since == 120.0
+    state, _ = step(state, sample(None, 0, wall=WALL + 135), 135.0, PROBES)
+    assert state.status is Status.IDLE
+    state, actions = step(state, sample(None, 0, wall=WALL + 136), 136.0, PROBES)
+    assert state.status is Status.DOWN
+    assert Changed(Status.IDLE, Status.DOWN, f"no handshake completed {KNOCK_GRACE_S:.0f} s after our probe") \
+        in actions
+
+
 def test_a_new_probe_target_starts_unproven() -> None:
     state = probed_down()
     state, _ = step(state, sample(5, 100, target="192.0.2.9", wall=WALL + 5), 5.0, PROBES)

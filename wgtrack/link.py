@@ -311,7 +311,10 @@ class LinkState(NamedTuple):
     last_sample: Sample | None = None
     target: Target = Target.UNPROVEN
     failing_since: float = 0.0  # epoch time of the sample before the first failed probe of a run
-    knock_since: float | None = None  # epoch time of our first probe with no session to carry it
+    # monotonic time our first failed probe with no session to carry it came back (a knock: the
+    # probe made WireGuard initiate a handshake). Not when the probe was asked for: on a big hub
+    # a probe may wait its turn for minutes (probe_rate), and a knock not yet sent proves nothing.
+    knock_since: float | None = None
     silence_reason: str = ""  # set while a silent verdict is not yet announced (see _on_probe)
     down_since: float = 0.0  # monotonic time the peer entered a down state
     last_probe_at: float = -1e18  # monotonic time of the last probe sent
@@ -450,8 +453,8 @@ def _judge(state: LinkState, s: Sample, wall: float, now: float, settings: Track
     if decide and state.probe_failures >= settings.ping_failafternum:
         return "down", f"{state.probe_failures} probes failed" if explain else ""
     knock = state.knock_since
-    if not decide and knock is not None and wall - knock >= KNOCK_GRACE_S:
-        return "down", f"no handshake completed {wall - knock:.0f} s after our probe" if explain else ""
+    if not decide and knock is not None and now - knock >= KNOCK_GRACE_S:
+        return "down", f"no handshake completed {now - knock:.0f} s after our probe" if explain else ""
     if rx_grew and age is not None and age < SESSION_S and not decide and not is_down:
         return "alive", "rx grew"
     if age is not None and age <= limit and not is_down:
@@ -522,8 +525,6 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings)
         if due:
             actions.append(Probe(s.probe_target or ""))
             state = replace(state, cycles_to_probe=settings.ping_interval - 1, last_probe_at=now)
-            if not session and state.knock_since is None:
-                state = replace(state, knock_since=s.wall)
         else:
             state = replace(state, cycles_to_probe=state.cycles_to_probe - 1)
     decide = _probes_decide(state, settings, s.probe_target)
@@ -710,7 +711,14 @@ def _on_underlay(state: LinkState, r: UnderlayResult) -> tuple[LinkState, list[A
 
 def _on_probe(state: LinkState, r: ProbeResult, now: float, settings: TrackSettings) -> tuple[LinkState, list[Action]]:
     state = replace(state, rtt_ms=r.rtt_ms, loss=r.loss)
-    target = state.last_sample.probe_target if state.last_sample else None
+    sample = state.last_sample
+    target = sample.probe_target if sample else None
+    session = sample is not None and sample.latest_handshake and sample.wall - sample.latest_handshake < SESSION_S
+    if not r.ok and state.knock_since is None and not session \
+            and not (state.status is not None and state.status.is_down):
+        # Sent with no session to carry it: WireGuard initiates a handshake; none within
+        # KNOCK_GRACE_S and the link is dead (_judge). Counted from now, when the probe surely left.
+        state = replace(state, knock_since=now)
     if r.ok:
         actions: list[Action] = []
         if state.target is Target.SILENT and target and not state.silence_reason:
