@@ -5,6 +5,7 @@ and healing, all in one event loop with no process, namespace or network."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from pathlib import Path
@@ -156,3 +157,63 @@ def test_a_cycle_re_resolves_while_the_fast_lane_probes(tmp_path: Path) -> None:
 
     assert asyncio.run(scenario()) == 0
     assert wg.sets == [["set", "wg0", "peer", PEER, "endpoint", "198.51.100.20:51820"]]
+
+
+class HubWg:
+    """A hub of ``count`` peers that never handshaked, each with an endpoint (so each is probed)."""
+
+    def __init__(self, count: int) -> None:
+        self.lines = [f"wg0\tpriv\t{IFACE}\t51820\toff"] + [
+            f"wg0\t{base64.b64encode(bytes([i]) * 32).decode()}\t(none)\t198.51.100.{i % 200 + 1}:51820\t"
+            f"192.0.2.{i % 250 + 1}/32\t0\t0\t0\toff" for i in range(1, count + 1)]
+
+    async def read(self, command: str, timeout_s: float) -> WgResult:
+        return WgResult("\n".join(self.lines) + "\n", None)
+
+    async def run(self, command: str, args: list[str], timeout_s: float) -> WgResult:
+        return WgResult("", None)
+
+
+def test_waiting_probes_of_never_up_peers_are_queue_entries_not_tasks(tmp_path: Path) -> None:
+    """Probes of links that are not urgent (here: never up) wait in the daemon's slow queue as
+    entries; only a bounded number run at once (the prober's slow rate times a probe's
+    duration), each peer is probed, and the event loop never holds a task per waiting probe."""
+    peers = 60
+    cfg = config.parse(f"[general]\ncycle_time = 1\nping_interval = 30\nping_timeout = 0.2\nprobe_rate = 100\n"
+                       f"wg_config_dir = {tmp_path}\n[output:influx]\nfilename = {tmp_path / 'wgtrack.lp'}\n",
+                       "test.conf")
+    wg = HubWg(peers)
+    running, most, probed, tasks_seen = 0, 0, list[str](), list[int]()
+
+    async def probe(target: str, count: int, timeout_s: float, urgent: bool = True) -> link.ProbeResult:
+        nonlocal running, most
+        assert not urgent, "a never-up link's probe is not urgent"
+        running += 1
+        most = max(most, running)
+        tasks_seen.append(len(asyncio.all_tasks()))
+        try:
+            await asyncio.sleep(0.02)
+            probed.append(target)
+            return link.ProbeResult(ok=False, loss=1.0, reason="no reply")
+        finally:
+            running -= 1
+
+    daemon = Daemon(cfg, world=World(read_wg=wg.read, run_wg=wg.run, probe=probe, resolver=FakeResolver,
+                                     poke=lambda target: None))
+
+    async def scenario() -> int:
+        run = asyncio.create_task(daemon.run())
+        try:
+            for _ in range(200):  # bounded: 10 s
+                if len(probed) >= peers:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            daemon._request_stop("test")
+        return await run
+
+    assert asyncio.run(scenario()) == 0
+    assert sorted(probed) == sorted({f"192.0.2.{i % 250 + 1}" for i in range(1, peers + 1)})  # each once
+    assert max(tasks_seen) < 20, f"tasks on the loop: {max(tasks_seen)} (a task per waiting probe?)"
+    assert most <= 2, f"{most} probes at once"  # probe_rate 100: the slow kind gets 1 a second,
+    assert daemon._slow_in_flight_cap() == 2  # a probe takes up to 1.4 s: two at once keep that pace

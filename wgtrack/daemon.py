@@ -8,6 +8,7 @@ only set flags; the loop acts on them between cycles.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -15,7 +16,7 @@ import math
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -109,6 +110,10 @@ class Daemon:
         self._fast_due = math.inf  # when the fast lane plans to wake
         self._fast_wake = asyncio.Event()  # something is due sooner than that
         self.tracker.on_due = self._due_at
+        self._queued: dict[PeerId, list[link.Effect]] = {}  # the slow queue's entries (see _enqueue)
+        self._queue_order: collections.deque[PeerId] = collections.deque()
+        self._slow_wake = asyncio.Event()
+        self._slow_running = 0
         self._busy = 0  # stretches of work in progress (see _working)
         self._busy_event = asyncio.Event()
         self._published_at = -1e18  # loop time of the last hand-over
@@ -156,14 +161,16 @@ class Daemon:
                 self._tasks = tasks
                 watchdog = tasks.create_task(self._watch_lag())
                 fast_lane = None if self.once else tasks.create_task(self._fast_lane())
+                slow_lane = None if self.once else tasks.create_task(self._slow_lane())
                 self._set_trigger()
                 try:
                     await self._loop(loop)
                 finally:
                     self._stop_trigger()
                     watchdog.cancel()
-                    if fast_lane is not None:
-                        fast_lane.cancel()
+                    for lane in (fast_lane, slow_lane):
+                        if lane is not None:
+                            lane.cancel()
                     if self._publish_later is not None:
                         self._publish_later.cancel()
                     for task in [*self._background.values(), *self._fast.values()]:
@@ -341,29 +348,35 @@ class Daemon:
         for pid, action in todo:
             per_peer.setdefault(pid, []).append(action)
         spawned: list[asyncio.Task[None]] = []
-
-        async def peer(pid: PeerId, actions: list[link.Effect]) -> None:
-            for action in actions:
-                await self._dispatch(pid, action, 0, spawned)
-
         awaited = []
+        now = asyncio.get_running_loop().time()
         for pid, actions in per_peer.items():
             if self.once or self._tasks is None or self.tracker.is_up(pid):
-                awaited.append(peer(pid, actions))
-            elif pid in self._fast:
-                # A probe in flight answers for this one; anything else (a re-resolution the
-                # machine now waits for) still runs: dropped, it would leave the peer waiting.
-                rest: list[link.Effect] = [a for a in actions if not isinstance(a, link.Probe)]
-                if rest:
-                    self._tasks.create_task(self._run_on(peer(pid, rest)))
-            else:
-                task = self._tasks.create_task(self._run_on(peer(pid, actions)))
+                awaited.append(self._peer_actions(pid, actions, spawned))
+                continue
+            probes: list[link.Effect] = [a for a in actions if isinstance(a, link.Probe)]
+            # Anything but a probe (a re-resolution the machine now waits for) runs now: were it
+            # dropped or queued with the probe, the peer would be left waiting.
+            rest: list[link.Effect] = [a for a in actions if not isinstance(a, link.Probe)]
+            if pid in self._fast or pid in self._queued:
+                probes = []  # a probe in flight or in the queue answers for this one
+            elif probes and not self.tracker.is_urgent(pid, now):
+                self._enqueue(pid, probes)
+                probes = []
+            if probes:
+                task = self._tasks.create_task(self._run_on(self._peer_actions(pid, probes + rest, spawned)))
                 self._fast[pid] = task
                 task.add_done_callback(functools.partial(self._forget_fast, pid))
+            elif rest:
+                self._tasks.create_task(self._run_on(self._peer_actions(pid, rest, spawned)))
         await asyncio.gather(*awaited)
         if spawned:
             budget = min(BACKGROUND_WAIT_MAX_S, BACKGROUND_WAIT_SHARE * self.config.cycle_time_s)
             await asyncio.wait(spawned, timeout=budget)
+
+    async def _peer_actions(self, pid: PeerId, actions: list[link.Effect], spawned: list[asyncio.Task[None]]) -> None:
+        for action in actions:
+            await self._dispatch(pid, action, 0, spawned)
 
     async def _dispatch(self, pid: PeerId, action: link.Effect, depth: int,
                         spawned: list[asyncio.Task[None]]) -> None:
@@ -516,7 +529,10 @@ class Daemon:
             if self._wg_error is not None:
                 continue  # nothing current to judge by (the next good cycle steps them)
             wall = self.world.wall_ns() / 1e9
-            for pid, action in self.tracker.tick(started, wall, set(self._fast)):
+            for pid, action in self.tracker.tick(started, wall, _Either(self._fast, self._queued)):
+                if isinstance(action, link.Probe) and not self.tracker.is_urgent(pid, started):
+                    self._enqueue(pid, [action])
+                    continue
                 task = self._tasks.create_task(self._fast_probe(pid, action))
                 self._fast[pid] = task
                 task.add_done_callback(functools.partial(self._forget_fast, pid))
@@ -532,6 +548,45 @@ class Daemon:
     def _forget_fast(self, pid: PeerId, done: asyncio.Task[None]) -> None:
         if self._fast.get(pid) is done:
             del self._fast[pid]
+
+    # ---- the slow queue: probes of links neither up nor in their first minute down ----
+
+    def _enqueue(self, pid: PeerId, actions: list[link.Effect]) -> None:
+        """A peer's probe waits here for its turn, as a small entry rather than a task: on a hub
+        thousands of never-up or long-down links wait minutes at the slow kind's rate."""
+        if pid in self._queued or pid in self._fast:
+            return
+        self._queued[pid] = actions
+        self._queue_order.append(pid)
+        self._slow_wake.set()
+
+    def _slow_in_flight_cap(self) -> int:
+        """Enough slow probes running that the prober's own pacing, not this cap, sets their
+        pace: its rate times how long one takes (its requests, its timeout, a second of wait)."""
+        settings = self.config.track
+        took = settings.ping_count * probe.INTERVAL_S + settings.ping_timeout_s + 1.0
+        return max(2, math.ceil(probe.slow_rate(self.config.probe_rate) * took))
+
+    async def _slow_lane(self) -> None:
+        """Starts the queued probes in their order, no more at once than the cap."""
+        assert self._tasks is not None
+        while True:
+            while not self._queue_order or self._slow_running >= self._slow_in_flight_cap():
+                self._slow_wake.clear()
+                await self._slow_wake.wait()
+            pid = self._queue_order.popleft()
+            actions = self._queued.pop(pid, None)
+            if actions is None or pid in self._fast:
+                continue
+            self._slow_running += 1
+            task = self._tasks.create_task(self._run_on(self._peer_actions(pid, actions, [])))
+            self._fast[pid] = task
+            task.add_done_callback(functools.partial(self._forget_fast, pid))
+            task.add_done_callback(self._slow_done)
+
+    def _slow_done(self, _task: asyncio.Task[None]) -> None:
+        self._slow_running -= 1
+        self._slow_wake.set()
 
     async def _fast_probe(self, pid: PeerId, action: link.Effect) -> None:
         await self._run_on(self._carry_out(pid, action, 0, []))
@@ -593,6 +648,16 @@ class Daemon:
                 before = loop.time()
                 await asyncio.sleep(LAG_PERIOD_S)
                 self._note_lag(loop.time() - before - LAG_PERIOD_S)
+
+
+class _Either:
+    """Peers in either of two maps (probes in flight, probes queued), without a set made of both."""
+
+    def __init__(self, *maps: Container[PeerId]) -> None:
+        self.maps = maps
+
+    def __contains__(self, pid: object) -> bool:
+        return any(pid in m for m in self.maps)
 
 
 def _poke(target: str) -> None:

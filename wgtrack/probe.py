@@ -45,6 +45,11 @@ _PAYLOAD = b"wgtrack probe\0" + bytes(18)  # 32 bytes, ping's 56 would do as wel
 _HEADER = struct.Struct("!BBHHH")
 
 
+def slow_rate(rate: float) -> float:
+    """Echo requests a second for the slow kind, under a daemon-wide ``rate``."""
+    return min(rate, max(1.0, rate * SLOW_SHARE))
+
+
 @functools.cache
 def raw_sockets() -> bool:
     """Whether raw ICMP sockets are open to us: as root, or with CAP_NET_RAW (a non-root service
@@ -167,7 +172,7 @@ class Prober:
         self._pending.clear()
 
     def slow_rate(self) -> float:
-        return min(self.rate, max(1.0, self.rate * SLOW_SHARE))
+        return slow_rate(self.rate)
 
     async def ping(self, target: str, count: int, timeout_s: float, urgent: bool = True) -> ProbeResult:
         """Probe ``target`` with ``count`` echo requests; any reply is life. A refused or

@@ -11,7 +11,7 @@ import logging
 import math
 import random
 import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wgtrack import __version__, link
@@ -521,7 +521,7 @@ class Tracker:
                                  details={"reason": action.reason})
         return [a for a in actions if isinstance(a, link.EFFECTS)]
 
-    def tick(self, now: float, wall: float, busy: set[PeerId]) -> list[tuple[PeerId, link.Effect]]:
+    def tick(self, now: float, wall: float, busy: Container[PeerId]) -> list[tuple[PeerId, link.Effect]]:
         """The fast lane: step the peers whose probe time has come (down peers, and peers with
         probe_interval) with the time; their probes. A ``busy`` peer has a probe in flight:
         its result reschedules it."""
