@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import logging
-
-log = logging.getLogger(__name__)
 
 M_ARENA_MAX = -8  # glibc's malloc.h
 
@@ -33,26 +30,25 @@ def one_arena() -> bool:
 
 
 class Settler:
-    """After many peers were added (a big hub's first dump), once the cycle's transient objects
-    are gone: ``gc.freeze()`` (full collections stop walking tens of thousands of long-lived
-    peers, about 10 ms a cycle at 10,000) and ``malloc_trim`` (the C heap gives back what the
-    first dump's parse and render freed)."""
+    """After many peers were added (a big hub's first dump): ``gc.freeze()`` at once (full
+    collections stop walking tens of thousands of long-lived peers: about 10 ms a cycle at
+    10,000, and a full collection before the freeze stalls the loop for some 100 ms at 50,000),
+    and ``malloc_trim`` one cycle later, once that cycle's transient objects are gone (the C
+    heap gives back what the first dump's parse and render freed)."""
 
     def __init__(self, after_added: int) -> None:
         self.after_added = after_added
         self._settled_at = 0  # peers added when it last settled
-        self._due = False
+        self._trim_due = False
 
     def cycle_done(self, added: int) -> None:
-        """Called after each cycle with the count of peers added so far. Settles one cycle after
-        the one that added many: that one's snapshot was still being rendered."""
-        if self._due:
-            self._due = False
-            gc.freeze()  # what is garbage among them now is kept for good: a one-off, bounded cost
+        """Called after each cycle with the count of peers added so far."""
+        if self._trim_due:
+            self._trim_due = False
             libc = _libc()
             if libc is not None:
                 libc.malloc_trim(0)
-            log.debug("heap settled after %d peers added", added)
-        elif added - self._settled_at >= self.after_added:
+        if added - self._settled_at >= self.after_added:
             self._settled_at = added
-            self._due = True
+            gc.freeze()  # what is garbage among them now is kept for good: a one-off, bounded cost
+            self._trim_due = True

@@ -331,7 +331,7 @@ class Tracker:
             if clocked >= 1024 and len(self._clocked) * 8 < clocked:
                 self._clocked = set(self._clocked)  # a set never shrinks: after a big hub's first dump, 0.5 MB
         yield todo
-        self._announce(announce_at, now)
+        yield from self._announce(announce_at, now, part_size)
         for ifname in sorted(self._present - present):
             self._events.append(Event("interface_down", wall, f"interface {ifname} is gone", ifname))
             self._shown.pop(ifname, None)
@@ -388,7 +388,7 @@ class Tracker:
         self._new.append(pid)  # its peer_added event: see _announce
         return tracked
 
-    def _announce(self, at: int, now: float) -> None:
+    def _announce(self, at: int, now: float, part_size: int) -> Iterator[list[tuple[PeerId, link.Effect]]]:
         """The peer_added events of the peers added by this dump, put where the dump's events
         begin (before any of theirs). Made after the stepping, together: a big hub's first dump
         has 50,000 of them, short-lived, and built in between the peers' own lasting objects
@@ -397,11 +397,13 @@ class Tracker:
         if not new:
             return
         tail, self._events = self._events[at:], self._events[:at]
-        for pid in new:
+        for made, pid in enumerate(new, 1):
             if pid in self._peers:
                 if log.isEnabledFor(logging.INFO):
                     log.info("%s: now tracked", self.name_of(pid))
                 self._peer_event(pid, "peer_added", now, "now tracked")
+            if made % part_size == 0:
+                yield []  # 50,000 of them take some 200 ms: the loop gets its turns
         self._events += tail
 
     def _sample(self, pid: PeerId, tracked: _Tracked, record: PeerRecord, settings: TrackSettings, now: float,
