@@ -281,6 +281,12 @@ def test_a_knock_counts_from_the_failed_probe_not_from_the_request() -> None:
     assert state.status is Status.DOWN
     assert Changed(Status.IDLE, Status.DOWN, f"no handshake completed {KNOCK_GRACE_S:.0f} s after our probe") \
         in actions
+    # Down, the knock is spent: the peer leaves the ones the clock moves (a hub's thousands of
+    # departed peers are not looked at every cycle), and stays down.
+    assert state.knock_since is None
+    assert link.timeless(state, WALL + 200, 200.0, PROBES)
+    state, _ = step(state, sample(None, 0, wall=WALL + 200), 200.0, PROBES)
+    assert state.status is Status.DOWN
 
 
 def test_a_new_probe_target_starts_unproven() -> None:

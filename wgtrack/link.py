@@ -386,7 +386,11 @@ def _alive(state: LinkState, now: float, reason: str, handshake: bool = False) -
 
 
 def _down(state: LinkState, now: float, reason: str, settings: TrackSettings) -> tuple[LinkState, list[Action]]:
-    """Dead: plain ``down``, or the re-resolution schedule for a hostname peer."""
+    """Dead: plain ``down``, or the re-resolution schedule for a hostname peer. A pending knock
+    has done its work: kept, it would hold a dead peer among those the clock moves
+    (``timeless``), and a hub's thousands of departed peers would be looked at every cycle."""
+    if state.knock_since is not None:
+        state = replace(state, knock_since=None)
     sample = state.last_sample
     if sample is None or sample.hostname is None:
         return _move(state, Status.DOWN, now, reason)
