@@ -8,6 +8,7 @@ import asyncio
 import base64
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,27 @@ class FakeResolver:
         return link.ResolveResult(("198.51.100.20",))
 
 
+def run_daemon(daemon: Daemon, scenario: Callable[[], Awaitable[None]]) -> int:
+    """Run the daemon in-process while ``scenario`` runs, then stop it; its exit status."""
+    async def main() -> int:
+        run = asyncio.create_task(daemon.run())
+        try:
+            await scenario()
+        finally:
+            daemon._request_stop("test")
+        return await run
+
+    return asyncio.run(main())
+
+
+async def until(condition: Callable[[], bool], tries: int, pause_s: float) -> None:
+    """Wait until ``condition`` holds, looking at most ``tries`` times (bounded)."""
+    for _ in range(tries):
+        if condition():
+            return
+        await asyncio.sleep(pause_s)
+
+
 def _config(tmp_path: Path, general: str) -> config.Config:
     """The peer reached by name (peer.test), the Telegraf file in ``tmp_path``."""
     return config.parse(f"[general]\n{general}wg_config_dir = {tmp_path}\n[output:influx]\n"
@@ -90,25 +112,14 @@ def test_a_moved_peer_is_detected_resolved_set_and_healed_in_process(tmp_path: P
         point = lp.peers(text).get(PEER) if text else None
         return None if point is None else str(point.fields["status"])
 
-    async def scenario() -> int:
-        run = asyncio.create_task(daemon.run())
-        try:
-            for _ in range(100):  # bounded: 10 s
-                if status() == "up:ok":
-                    break
-                await asyncio.sleep(0.1)
-            assert status() == "up:ok"
-            net.reachable_at = "198.51.100.20:51820"  # the peer moved; DNS already says so
-            for _ in range(100):
-                if wg.endpoint == "198.51.100.20:51820" and status() == "up:ok":
-                    break
-                await asyncio.sleep(0.05)
-            assert status() == "up:ok"
-        finally:
-            daemon._request_stop("test")
-        return await run
+    async def scenario() -> None:
+        await until(lambda: status() == "up:ok", 100, 0.1)  # bounded: 10 s
+        assert status() == "up:ok"
+        net.reachable_at = "198.51.100.20:51820"  # the peer moved; DNS already says so
+        await until(lambda: wg.endpoint == "198.51.100.20:51820" and status() == "up:ok", 100, 0.05)
+        assert status() == "up:ok"
 
-    assert asyncio.run(scenario()) == 0
+    assert run_daemon(daemon, scenario) == 0
     assert wg.sets == [["set", "wg0", "peer", PEER, "endpoint", "198.51.100.20:51820"]]
     assert resolvers[-1].asked and set(resolvers[-1].asked) == {"peer.test"}
     # Down, re-resolved and healed within one cycle: the cycle waits briefly for the resolution.
@@ -139,23 +150,12 @@ def test_a_cycle_re_resolves_while_the_fast_lane_probes(tmp_path: Path) -> None:
     daemon = Daemon(cfg, world=World(read_wg=wg.read, run_wg=wg.run, probe=net.probe, resolver=FakeResolver,
                                      poke=lambda target: None))
 
-    async def scenario() -> int:
-        run = asyncio.create_task(daemon.run())
-        try:
-            for _ in range(100):  # bounded: 10 s
-                if daemon.tracker.is_up(("wg0", PEER)):
-                    break
-                await asyncio.sleep(0.1)
-            net.reachable_at = "198.51.100.20:51820"  # the peer moved; DNS already says so
-            for _ in range(300):  # bounded: 15 s
-                if wg.endpoint == "198.51.100.20:51820":
-                    break
-                await asyncio.sleep(0.05)
-        finally:
-            daemon._request_stop("test")
-        return await run
+    async def scenario() -> None:
+        await until(lambda: daemon.tracker.is_up(("wg0", PEER)), 100, 0.1)  # bounded: 10 s
+        net.reachable_at = "198.51.100.20:51820"  # the peer moved; DNS already says so
+        await until(lambda: wg.endpoint == "198.51.100.20:51820", 300, 0.05)  # bounded: 15 s
 
-    assert asyncio.run(scenario()) == 0
+    assert run_daemon(daemon, scenario) == 0
     assert wg.sets == [["set", "wg0", "peer", PEER, "endpoint", "198.51.100.20:51820"]]
 
 
@@ -201,18 +201,10 @@ def test_waiting_probes_of_never_up_peers_are_queue_entries_not_tasks(tmp_path: 
     daemon = Daemon(cfg, world=World(read_wg=wg.read, run_wg=wg.run, probe=probe, resolver=FakeResolver,
                                      poke=lambda target: None))
 
-    async def scenario() -> int:
-        run = asyncio.create_task(daemon.run())
-        try:
-            for _ in range(200):  # bounded: 10 s
-                if len(probed) >= peers:
-                    break
-                await asyncio.sleep(0.05)
-        finally:
-            daemon._request_stop("test")
-        return await run
+    async def scenario() -> None:
+        await until(lambda: len(probed) >= peers, 200, 0.05)  # bounded: 10 s
 
-    assert asyncio.run(scenario()) == 0
+    assert run_daemon(daemon, scenario) == 0
     assert sorted(probed) == sorted({f"192.0.2.{i % 250 + 1}" for i in range(1, peers + 1)})  # each once
     assert max(tasks_seen) < 20, f"tasks on the loop: {max(tasks_seen)} (a task per waiting probe?)"
     assert most <= 2, f"{most} probes at once"  # probe_rate 100: the slow kind gets 1 a second,

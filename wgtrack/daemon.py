@@ -355,20 +355,21 @@ class Daemon:
                 awaited.append(self._peer_actions(pid, actions, spawned))
                 continue
             probes: list[link.Effect] = [a for a in actions if isinstance(a, link.Probe)]
-            # Anything but a probe (a re-resolution the machine now waits for) runs now: were it
-            # dropped or queued with the probe, the peer would be left waiting.
-            rest: list[link.Effect] = [a for a in actions if not isinstance(a, link.Probe)]
-            if pid in self._fast or pid in self._queued:
-                probes = []  # a probe in flight or in the queue answers for this one
-            elif probes and not self.tracker.is_urgent(pid, now):
-                self._enqueue(pid, probes)
-                probes = []
-            if probes:
-                task = self._tasks.create_task(self._run_on(self._peer_actions(pid, probes + rest, spawned)))
+            busy = pid in self._fast or pid in self._queued  # a probe in flight or queued answers for this one
+            if probes and (busy or not self.tracker.is_urgent(pid, now)):
+                if not busy:
+                    self._enqueue(pid, probes)
+                # Anything but the probe (a re-resolution the machine now waits for) runs now:
+                # were it dropped or queued with the probe, the peer would be left waiting.
+                rest: list[link.Effect] = [a for a in actions if not isinstance(a, link.Probe)]
+                if rest:
+                    self._tasks.create_task(self._run_on(self._peer_actions(pid, rest, spawned)))
+            elif not busy:
+                task = self._tasks.create_task(self._run_on(self._peer_actions(pid, actions, spawned)))
                 self._fast[pid] = task
                 task.add_done_callback(functools.partial(self._forget_fast, pid))
-            elif rest:
-                self._tasks.create_task(self._run_on(self._peer_actions(pid, rest, spawned)))
+            else:
+                self._tasks.create_task(self._run_on(self._peer_actions(pid, actions, spawned)))
         await asyncio.gather(*awaited)
         if spawned:
             budget = min(BACKGROUND_WAIT_MAX_S, BACKGROUND_WAIT_SHARE * self.config.cycle_time_s)

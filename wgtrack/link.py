@@ -431,6 +431,11 @@ def _schedule(state: LinkState, now: float, reason: str, s: TrackSettings,
     return state, actions
 
 
+def _session(latest_handshake: int, wall: float) -> bool:
+    """Whether a session exists at ``wall``: a handshake younger than SESSION_S (keys usable)."""
+    return bool(latest_handshake) and wall - latest_handshake < SESSION_S
+
+
 def _probes_decide(state: LinkState, settings: TrackSettings, target: str | None) -> bool:
     """Probes are evidence both ways only to a target that has answered (and not gone silent)."""
     return settings.ping_interval > 0 and target is not None and state.target is Target.ANSWERS
@@ -486,8 +491,7 @@ def _same_reading(a: Sample, b: Sample) -> bool:
 def _on_sample(state: LinkState, s: Sample, now: float, settings: TrackSettings) -> tuple[LinkState, list[Action]]:
     fresh_handshake = s.latest_handshake > state.latest_handshake and state.first_seen is not None
     rx_grew = 0 <= state.rx_bytes < s.rx_bytes
-    age = max(0.0, s.wall - s.latest_handshake) if s.latest_handshake else None
-    session = age is not None and age < SESSION_S
+    session = _session(s.latest_handshake, s.wall)
     probing = _probing(s, settings)
     # A down peer's probes are the fast lane's (``_on_tick``): the cycle leaves them alone.
     in_lane = _in_lane(state, settings)
@@ -572,7 +576,7 @@ def unchanged(state: LinkState, wall: float, now: float, settings: TrackSettings
     if probing and not _in_lane(state, settings):
         return False  # the cycle probes it: probes count cycles
     # A pending knock is cleared by a session (a handshake younger than SESSION_S).
-    if state.knock_since is not None and s.latest_handshake and wall - s.latest_handshake < SESSION_S:
+    if state.knock_since is not None and _session(s.latest_handshake, wall):
         return False
     verdict, _ = _judge(state, s, wall, now, settings, False, False, _probes_decide(state, settings, s.probe_target),
                         probing, False)
@@ -717,8 +721,7 @@ def _on_probe(state: LinkState, r: ProbeResult, now: float, settings: TrackSetti
     state = replace(state, rtt_ms=r.rtt_ms, loss=r.loss)
     sample = state.last_sample
     target = sample.probe_target if sample else None
-    session = sample is not None and sample.latest_handshake and sample.wall - sample.latest_handshake < SESSION_S
-    if not r.ok and state.knock_since is None and not session \
+    if not r.ok and state.knock_since is None and not (sample and _session(sample.latest_handshake, sample.wall)) \
             and not (state.status is not None and state.status.is_down):
         # Sent with no session to carry it: WireGuard initiates a handshake; none within
         # KNOCK_GRACE_S and the link is dead (_judge). Counted from now, when the probe surely left.

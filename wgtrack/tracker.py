@@ -99,7 +99,6 @@ class _Tracked(Counters):
     view: PeerView | None = None
     view_record: PeerRecord | None = None
     view_state: link.LinkState | None = None
-    view_checks: tuple[CheckResult, ...] = ()
 
 
 def probe_target(record: PeerRecord, configured: str | None) -> str | None:
@@ -682,7 +681,7 @@ class Tracker:
         age = max(0, wall - hs) if hs else None
         view, made_of = tracked.view, tracked.view_state
         if view is not None and made_of is not None and tracked.view_record is record \
-                and tracked.view_checks is tracked.checks and view.handshake_age_s == age \
+                and view.checks is tracked.checks and view.handshake_age_s == age \
                 and (made_of is state or _same_view(made_of, state)) \
                 and (view.reresolves, view.endpoint_changes, view.roams, view.rx_bytes, view.tx_bytes) == \
                 (tracked.reresolves, tracked.endpoint_changes, tracked.roams, tracked.rx_total, tracked.tx_total):
@@ -717,5 +716,5 @@ class Tracker:
             endpoint_host=self._endpoint_host(pid, conf),
             exported=self.settings(pid).per_peer_metrics,
         )
-        tracked.view_record, tracked.view_state, tracked.view_checks = record, state, tracked.checks
+        tracked.view_record, tracked.view_state = record, state
         return view
