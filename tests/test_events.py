@@ -67,3 +67,16 @@ def test_snapshot_carries_the_events(tracker: Tracker) -> None:
     assert {e.kind for e in snap.events} == {"interface_up", "peer_added", "peer_down"}
     assert tracker.snapshot(2.0, CycleFacts(time_ns=2, cycle=2, wg_error=None, cycle_duration_s=0.0,
                                             started_ns=0)).events == ()
+
+
+def test_events_of_one_dump_share_what_is_alike_and_hand_out_copies(tracker: Tracker) -> None:
+    # A big hub's first dump makes an event per peer: alike evidence is one dict (memory), and
+    # no reader of one event's dict can change another's.
+    tracker.observe_dump(parse_dump((DATA / "lab-mixed.dump").read_text()), 1.0, 1_800_000_000.0)
+    added = [e for e in tracker.drain_events() if e.kind == "peer_added"]
+    never = [e for e in added if e.evidence["handshake_age_s"] is None]
+    assert len(never) >= 2 and all(e.evidence is never[0].evidence for e in never)
+    shown = never[0].to_dict()
+    shown["evidence"]["probe_failures"] = 99
+    shown["details"]["x"] = 1
+    assert never[1].to_dict()["evidence"]["probe_failures"] == 0 and never[1].details == {}

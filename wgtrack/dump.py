@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import sys
+from collections.abc import Iterator
 
 from wgtrack.model import Dump, DumpChange, InterfaceRecord, PeerRecord, parse_cidr, split_endpoint
 
@@ -72,7 +72,6 @@ def _endpoint(text: str) -> str | None:
     return text
 
 
-@functools.lru_cache(maxsize=4096)  # a changed peer line mostly keeps its allowed IPs
 def _allowed_ips(text: str) -> tuple[str, ...]:
     if text in (_NONE, ""):
         return ()
@@ -124,12 +123,19 @@ def parse_dump(text: str) -> Dump:
     problem with its count and first line number (never by content, since a line may carry a
     private key); the other lines are still used.
     """
+    return _parse_lines(text.splitlines())[0]
+
+
+def _parse_lines(lines: list[str]) -> tuple[Dump, list[PeerRecord | bool | None]]:
+    """``parse_dump`` of the dump's lines; with it, what each line was: its peer record, True
+    for an interface line, None for a blank or bad one (``DumpReader`` keys records by line)."""
     order: list[str] = []
     interfaces: dict[str, InterfaceRecord] = {}
     peers: dict[str, list[PeerRecord]] = {}
     problems: dict[str, list[int]] = {}  # kind -> [count, first line]
     bad_lines = 0
-    for lineno, line in enumerate(text.splitlines(), 1):
+    per_line: list[PeerRecord | bool | None] = [None] * len(lines)
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -141,11 +147,13 @@ def parse_dump(text: str) -> Dump:
                 interfaces[iface.name] = iface
                 order.append(iface.name)
                 peers[iface.name] = []
+                per_line[lineno - 1] = True
             elif len(fields) == 9:
                 peer = _peer(fields)
                 if peer.interface not in interfaces:
                     raise ValueError("peer of an interface not listed before it")
                 peers[peer.interface].append(peer)
+                per_line[lineno - 1] = peer
             else:
                 raise ValueError("wrong number of tab-separated fields (expected 5 or 9)")
         except ValueError as exc:
@@ -164,7 +172,23 @@ def parse_dump(text: str) -> Dump:
         for name in order
     )
     counted = tuple((kind, n, first) for kind, (n, first) in problems.items())
-    return Dump(records, counted, bad_lines)
+    return Dump(records, counted, bad_lines), per_line
+
+
+# Characters of dump text split into lines at a time (some 1,500 peer lines): what a cycle
+# holds at once, not the whole dump's lines (at 10,000 peers 2 MB, every cycle, and the memory
+# they took stays with the process as room for them).
+READ_CHUNK = 256 * 1024
+
+
+def _chunks(text: str, size: int) -> Iterator[list[str]]:
+    """The lines of ``text``, a chunk of whole lines (some ``size`` characters) at a time."""
+    start, end = 0, len(text)
+    while start < end:
+        cut = text.find("\n", start + size)
+        cut = end if cut < 0 else cut + 1
+        yield (text if start == 0 and cut == end else text[start:cut]).splitlines()
+        start = cut
 
 
 class DumpReader:
@@ -179,42 +203,44 @@ class DumpReader:
     before. Used from one thread at a time (the daemon's parse worker).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, chunk: int = READ_CHUNK) -> None:
+        self._chunk = chunk
         self._peers: dict[int, PeerRecord] = {}  # hash of each peer line of the last dump
         self._interface_lines: frozenset[int] | None = None  # None: the next dump is read whole
         self._interfaces: tuple[InterfaceRecord, ...] = ()
 
     def read(self, text: str) -> Dump | DumpChange:
-        lines = text.splitlines()
-        hashes = list(map(hash, lines))
-        listed = set(hashes)
-        if self._interface_lines is None or not self._interface_lines <= listed:
-            return self._read_whole(text, lines, hashes)
+        if self._interface_lines is None:
+            return self._read_whole(text)
         known, interface_lines = self._peers, self._interface_lines
-        unseen = listed - known.keys() - interface_lines  # set arithmetic in C: a step per change only
-        if unseen:
-            where = dict(zip(hashes, range(len(hashes)), strict=True))
-            fresh = sorted(where[h] for h in unseen)
-        else:
-            fresh = []
         names = {i.name for i in self._interfaces}
+        listed: set[int] = set()
         changed: list[PeerRecord] = []
         added: dict[int, PeerRecord] = {}
-        for i in fresh:
-            line = lines[i]
-            if not line.strip():
+        for lines in _chunks(text, self._chunk):
+            hashes = list(map(hash, lines))
+            listed.update(hashes)
+            unseen = set(hashes) - known.keys() - interface_lines  # set arithmetic in C: a step per change only
+            if not unseen:
                 continue
-            fields = line.split("\t")
-            try:
-                if len(fields) != 9:
-                    raise ValueError("not a peer line")  # a new interface line, or garbage
-                record = _peer(fields)
-            except ValueError:
-                return self._read_whole(text, lines, hashes)
-            if record.interface not in names:
-                return self._read_whole(text, lines, hashes)
-            changed.append(record)
-            added[hashes[i]] = record
+            where = dict(zip(hashes, range(len(hashes)), strict=True))
+            for i in sorted(where[h] for h in unseen):
+                line = lines[i]
+                if not line.strip():
+                    continue
+                fields = line.split("\t")
+                try:
+                    if len(fields) != 9:
+                        raise ValueError("not a peer line")  # a new interface line, or garbage
+                    record = _peer(fields)
+                except ValueError:
+                    return self._read_whole(text)
+                if record.interface not in names:
+                    return self._read_whole(text)
+                changed.append(record)
+                added[hashes[i]] = record
+        if not interface_lines <= listed:
+            return self._read_whole(text)
         vanished = known.keys() - listed
         still = {(r.interface, r.public_key) for r in changed}
         gone = tuple(pid for pid in ((known[h].interface, known[h].public_key) for h in vanished) if pid not in still)
@@ -223,25 +249,23 @@ class DumpReader:
         known.update(added)
         return DumpChange(self._interfaces, tuple(changed), gone)
 
-    def _read_whole(self, text: str, lines: list[str], hashes: list[int]) -> Dump:
-        dump = parse_dump(text)
+    def _read_whole(self, text: str) -> Dump:
+        lines = text.splitlines()
+        dump, per_line = _parse_lines(lines)
         before = self._peers
-        records = {(p.interface, p.public_key): p for i in dump.interfaces for p in i.peers}
         kept: dict[tuple[str, str], PeerRecord] = {}  # a line seen before keeps its record (the fast path's check)
         self._peers, interface_lines = {}, []
-        for line, h in zip(lines, hashes, strict=True):
-            fields = line.split("\t", 2)
-            if len(fields) < 3:
-                continue  # a blank line, or garbage
-            if line.count("\t") == 4:
+        for line, record in zip(lines, per_line, strict=True):
+            if record is None:
+                continue  # a blank line, or one that did not parse
+            h = hash(line)
+            if record is True:
                 interface_lines.append(h)
                 continue
-            record = records.get((fields[0], fields[1]))
-            if record is None:
-                continue  # a line that did not parse
+            assert isinstance(record, PeerRecord)
             old = before.get(h)
             if old is not None and old == record:
-                record = kept[(fields[0], fields[1])] = old
+                record = kept[(record.interface, record.public_key)] = old
             self._peers[h] = record
         # A dump with problems is read whole next time too: its problems are counted on every dump.
         self._interface_lines = None if dump.bad_lines else frozenset(interface_lines)

@@ -10,9 +10,15 @@ KINDS = ("peer_down", "peer_up", "endpoint_changed", "peer_roamed", "peer_diagno
          "peer_added", "peer_removed", "interface_up", "interface_down", "tracker_started", "tracker_stopping")
 
 
+# An event's empty evidence or details: one dict for all (a big hub's first dump makes 50,000
+# events). Events are never changed once made, their dicts included; to_dict hands out copies.
+NOTHING: dict[str, Any] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One change. ``interface``/``public_key`` are None for tracker events."""
+    """One change. ``interface``/``public_key`` are None for tracker events. Made once and never
+    changed: events of one batch may share their evidence dict."""
 
     kind: str
     time: float  # epoch seconds
@@ -35,6 +41,6 @@ class Event:
             "old_state": self.old_state,
             "new_state": self.new_state,
             "message": self.message,
-            "evidence": self.evidence,
-            "details": self.details,
+            "evidence": dict(self.evidence),
+            "details": dict(self.details),
         }
