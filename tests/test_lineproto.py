@@ -10,6 +10,7 @@ from tests.snapshots import KEY_B, T_NS, peer, snapshot
 from wgtrack import __version__
 from wgtrack.lineproto import line, render
 from wgtrack.link import Status
+from wgtrack.snapshot import PeerView
 
 GOLDEN = (
     'wgtrack,friendly_name=alice,interface=wg0,peer=xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg\\= '
@@ -99,3 +100,36 @@ def test_cached_lines_equal_fresh_ones_and_follow_changes() -> None:
                                               iface.peers[1]))
     changed = dataclasses.replace(first, interfaces=(moved,))
     assert render(changed, cache) == render(changed) and "transfer_rx=99i" in render(changed, cache)
+
+
+# One step for the cache: peers (by index into KEYS) in the interface's order, each with its
+# rx (a change of rx is a new view), whether it is exported, and whether it has a check.
+_KEYS = [f"{i:02d}".ljust(43, "k") + "=" for i in range(8)]
+_STEP = st.lists(st.tuples(st.integers(0, len(_KEYS) - 1), st.sampled_from([1, 2]), st.booleans(), st.booleans()),
+                 max_size=8, unique_by=lambda t: t[0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_STEP, min_size=1, max_size=8))
+def test_a_cached_render_is_a_fresh_render_whatever_came_and_went(steps: list[list[tuple[int, int, bool, bool]]]
+                                                                  ) -> None:
+    """The cache carries runs of old lines over by position or key: after any sequence of
+    peers coming, going, moving, changing and leaving the export, it renders what a fresh
+    render does. A view kept from one step to the next is the very same object (as the
+    tracker hands out), so it is the cache's to reuse."""
+    import dataclasses
+
+    from wgtrack.checks import CheckResult
+    from wgtrack.lineproto import LineCache, render_lines
+
+    cache, lines_cache = LineCache(), LineCache()
+    made: dict[tuple[int, int, bool, bool], PeerView] = {}
+    for n, step in enumerate(steps):
+        views = tuple(made.setdefault(spec, peer(_KEYS[spec[0]], friendly_name=f"ü{spec[0]}", rx_bytes=spec[1],
+                                                 exported=spec[2],
+                                                 checks=(CheckResult("tcp:192.0.2.1:22", True, 1.0),) if spec[3]
+                                                 else ()))
+                      for spec in step)
+        snap = dataclasses.replace(snapshot(*views), time_ns=T_NS + n)
+        assert render(snap, cache) == render(snap)
+        assert list(render_lines(snap, lines_cache)) == list(render_lines(snap))

@@ -5,6 +5,13 @@ On a 10,000-peer hub (measured in-process, docs/scale.md) glibc's per-thread are
 daemon 2.4 MB of RSS: each worker thread that allocates gets an arena of its own, and the
 memory freed there stays with it. One arena for all threads costs nothing here, since the GIL
 serialises nearly all allocation anyway.
+
+A cycle also uses a few big buffers for a moment: the dump's bytes and text, the rendered
+Telegraf file. glibc serves blocks of 128 KiB and more with mmap, and gives them back when freed,
+but the first such block freed raises that threshold to its own size (up to 32 MiB): from then
+on the buffers come from the heap and what they leave stays in the process (measured at 5,000
+peers: 2 MB of RSS). The threshold is fixed instead; a few mmap calls a cycle cost next to
+nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ from __future__ import annotations
 import ctypes
 import gc
 
-M_ARENA_MAX = -8  # glibc's malloc.h
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+M_ARENA_MAX = -8
+MMAP_THRESHOLD = 128 * 1024  # glibc's own default, here kept fixed
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -23,10 +32,12 @@ def _libc() -> ctypes.CDLL | None:
     return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None  # glibc only
 
 
-def one_arena() -> bool:
-    """All threads allocate from the main arena. Call before any thread starts."""
+def tune_malloc() -> bool:
+    """All threads allocate from the main arena, and big buffers are always given back. Call
+    before any thread starts."""
     libc = _libc()
-    return libc is not None and libc.mallopt(M_ARENA_MAX, 1) == 1
+    return libc is not None and libc.mallopt(M_ARENA_MAX, 1) == 1 \
+        and libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
 
 
 class Settler:

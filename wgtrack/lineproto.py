@@ -8,6 +8,7 @@ line: in names it is escaped as Point does, in string fields it becomes the text
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterator, Mapping
 
 from wgtrack import __version__
@@ -77,64 +78,78 @@ def peer_fields(peer: PeerView) -> dict[str, FieldValue]:
     }
 
 
-def _peer_lines(ifname: str, peer: PeerView) -> str | tuple[str, ...]:
-    """A peer's line and its checks' lines, each without its timestamp (one string when it has
-    no checks, as most peers: a tuple per peer would cost a big hub 0.5 MB)."""
+def _peer_text(ifname: str, peer: PeerView) -> bytes:
+    """A peer's line and its checks' lines, each without its timestamp and ending in a newline."""
     tags = {"interface": ifname, "peer": peer.public_key, "friendly_name": peer.friendly_name}
-    first = line("wgtrack", tags, peer_fields(peer), 0)[:-2]  # without " 0", the timestamp
-    if not peer.checks:
-        return first
-    lines = [first]
+    lines = [line("wgtrack", tags, peer_fields(peer), 0)[:-2]]  # without " 0", the timestamp
     for result in peer.checks:
         lines.append(line("wgtrack_check", {**tags, "check": result.check},
                           {"ok": int(result.ok), "rtt_ms": result.rtt_ms, "error": result.error}, 0)[:-2])
-    return tuple(lines)
+    lines.append("")
+    return "\n".join(lines).encode()
 
 
 class LineCache:
-    """Each interface's peer lines without their timestamps, kept while its InterfaceView is
-    the same object, and each peer's while its PeerView is: the tracker hands out the very
-    same views while nothing but the time changed, so a big hub's unchanged interface costs one
-    lookup and a join. One cache per output (each renders in its own thread); interfaces not
-    in the last snapshot go.
+    """Each interface's exported peer lines, without their timestamps, as one block of UTF-8
+    (each line ending in a newline), kept while its InterfaceView is the same object: the
+    tracker hands out the very same views while nothing but the time changed, so a big hub's
+    unchanged interface costs one lookup and a replace. One cache per output (each renders in
+    its own thread); interfaces not in the last snapshot go.
 
-    A peer's lines are found again by position (the views of an interface keep their order
-    from snapshot to snapshot), falling back to a lookup by key when the peers moved: no
-    per-peer entry of its own, which at 50,000 peers would cost more than the lines."""
+    A block, not a string per peer: at 5,000 peers those were 1.2 MB of small objects, made by
+    the first render in among the events still waiting to be published, and the room both took
+    stayed with the process. A view that is the same object as before keeps its lines: runs of
+    them are carried over from the old block as slices, found by position (the views of an
+    interface keep their order from snapshot to snapshot) or else by key (peers came or went)."""
 
     def __init__(self) -> None:
-        # per interface: the views rendered, their lines (in the same order), all lines flat
-        self._blocks: dict[str, tuple[InterfaceView, list[PeerView], list[str | tuple[str, ...]], list[str]]] = {}
+        # per interface: the view rendered, its exported peers' views (in order), their block,
+        # and where each one's lines begin in it
+        self._blocks: dict[str, tuple[InterfaceView, tuple[PeerView, ...], bytes, array[int]]] = {}
 
-    def block(self, iface: InterfaceView) -> list[str]:
+    def block(self, iface: InterfaceView) -> bytes:
         """The exported peers' lines of one interface (per_peer_metrics = no: in the totals only)."""
         found = self._blocks.get(iface.name)
         if found is not None and found[0] is iface:
-            return found[3]
-        old_views, old_texts = (found[1], found[2]) if found is not None else ([], [])
-        by_key: dict[str, tuple[PeerView, str | tuple[str, ...]]] | None = None
-        views: list[PeerView] = []
-        texts: list[str | tuple[str, ...]] = []
-        lines: list[str] = []
-        for peer in iface.peers:
-            if not peer.exported:
-                continue
-            at = len(views)
-            if at < len(old_views) and old_views[at] is peer:
-                text = old_texts[at]
-            else:
+            return found[2]
+        old_views, old_block, old_starts = found[1:] if found is not None else ((), b"", array("I"))
+        views = iface.peers
+        if not all(peer.exported for peer in views):
+            views = tuple(peer for peer in views if peer.exported)
+        by_key: dict[str, int] | None = None
+        parts: list[bytes] = []
+        starts = array("I")
+        size, run_from, run_to = 0, -1, -1  # run: the old block's bytes carried over as one slice
+        for at, peer in enumerate(views):
+            old = at if at < len(old_views) and old_views[at] is peer else -1
+            if old < 0 and old_views:
                 if by_key is None:
-                    by_key = {v.public_key: (v, t) for v, t in zip(old_views, old_texts, strict=True)}
-                hit = by_key.get(peer.public_key)
-                text = hit[1] if hit is not None and hit[0] is peer else _peer_lines(iface.name, peer)
-            views.append(peer)
-            texts.append(text)
-            if isinstance(text, str):
-                lines.append(text)
+                    by_key = {view.public_key: i for i, view in enumerate(old_views)}
+                old = by_key.get(peer.public_key, -1)
+                if old >= 0 and old_views[old] is not peer:
+                    old = -1
+            starts.append(size)
+            if old >= 0:
+                begin = old_starts[old]
+                end = old_starts[old + 1] if old + 1 < len(old_starts) else len(old_block)
+                if begin != run_to:
+                    if run_to > run_from:
+                        parts.append(old_block[run_from:run_to])
+                    run_from = begin
+                run_to = end
+                size += end - begin
             else:
-                lines.extend(text)
-        self._blocks[iface.name] = (iface, views, texts, lines)
-        return lines
+                if run_to > run_from:
+                    parts.append(old_block[run_from:run_to])
+                run_from = run_to = -1
+                text = _peer_text(iface.name, peer)
+                parts.append(text)
+                size += len(text)
+        if run_to > run_from:
+            parts.append(old_block[run_from:run_to])
+        block = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._blocks[iface.name] = (iface, views, block, starts)
+        return block
 
     def done(self, snapshot: Snapshot) -> None:
         listed = {iface.name for iface in snapshot.interfaces}
@@ -181,24 +196,30 @@ def render_lines(snapshot: Snapshot, cache: LineCache | None = None) -> Iterator
     stamp = f" {snapshot.time_ns}"
     cache = cache or LineCache()
     for iface in snapshot.interfaces:
-        for text in cache.block(iface):
+        for text in cache.block(iface).decode().split("\n")[:-1]:
             yield text + stamp
         yield from _summary_lines(snapshot, iface)
     yield from _summary_lines(snapshot, None)
     cache.done(snapshot)
 
 
-def render(snapshot: Snapshot, cache: LineCache | None = None) -> str:
-    """The whole file text for one snapshot, newline-terminated: the peers' cached lines joined
-    with the timestamp (one C-level join per interface, not a step per peer)."""
-    stamp = f" {snapshot.time_ns}\n"
+def render_bytes(snapshot: Snapshot, cache: LineCache | None = None) -> bytes:
+    """The whole file for one snapshot, UTF-8, newline-terminated: each interface's cached
+    block with the timestamp put before every newline (one C-level replace per interface, not a
+    step per peer)."""
+    stamp = f" {snapshot.time_ns}\n".encode()
     cache = cache or LineCache()
-    parts: list[str] = []
+    parts: list[bytes] = []
     for iface in snapshot.interfaces:
         block = cache.block(iface)
         if block:
-            parts += (stamp.join(block), stamp)
-        parts += (text + "\n" for text in _summary_lines(snapshot, iface) if text)
-    parts += (text + "\n" for text in _summary_lines(snapshot, None) if text)
+            parts.append(block.replace(b"\n", stamp))
+        parts += ((text + "\n").encode() for text in _summary_lines(snapshot, iface) if text)
+    parts += ((text + "\n").encode() for text in _summary_lines(snapshot, None) if text)
     cache.done(snapshot)
-    return "".join(parts)
+    return b"".join(parts)
+
+
+def render(snapshot: Snapshot, cache: LineCache | None = None) -> str:
+    """``render_bytes`` as text."""
+    return render_bytes(snapshot, cache).decode()

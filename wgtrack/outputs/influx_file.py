@@ -5,7 +5,7 @@ from __future__ import annotations
 from wgtrack.atomic import directory_problem, write_atomic
 from wgtrack.config import InfluxFileSettings
 from wgtrack.errors import StartupError
-from wgtrack.lineproto import LineCache, render
+from wgtrack.lineproto import LineCache, render_bytes
 from wgtrack.snapshot import Snapshot
 from wgtrack.workers import Workers
 
@@ -38,7 +38,7 @@ class InfluxFile:
         await self._worker.run(self._write, snapshot, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
 
     def _write(self, snapshot: Snapshot) -> None:
-        write_atomic(self.settings.filename, render(snapshot, self._lines).encode(), self.settings.mode,
+        write_atomic(self.settings.filename, render_bytes(snapshot, self._lines), self.settings.mode,
                      durable=False)  # rewritten every cycle (see write_atomic)
 
     async def close(self) -> None:

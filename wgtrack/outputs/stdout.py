@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from wgtrack.config import StdoutSettings
-from wgtrack.lineproto import LineCache, render
+from wgtrack.lineproto import LineCache, render_bytes
 from wgtrack.snapshot import Snapshot
 from wgtrack.workers import Workers
 
@@ -39,7 +39,7 @@ class StdoutLines:
         await self._worker.run(self._write, snapshot, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
 
     def _write(self, snapshot: Snapshot) -> None:
-        data = memoryview(render(snapshot, self._lines).encode())
+        data = memoryview(render_bytes(snapshot, self._lines))
         while data:
             data = data[os.write(self.fd, data):]
 
