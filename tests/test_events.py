@@ -43,8 +43,17 @@ def test_lifecycle_events_validate_against_the_schema(tracker: Tracker) -> None:
     without_wg1 = parse_dump("\n".join(x for x in (DATA / "lab-mixed.dump").read_text().splitlines()
                                        if not x.startswith("wg1\t") and KEY not in x))
     tracker.observe_dump(without_wg1, 20.0, 1_800_000_010.0)
+    tracker.observe_dump(dump, 30.0, 1_800_000_020.0)  # alice and wg1 are back
     events = tracker.drain_events()
     kinds = [e.kind for e in events]
+    # An interface comes and goes with its peers in one event; one by one only on a tracked one.
+    on_wg1 = sum(len(i.peers) for i in dump.interfaces if i.name == "wg1")
+    on_wg0 = sum(len(i.peers) for i in dump.interfaces if i.name == "wg0")
+    assert [(e.kind, e.interface, e.details) for e in events if e.kind.startswith("interface_")] == [
+        ("interface_up", "wg0", {"peers": on_wg0}), ("interface_up", "wg1", {"peers": on_wg1}),
+        ("interface_down", "wg1", {"peers": on_wg1}), ("interface_up", "wg1", {"peers": on_wg1})]
+    assert [(e.kind, e.public_key) for e in events if e.kind in ("peer_added", "peer_removed")] == [
+        ("peer_removed", KEY), ("peer_added", KEY)]
     for kind in ("tracker_started", "interface_up", "peer_added", "peer_down", "reresolve_failed",
                  "endpoint_changed", "peer_up", "peer_removed", "interface_down"):
         assert kind in kinds
@@ -64,15 +73,18 @@ def test_snapshot_carries_the_events(tracker: Tracker) -> None:
     tracker.observe_dump(parse_dump((DATA / "lab-mixed.dump").read_text()), 1.0, 1_800_000_000.0)
     snap = tracker.snapshot(1.0, CycleFacts(time_ns=1, cycle=1, wg_error=None, cycle_duration_s=0.0, started_ns=0))
     # qBOW… has keepalive and a months-old handshake: down from its first sample, and said so.
-    assert {e.kind for e in snap.events} == {"interface_up", "peer_added", "peer_down"}
+    assert {e.kind for e in snap.events} == {"interface_up", "peer_down"}  # its peers came with the interface
     assert tracker.snapshot(2.0, CycleFacts(time_ns=2, cycle=2, wg_error=None, cycle_duration_s=0.0,
                                             started_ns=0)).events == ()
 
 
 def test_events_of_one_dump_share_what_is_alike_and_hand_out_copies(tracker: Tracker) -> None:
-    # A big hub's first dump makes an event per peer: alike evidence is one dict (memory), and
-    # no reader of one event's dict can change another's.
-    tracker.observe_dump(parse_dump((DATA / "lab-mixed.dump").read_text()), 1.0, 1_800_000_000.0)
+    # Peers added to a tracked interface make an event each: alike evidence is one dict
+    # (memory), and no reader of one event's dict can change another's.
+    text = (DATA / "lab-mixed.dump").read_text()
+    tracker.observe_dump(parse_dump("\n".join(x for x in text.splitlines() if x.count("\t") == 4)), 1.0,
+                         1_800_000_000.0)  # the interfaces alone
+    tracker.observe_dump(parse_dump(text), 2.0, 1_800_000_001.0)
     added = [e for e in tracker.drain_events() if e.kind == "peer_added"]
     never = [e for e in added if e.evidence["handshake_age_s"] is None]
     assert len(never) >= 2 and all(e.evidence is never[0].evidence for e in never)

@@ -11,6 +11,7 @@ import logging
 import math
 import random
 import socket
+from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -99,6 +100,10 @@ class _Tracked(Counters):
     view: PeerView | None = None
     view_record: PeerRecord | None = None
     view_state: link.LinkState | None = None
+
+
+def _peers(count: int) -> str:
+    return f"{count} peer" if count == 1 else f"{count} peers"
 
 
 def probe_target(record: PeerRecord, configured: str | None) -> str | None:
@@ -290,9 +295,20 @@ class Tracker:
         interfaces = tuple(InterfaceRecord(i.name, i.public_key, i.listen_port, i.fwmark, ())
                            for i in dump.interfaces) if whole else dump.interfaces
         present = {iface.name for iface in interfaces}
-        for ifname in sorted(present - self._present):
-            self._events.append(Event("interface_up", wall, f"interface {ifname} appeared", ifname))
+        # An interface that appears is one event, with the count of peers it came with (at start
+        # too): a peer_added each would be a flood on a big hub's every restart, and 50,000 events
+        # held until published are memory the process keeps. Peers come and go one by one only
+        # on an interface already tracked.
+        came = sorted(present - self._present)
+        if came:
+            listed_on = Counter(record.interface for record in
+                                (dump.changed if isinstance(dump, DumpChange) else
+                                 (r for iface in dump.interfaces if iface.name in came for r in iface.peers)))
+            for ifname in came:
+                self._events.append(Event("interface_up", wall, f"interface {ifname} appeared with "
+                                          f"{_peers(listed_on[ifname])}", ifname, details={"peers": listed_on[ifname]}))
         announce_at = len(self._events)
+        gone_with: Counter[str] = Counter()  # peers that went away with their interface
         peers = self._peers
         todo: list[tuple[PeerId, link.Effect]] = []
         visited = 0
@@ -300,7 +316,7 @@ class Tracker:
             listed: Iterator[PeerRecord] = (record for iface in dump.interfaces for record in iface.peers)
         else:
             listed = iter(dump.changed)
-            self._remove(dump.gone, now)
+            self._remove(dump.gone, now, present, gone_with)
         for record in listed:
             pid = (record.interface, record.public_key)
             tracked = peers.get(pid)
@@ -316,7 +332,7 @@ class Tracker:
                 todo = []
         if whole:
             if visited != len(peers):  # some went away
-                self._remove([pid for pid, tracked in peers.items() if tracked.stamp != stamp], now)
+                self._remove([pid for pid, tracked in peers.items() if tracked.stamp != stamp], now, present, gone_with)
         else:
             clocked = len(self._clocked)
             for pid in list(self._clocked):  # peers whose machine the clock alone may move
@@ -337,7 +353,8 @@ class Tracker:
         yield todo
         yield from self._announce(announce_at, now, part_size)
         for ifname in sorted(self._present - present):
-            self._events.append(Event("interface_down", wall, f"interface {ifname} is gone", ifname))
+            self._events.append(Event("interface_down", wall, f"interface {ifname} is gone with "
+                                      f"{_peers(gone_with[ifname])}", ifname, details={"peers": gone_with[ifname]}))
             self._shown.pop(ifname, None)
             self._shown_interfaces.pop(ifname, None)
         self._present = present
@@ -362,13 +379,19 @@ class Tracker:
                 return
         self._sample(pid, tracked, record, settings, now, wall, todo)
 
-    def _remove(self, gone: Iterable[PeerId], now: float) -> None:
+    def _remove(self, gone: Iterable[PeerId], now: float, present: Container[str],
+                gone_with: Counter[str]) -> None:
+        """Forget peers no longer listed; a peer_removed event each, unless its interface went
+        too (counted in ``gone_with``, for the interface_down event)."""
         for pid in sorted(gone):
             tracked = self._peers.get(pid)
             if tracked is None:
                 continue
             log.info("%s: gone from WireGuard, no longer tracked", self.name_of(pid))
-            self._peer_event(pid, "peer_removed", now, "gone from WireGuard, no longer tracked")
+            if pid[0] in present:
+                self._peer_event(pid, "peer_removed", now, "gone from WireGuard, no longer tracked")
+            else:
+                gone_with[pid[0]] += 1
             del self._peers[pid]
             self._carry(pid, tracked, now)
             self._clocked.discard(pid)
@@ -393,12 +416,11 @@ class Tracker:
         return tracked
 
     def _announce(self, at: int, now: float, part_size: int) -> Iterator[list[tuple[PeerId, link.Effect]]]:
-        """The peer_added events of the peers added by this dump, put where the dump's events
-        begin (before any of theirs). Made after the stepping, together: a big hub's first dump
-        has 50,000 of them, short-lived, and built in between the peers' own lasting objects
-        they would leave the process's memory in holes (measured: 2.8 MB RSS at 10,000 peers).
-        They share their evidence where it is alike (a hub's new peers mostly show the same):
-        what they hold until published is room the process keeps (measured: 0.5 MB at 5,000)."""
+        """The peer_added events of the peers added by this dump to interfaces tracked before
+        it (see observe_in_parts), put where the dump's events begin (before any of theirs);
+        every new peer is logged. Made after the stepping, together: built in between the peers'
+        own lasting objects they would leave the process's memory in holes. They share their
+        evidence where it is alike."""
         new, self._new = self._new, []
         if not new:
             return
@@ -408,7 +430,8 @@ class Tracker:
             if pid in self._peers:
                 if log.isEnabledFor(logging.INFO):
                     log.info("%s: now tracked", self.name_of(pid))
-                self._peer_event(pid, "peer_added", now, "now tracked", alike=alike)
+                if pid[0] in self._present:  # not yet this dump's: the interfaces tracked before it
+                    self._peer_event(pid, "peer_added", now, "now tracked", alike=alike)
             if made % part_size == 0:
                 yield []  # 50,000 of them take some 200 ms: the loop gets its turns
         self._events += tail
