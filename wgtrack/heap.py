@@ -43,23 +43,20 @@ def tune_malloc() -> bool:
 class Settler:
     """After many peers were added (a big hub's first dump): ``gc.freeze()`` at once (full
     collections stop walking tens of thousands of long-lived peers: about 10 ms a cycle at
-    10,000, and a full collection before the freeze stalls the loop for some 100 ms at 50,000),
-    and ``malloc_trim`` one cycle later, once that cycle's transient objects are gone (the C
-    heap gives back what the first dump's parse and render freed)."""
+    10,000, and a full collection before the freeze stalls the loop for some 100 ms at 50,000).
+    After every cycle, ``malloc_trim``: the cycle's containers (a chunk's hashes and their set,
+    the dump's lines) leave free pages in the middle of the C heap, which glibc keeps unless
+    asked (measured at 5,000 peers: 0.7 MB of RSS; the call takes 0.1-0.2 ms at 10,000)."""
 
     def __init__(self, after_added: int) -> None:
         self.after_added = after_added
         self._settled_at = 0  # peers added when it last settled
-        self._trim_due = False
+        self._libc = _libc()
 
     def cycle_done(self, added: int) -> None:
         """Called after each cycle with the count of peers added so far."""
-        if self._trim_due:
-            self._trim_due = False
-            libc = _libc()
-            if libc is not None:
-                libc.malloc_trim(0)
         if added - self._settled_at >= self.after_added:
             self._settled_at = added
             gc.freeze()  # what is garbage among them now is kept for good: a one-off, bounded cost
-            self._trim_due = True
+        if self._libc is not None:
+            self._libc.malloc_trim(0)
