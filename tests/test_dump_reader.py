@@ -68,8 +68,8 @@ def _picture(tracker: Tracker, now: float, wall: int, cycle: int) -> tuple[objec
 def test_changes_give_what_whole_dumps_give(dumps: list[tuple[int, dict[int, tuple[int, int, int | None]], bool,
                                                               float]]) -> None:
     cfg = config.parse("[general]\nping_interval = 1\n")
-    whole, changes, chunked = Tracker(cfg, rng=_Even()), Tracker(cfg, rng=_Even()), Tracker(cfg, rng=_Even())
-    reader, by_line = DumpReader(), DumpReader(chunk=1)  # a chunk of its own for each line
+    whole, changes = Tracker(cfg, rng=_Even()), Tracker(cfg, rng=_Even())
+    reader = DumpReader()
     now, kinds = 100.0, set()
     for cycle, (port, peers, garbage, gap) in enumerate(dumps, 1):
         now += gap
@@ -79,12 +79,7 @@ def test_changes_give_what_whole_dumps_give(dumps: list[tuple[int, dict[int, tup
         kinds.add(type(read))
         whole.observe_dump(parse_dump(text), now, float(wall))
         changes.observe_dump(read, now, float(wall))
-        by_lines = by_line.read(text)
-        assert type(by_lines) is type(read)  # read in chunks, not whole for want of them
-        chunked.observe_dump(by_lines, now, float(wall))
-        expected = _picture(whole, now, wall, cycle)
-        assert _picture(changes, now, wall, cycle) == expected
-        assert _picture(chunked, now, wall, cycle) == expected
+        assert _picture(changes, now, wall, cycle) == _picture(whole, now, wall, cycle)
 
 
 def test_an_unchanged_dump_changes_nothing_and_keeps_no_secret() -> None:

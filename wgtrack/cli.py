@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wgtrack: {args.config}: invalid configuration, not starting:\n{exc}", file=sys.stderr)
         return 1
     _setup_logging(args.loglevel if args.loglevel is not None else cfg.loglevel)
-    heap.tune_malloc()  # before the daemon's threads start
+    heap.one_arena()  # before the daemon's threads start
     daemon = Daemon(cfg, once=args.once, loglevel_override=args.loglevel, stdout_override=args.stdout)
     return run_until_done(daemon)
 

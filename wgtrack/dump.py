@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import sys
-from collections.abc import Iterator
 
 from wgtrack.model import Dump, DumpChange, InterfaceRecord, PeerRecord, parse_cidr, split_endpoint
 
@@ -175,22 +174,6 @@ def _parse_lines(lines: list[str]) -> tuple[Dump, list[PeerRecord | bool | None]
     return Dump(records, counted, bad_lines), per_line
 
 
-# Characters of dump text split into lines at a time (some 1,500 peer lines): what a cycle
-# holds at once, not the whole dump's lines (at 10,000 peers 2 MB, every cycle, and the memory
-# they took stays with the process as room for them).
-READ_CHUNK = 256 * 1024
-
-
-def _chunks(text: str, size: int) -> Iterator[list[str]]:
-    """The lines of ``text``, a chunk of whole lines (some ``size`` characters) at a time."""
-    start, end = 0, len(text)
-    while start < end:
-        cut = text.find("\n", start + size)
-        cut = end if cut < 0 else cut + 1
-        yield (text if start == 0 and cut == end else text[start:cut]).splitlines()
-        start = cut
-
-
 class DumpReader:
     """Reads one dump after another and says what changed since the last (``DumpChange``).
 
@@ -203,8 +186,7 @@ class DumpReader:
     before. Used from one thread at a time (the daemon's parse worker).
     """
 
-    def __init__(self, chunk: int = READ_CHUNK) -> None:
-        self._chunk = chunk
+    def __init__(self) -> None:
         self._peers: dict[int, PeerRecord] = {}  # hash of each peer line of the last dump
         self._interface_lines: frozenset[int] | None = None  # None: the next dump is read whole
         self._interfaces: tuple[InterfaceRecord, ...] = ()
@@ -212,35 +194,38 @@ class DumpReader:
     def read(self, text: str) -> Dump | DumpChange:
         if self._interface_lines is None:
             return self._read_whole(text)
+        lines = text.splitlines()
+        hashes = list(map(hash, lines))
+        listed = set(hashes)
         known, interface_lines = self._peers, self._interface_lines
-        names = {i.name for i in self._interfaces}
-        listed: set[int] = set()
-        changed: list[PeerRecord] = []
-        added: dict[int, PeerRecord] = {}
-        for lines in _chunks(text, self._chunk):
-            hashes = list(map(hash, lines))
-            listed.update(hashes)
-            unseen = set(hashes) - known.keys() - interface_lines  # set arithmetic in C: a step per change only
-            if not unseen:
-                continue
-            where = dict(zip(hashes, range(len(hashes)), strict=True))
-            for i in sorted(where[h] for h in unseen):
-                line = lines[i]
-                if not line.strip():
-                    continue
-                fields = line.split("\t")
-                try:
-                    if len(fields) != 9:
-                        raise ValueError("not a peer line")  # a new interface line, or garbage
-                    record = _peer(fields)
-                except ValueError:
-                    return self._read_whole(text)
-                if record.interface not in names:
-                    return self._read_whole(text)
-                changed.append(record)
-                added[hashes[i]] = record
         if not interface_lines <= listed:
             return self._read_whole(text)
+        # Set arithmetic in C, a step per line (a set's difference with a dict walks the set).
+        unseen = listed.difference(known)
+        unseen -= interface_lines
+        if unseen:
+            where = dict(zip(hashes, range(len(hashes)), strict=True))
+            fresh = sorted(where[h] for h in unseen)
+        else:
+            fresh = []
+        names = {i.name for i in self._interfaces}
+        changed: list[PeerRecord] = []
+        added: dict[int, PeerRecord] = {}
+        for i in fresh:
+            line = lines[i]
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            try:
+                if len(fields) != 9:
+                    raise ValueError("not a peer line")  # a new interface line, or garbage
+                record = _peer(fields)
+            except ValueError:
+                return self._read_whole(text)
+            if record.interface not in names:
+                return self._read_whole(text)
+            changed.append(record)
+            added[hashes[i]] = record
         vanished = known.keys() - listed
         still = {(r.interface, r.public_key) for r in changed}
         gone = tuple(pid for pid in ((known[h].interface, known[h].public_key) for h in vanished) if pid not in still)

@@ -1,17 +1,10 @@
 """The daemon's memory, as the C library and the collector see it: what a big hub keeps for good
-is put out of the collector's sight, and what its first cycles used for a moment is given back.
+is put out of the collector's sight, and what each cycle used for a moment is given back.
 
 On a 10,000-peer hub (measured in-process, docs/scale.md) glibc's per-thread arenas cost the
 daemon 2.4 MB of RSS: each worker thread that allocates gets an arena of its own, and the
 memory freed there stays with it. One arena for all threads costs nothing here, since the GIL
 serialises nearly all allocation anyway.
-
-A cycle also uses a few big buffers for a moment: the dump's bytes and text, the rendered
-Telegraf file. glibc serves blocks of 128 KiB and more with mmap, and gives them back when freed,
-but the first such block freed raises that threshold to its own size (up to 32 MiB): from then
-on the buffers come from the heap and what they leave stays in the process (measured at 5,000
-peers: 2 MB of RSS). The threshold is fixed instead; a few mmap calls a cycle cost next to
-nothing.
 """
 
 from __future__ import annotations
@@ -19,9 +12,7 @@ from __future__ import annotations
 import ctypes
 import gc
 
-M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-M_ARENA_MAX = -8
-MMAP_THRESHOLD = 128 * 1024  # glibc's own default, here kept fixed
+M_ARENA_MAX = -8  # glibc's malloc.h
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -32,21 +23,20 @@ def _libc() -> ctypes.CDLL | None:
     return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None  # glibc only
 
 
-def tune_malloc() -> bool:
-    """All threads allocate from the main arena, and big buffers are always given back. Call
-    before any thread starts."""
+def one_arena() -> bool:
+    """All threads allocate from the main arena. Call before any thread starts."""
     libc = _libc()
-    return libc is not None and libc.mallopt(M_ARENA_MAX, 1) == 1 \
-        and libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    return libc is not None and libc.mallopt(M_ARENA_MAX, 1) == 1
 
 
 class Settler:
     """After many peers were added (a big hub's first dump): ``gc.freeze()`` at once (full
     collections stop walking tens of thousands of long-lived peers: about 10 ms a cycle at
     10,000, and a full collection before the freeze stalls the loop for some 100 ms at 50,000).
-    After every cycle, ``malloc_trim``: the cycle's containers (a chunk's hashes and their set,
-    the dump's lines) leave free pages in the middle of the C heap, which glibc keeps unless
-    asked (measured at 5,000 peers: 0.7 MB of RSS; the call takes 0.1-0.2 ms at 10,000)."""
+    After every cycle, ``malloc_trim``: a cycle's big buffers (the dump's bytes and text, the
+    rendered file, the sets of line hashes) come from the heap once glibc's moving mmap
+    threshold has risen past them, and leave free pages in its middle, which glibc keeps unless
+    asked (measured at 5,000 peers: 1 MB of RSS; the call takes 0.1-0.2 ms at 10,000)."""
 
     def __init__(self, after_added: int) -> None:
         self.after_added = after_added

@@ -176,6 +176,7 @@ class Tracker:
         self._aged: set[PeerId] = set()
         self._shown: dict[str, dict[str, PeerView]] = {}  # per interface, each peer's current view
         self._shown_interfaces: dict[str, InterfaceView] = {}  # the last snapshot's, reused when unchanged
+        self._last_epoch = (math.nan, math.nan, 0.0)  # see _epoch
         self.host = config.host or socket.gethostname()
 
     def set_config(self, config: Config) -> None:
@@ -702,6 +703,16 @@ class Tracker:
         cycles = link.cycles_to_next_resolve(state, self.settings((ifname, key)))
         return None if cycles is None else cycles * self.config.cycle_time_s
 
+    def _epoch(self, since: float) -> float:
+        """A state's monotonic ``since`` as epoch seconds; the same float object for the same
+        time (the peers a dump moved share it: a float each is 24 bytes a peer on a big hub)."""
+        last = self._last_epoch
+        if last[0] == since and last[1] == self._wall_offset:
+            return last[2]
+        value = round(since + self._wall_offset, 3)
+        self._last_epoch = (since, self._wall_offset, value)
+        return value
+
     def _view(self, pid: PeerId, tracked: _Tracked, confs: Mapping[str, PeerConf], interface_key: str,
               wall: int) -> PeerView:
         """The peer's view: the very same one while nothing it shows changed (a down peer's
@@ -733,7 +744,7 @@ class Tracker:
             tx_bytes=tracked.tx_total,
             keepalive_s=record.keepalive_s,
             status=status,
-            since=round(state.since + self._wall_offset, 3),
+            since=self._epoch(state.since),
             rtt_ms=state.rtt_ms,
             loss=state.loss,
             reresolves=tracked.reresolves,
