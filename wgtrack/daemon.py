@@ -289,6 +289,7 @@ class Daemon:
             todo: list[tuple[PeerId, link.Effect]] = []
             for part in self.tracker.observe_in_parts(dump, loop.time(), wall):
                 todo.extend(part)
+                self._heap.added(self.tracker.added)
                 await asyncio.sleep(0)  # a turn for the loop between parts: a big hub never holds it
             await self._carry_out_all(todo)
         if self._trigger is not None:

@@ -43,10 +43,16 @@ class Settler:
         self._settled_at = 0  # peers added when it last settled
         self._libc = _libc()
 
-    def cycle_done(self, added: int) -> None:
-        """Called after each cycle with the count of peers added so far."""
+    def added(self, added: int) -> None:
+        """Called between the parts of a cycle's stepping with the count of peers added so far:
+        a big first dump is frozen as it goes, so that no full collection walks all of its peers
+        on the event loop (measured at 50,000 peers: three of 120-230 ms in the first cycle)."""
         if added - self._settled_at >= self.after_added:
             self._settled_at = added
             gc.freeze()  # what is garbage among them now is kept for good: a one-off, bounded cost
+
+    def cycle_done(self, added: int) -> None:
+        """Called after each cycle with the count of peers added so far."""
+        self.added(added)
         if self._libc is not None:
             self._libc.malloc_trim(0)
