@@ -30,9 +30,9 @@ def one_arena() -> bool:
 
 
 class Settler:
-    """After many peers were added (a big hub's first dump): ``gc.freeze()`` at once (full
-    collections stop walking tens of thousands of long-lived peers: about 10 ms a cycle at
-    10,000, and a full collection before the freeze stalls the loop for some 100 ms at 50,000).
+    """Whenever many peers were added (a big hub's first dump), ``gc.freeze()`` between the
+    parts of the stepping (full collections stop walking tens of thousands of long-lived peers:
+    about 10 ms a cycle at 10,000, and 120-230 ms stalls of the first cycle's loop at 50,000).
     After every cycle, ``malloc_trim``: a cycle's big buffers (the dump's bytes and text, the
     rendered file, the sets of line hashes) come from the heap once glibc's moving mmap
     threshold has risen past them, and leave free pages in its middle, which glibc keeps unless

@@ -107,7 +107,7 @@ class _Tracked(Counters):
     view_state: link.LinkState | None = None
 
 
-def _peers(count: int) -> str:
+def _count_peers(count: int) -> str:
     return f"{count} peer" if count == 1 else f"{count} peers"
 
 
@@ -311,8 +311,9 @@ class Tracker:
                                 (dump.changed if isinstance(dump, DumpChange) else
                                  (r for iface in dump.interfaces if iface.name in came for r in iface.peers)))
             for ifname in came:
+                count = listed_on[ifname]
                 self._events.append(Event("interface_up", wall, f"interface {ifname} appeared with "
-                                          f"{_peers(listed_on[ifname])}", ifname, details={"peers": listed_on[ifname]}))
+                                          f"{_count_peers(count)}", ifname, details={"peers": count}))
         announce_at = len(self._events)
         gone_with: Counter[str] = Counter()  # peers that went away with their interface
         peers = self._peers
@@ -359,8 +360,9 @@ class Tracker:
         yield todo
         yield from self._announce(announce_at, now, part_size)
         for ifname in sorted(self._present - present):
+            count = gone_with[ifname]
             self._events.append(Event("interface_down", wall, f"interface {ifname} is gone with "
-                                      f"{_peers(gone_with[ifname])}", ifname, details={"peers": gone_with[ifname]}))
+                                      f"{_count_peers(count)}", ifname, details={"peers": count}))
             self._shown.pop(ifname, None)
             self._shown_interfaces.pop(ifname, None)
         self._present = present
