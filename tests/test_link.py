@@ -177,7 +177,10 @@ def test_no_sequence_raises_and_life_means_up(seq: list[tuple[object, ...]], set
             state, _ = step(state, ProbeResult(ok=bool(obs[1])), now, settings)
             if obs[1]:
                 assert state.status is Status.UP
-        assert state.probe_failures >= 0
+        # Failures that reach ping_failafternum against an answering target always take the
+        # link down: never up (or idle) with the count spent.
+        assert state.target is not Target.ANSWERS or state.probe_failures < settings.ping_failafternum \
+            or (state.status is not None and state.status.is_down)
 
 
 # ---- evidence that crossed both ways (issue: a peer that drops ICMP is not dead) ----

@@ -21,6 +21,7 @@ from typing import Any
 from wgtrack.checks import Check, parse_checks
 from wgtrack.dump import is_public_key, valid_ifname
 from wgtrack.errors import WgtrackError
+from wgtrack.link.settings import LinkSettings
 from wgtrack.model import is_ip_literal, split_endpoint
 
 DEFAULT_PATH = Path("/etc/wgtrack.conf")
@@ -57,27 +58,19 @@ class ConfigError(WgtrackError):
 
 
 @dataclass(frozen=True, slots=True)
-class TrackSettings:
-    """Per-peer tracking settings (may differ by interface and by peer)."""
+class TrackSettings(LinkSettings):
+    """Per-peer tracking settings (may differ by interface and by peer): the link machine's own
+    (``LinkSettings``: probe counts, handshake timeout, the re-resolution schedule) and what only
+    the daemon reads (how to probe, what to check, what to export)."""
 
-    ping_interval: int = 2  # cycles between probes while up; 0 = no probes (0.2.0)
-    ping_failafternum: int = 2  # consecutive failed probes before down (0.2.0)
     ping_count: int = 1  # echo requests per probe
     ping_timeout_s: float = 1.0  # wait for each reply
     ping_target: str | None = None  # None = the /32 or /128 allowed IP, if there is one
-    handshake_timeout_s: float = 180.0  # keepalive and a margin are added to this
-    cycles_wait: int = 2
-    cycles_checking: int = 4
-    cycles_checkperiod: int = 2
-    cycles_slowcheckingperiod: int = 20
     reresolve: bool = True  # re-resolve a hostname endpoint while the link is down
     endpoint: str | None = None  # "host:port" when the wg-quick config does not say it
-    underlay_probe: bool = False  # probe a down peer's endpoint address outside the tunnel
     checks: tuple[Check, ...] = ()  # service checks through the tunnel, evidence like probes
     check_timeout_s: float = 2.0
     icmp: bool = True  # no: the checks alone are the probe
-    down_probe_interval_s: float = 1.0  # the fast lane for down peers; 0 = off
-    probe_interval_s: float = 0.0  # seconds between probes of an up peer; 0 = ping_interval cycles
     per_peer_metrics: bool = True  # series of its own; no: only in the interface's and group's totals
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from wgtrack import link
-from wgtrack.config import TrackSettings
+from wgtrack.link import LinkSettings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -21,30 +21,45 @@ def _node(status: link.Status | None) -> str:
     return "new" if status is None else status.name.lower()
 
 
+def edges() -> dict[tuple[link.Status | None, link.Status], list[link.Verdict]]:
+    """Every move between two different statuses the table allows, with the verdicts that make it."""
+    found: dict[tuple[link.Status | None, link.Status], list[link.Verdict]] = {}
+    for (old, verdict), new in link.TRANSITIONS.items():
+        if old is not new:
+            found.setdefault((old, new), []).append(verdict)
+    return found
+
+
 def mermaid() -> str:
-    """The state diagram, one edge per distinct (from, to)."""
+    """The state diagram: one edge per move the table allows, labelled with its verdicts."""
     lines = ["```mermaid", "stateDiagram-v2"]
     for status in link.Status:
         lines.append(f'    {_node(status)}: {status.value} (is_up={int(status.is_up)})')
     lines.append("    [*] --> new")
-    seen: set[tuple[str, str]] = set()
-    for old, new, why in link.TRANSITIONS:
-        edge = (_node(old), _node(new))
-        if edge not in seen:
-            seen.add(edge)
-            lines.append(f"    {edge[0]} --> {edge[1]}: {why}")
+    for (old, new), verdicts in edges().items():
+        lines.append(f"    {_node(old)} --> {_node(new)}: {', '.join(v.value for v in verdicts)}")
     lines.append("```")
     return "\n".join(lines)
 
 
 def transition_table() -> str:
-    rows = ["| from | to | when |", "|---|---|---|"]
-    for old, new, why in link.TRANSITIONS:
-        rows.append(f"| {old.value if old else '(new peer)'} | {new.value} | {why} |")
+    """``TRANSITIONS`` as a matrix: a row per status, a column per verdict, the status that
+    follows in each cell (= where it stays, blank where the verdict cannot come)."""
+    verdicts = list(link.Verdict)
+    rows = ["| status \\ verdict | " + " | ".join(v.value for v in verdicts) + " |",
+            "|---|" + "---|" * len(verdicts)]
+    for old in (None, *link.Status):
+        cells = []
+        for verdict in verdicts:
+            new = link.TRANSITIONS.get((old, verdict))
+            cells.append("" if new is None else "=" if new is old else new.value)
+        rows.append(f"| {old.value if old else '(new peer)'} | " + " | ".join(cells) + " |")
+    rows.append("")
+    rows.extend(f"- **{v.value}**: {doc}" for v, doc in link.VERDICT_MEANING.items())
     return "\n".join(rows)
 
 
-def schedule_trace(settings: TrackSettings, cycles: int) -> list[tuple[int, str, bool]]:
+def schedule_trace(settings: LinkSettings, cycles: int) -> list[tuple[int, str, bool]]:
     """(quiet cycle, status, re-resolved?) for a hostname peer that is dead from cycle 1 on.
 
     The link was last alive at cycle 0; every probe fails, every resolve returns the same
@@ -76,7 +91,7 @@ def schedule_trace(settings: TrackSettings, cycles: int) -> list[tuple[int, str,
     return trace
 
 
-def schedule_table(settings: TrackSettings, cycles: int) -> str:
+def schedule_table(settings: LinkSettings, cycles: int) -> str:
     rows = ["| cycle since last sign of life | status | re-resolve |", "|---|---|---|"]
     for cycle, status, resolved in schedule_trace(settings, cycles):
         rows.append(f"| {cycle} | {status} | {'yes' if resolved else ''} |")
@@ -128,7 +143,7 @@ def sections() -> dict[tuple[str, str], str]:
     return {
         ("link-state.md", "diagram"): mermaid(),
         ("link-state.md", "transitions"): transition_table(),
-        ("reresolution.md", "schedule"): schedule_table(TrackSettings(), 60),
+        ("reresolution.md", "schedule"): schedule_table(LinkSettings(), 60),
         ("prometheus.md", "series"): series_table(),
     }
 

@@ -1,0 +1,47 @@
+"""What the link machine reads of the configuration, and WireGuard's timers it builds on.
+
+The machine owns this type: the config's per-peer ``TrackSettings`` extends it with what only
+the daemon reads (probe targets, checks, metrics), so the core imports nothing from config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# A handshake is renewed at least every REKEY_AFTER_TIME (120 s) on a link with traffic and
+# a key is dead after REJECT_AFTER_TIME (180 s); keepalive silence and a margin come on top.
+HANDSHAKE_MARGIN_S = 10.0
+# WireGuard's REJECT_AFTER_TIME: past it no key is usable, so there is no session, and rx
+# growth (handshake initiations, at most) says nothing about the link.
+SESSION_S = 180.0
+# When we sent a probe and no session exists, WireGuard initiates a handshake and retries
+# every REKEY_TIMEOUT (5 s). Three tries without a completed handshake: the link is dead.
+KNOCK_GRACE_S = 16.0
+# A down peer is probed every cycle for its first minute down (recovery shows at once), then
+# ever less often: every quarter of its time down, at most every DOWN_PROBE_CAP_S. On a hub
+# with thousands of departed road warriors, each probe also makes WireGuard send handshake
+# initiations to a dead address; a heal is still seen by the next handshake the peer completes.
+DOWN_FAST_S = 60.0
+DOWN_PROBE_CAP_S = 60.0
+UNDERLAY_PERIOD_S = 60.0  # at most one underlay probe a minute per down peer
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """The per-peer settings the rules read (0.2.0's names where they come from 0.2.0)."""
+
+    ping_interval: int = 2  # cycles between probes while up; 0 = no probes (0.2.0)
+    ping_failafternum: int = 2  # consecutive failed probes before down (0.2.0)
+    handshake_timeout_s: float = 180.0  # keepalive and a margin are added to this
+    cycles_wait: int = 2
+    cycles_checking: int = 4
+    cycles_checkperiod: int = 2
+    cycles_slowcheckingperiod: int = 20
+    underlay_probe: bool = False  # probe a down peer's endpoint address outside the tunnel
+    down_probe_interval_s: float = 1.0  # the fast lane for down peers; 0 = off
+    probe_interval_s: float = 0.0  # seconds between probes of an up peer; 0 = ping_interval cycles
+
+
+def stale_limit(settings: LinkSettings, keepalive_s: int) -> float:
+    """Handshake age beyond which a link that should be refreshing its key is not."""
+    return settings.handshake_timeout_s + keepalive_s + HANDSHAKE_MARGIN_S
