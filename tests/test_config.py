@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from wgtrack import config
-from wgtrack.config import ConfigError, TrackSettings
+from wgtrack.config import ConfigError, InfluxFileSettings, TrackSettings
 
 KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
@@ -38,14 +38,14 @@ def test_defaults_are_those_of_020() -> None:
     t = cfg.track
     assert (t.ping_interval, t.ping_failafternum, t.cycles_wait, t.cycles_checking, t.cycles_checkperiod,
             t.cycles_slowcheckingperiod) == (2, 2, 2, 4, 2, 20)
-    assert cfg.influx_file is not None and cfg.influx_file.filename == Path("/var/cache/wg-track_influx.out")
+    assert cfg.output("output:influx") == InfluxFileSettings(filename=Path("/var/cache/wg-track_influx.out"))
     assert cfg.wg_command == "wg" and cfg.wg_config_dir == Path("/etc/wireguard")
 
 
 def test_020_file_is_accepted_with_same_meaning() -> None:
     cfg = config.parse(V020, "wgtrack.conf")
     default = config.parse("", "wgtrack.conf")
-    assert cfg.track == default.track and cfg.influx_file == default.influx_file
+    assert cfg.track == default.track and cfg.output("output:influx") == default.output("output:influx")
     assert (cfg.cycle_time_s, cfg.loglevel) == (default.cycle_time_s, default.loglevel)
     assert cfg.settings_for("wg0", KEY) == default.track  # the empty [interface:wg0] changes nothing
 
@@ -55,7 +55,7 @@ def test_default_section_applies_and_general_wins() -> None:
                        "[general]\ncycles_wait = 7\n")
     assert cfg.cycle_time_s == 10
     assert cfg.track.cycles_wait == 7
-    assert cfg.influx_file is not None and cfg.influx_file.filename == Path("/tmp/x.out")
+    assert cfg.output("output:influx").filename == Path("/tmp/x.out")
 
 
 @pytest.mark.parametrize("text,level", [("debug", 10), ("INFO", 20), ("40", 40), ("warning", 30)])
@@ -82,6 +82,15 @@ def errors(text: str) -> list[str]:
 def test_zero_checkperiod_names_file_section_key_value() -> None:
     assert errors("[general]\ncycles_checkperiod = 0\n") == [
         "/etc/wgtrack.conf:2: [general] cycles_checkperiod = '0': must be 1 or more"]
+
+
+def test_a_bad_schedule_is_reported_beside_a_bad_key() -> None:
+    """The settings' cross-checks run whatever else is wrong (0.3.0 ran them only on an
+    otherwise clean file, so a fix revealed the next problem)."""
+    found = errors("[general]\nbogus = 1\ncycles_checkperiod = 5\ncycles_slowcheckingperiod = 2\n")
+    assert [f.split(": ", 2)[1:] for f in found] == [
+        ["[general] bogus = '1'", "unknown key"],
+        ["[general] cycles_slowcheckingperiod = '2'", "must be at least cycles_checkperiod (5)"]]
 
 
 def test_every_problem_is_reported_at_once() -> None:

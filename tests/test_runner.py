@@ -67,6 +67,32 @@ def test_a_stalled_output_gets_the_newest_state_and_every_event_in_order() -> No
     assert [e.kind for s in out.seen for e in s.events] == ["a", "b", "c", "d"]  # events: all, in order
 
 
+def test_a_long_stall_that_drops_events_says_so_once(caplog: pytest.LogCaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dropping carried events is one line per stall, not one per hand-over (0.3.0 warned on
+    every cycle of a stall); the count is still kept, and the recovery is said once."""
+    monkeypatch.setattr("wgtrack.outputs.runner.MAX_CARRIED_EVENTS", 3)
+
+    async def go() -> Runner:
+        out = SlowOutput()
+        runner = Runner("output:slow", None, out, lambda: None)
+        await runner.start()
+        runner.hand_over(with_events(1, "a"))
+        await asyncio.sleep(0.01)  # stuck in the first publish
+        for cycle in range(2, 40):
+            runner.hand_over(with_events(cycle, "x", "y"))
+        out.release.set()
+        await runner.close()
+        return runner
+
+    with caplog.at_level(logging.INFO, logger="wgtrack.outputs.runner"):
+        runner = asyncio.run(go())
+    assert runner.dropped_events == 2 * 38 - 3
+    said = [r.getMessage() for r in caplog.records]
+    assert len([m for m in said if "dropping the oldest" in m]) == 1, said
+    assert len([m for m in said if "delivering again" in m]) == 1, said
+
+
 def test_a_reload_that_fails_part_way_rolls_back_and_keeps_the_queue() -> None:
     taken = socket.create_server(("127.0.0.1", 0))
     dead = free_port()

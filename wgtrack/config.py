@@ -190,16 +190,8 @@ class Config:
         return dataclasses.replace(self, outputs=_ordered((*kept, (section, settings))))
 
     @property
-    def influx_file(self) -> InfluxFileSettings | None:
-        return self.output("output:influx")  # type: ignore[no-any-return]
-
-    @property
     def json_status(self) -> JsonSettings | None:
         return self.output("output:json")  # type: ignore[no-any-return]
-
-    @property
-    def prometheus(self) -> PrometheusSettings | None:
-        return self.output("output:prometheus")  # type: ignore[no-any-return]
 
     def settings_for(self, interface: str, public_key: str) -> TrackSettings:
         """The effective tracking settings for one peer."""
@@ -666,10 +658,9 @@ def parse(text: str, source: str = "<string>") -> Config:
         raise ConfigError(located) from None
 
 
-def _parse(text: str, source: str) -> Config:
+def _read_ini(text: str, source: str) -> configparser.ConfigParser:
     # DEFAULT is read as an ordinary section so that we know which section set what.
     parser = configparser.ConfigParser(interpolation=None, default_section="\0none", strict=True)
-    reader = _Reader(source)
     try:
         parser.read_string(text, source=source)
     except configparser.Error as exc:
@@ -680,89 +671,111 @@ def _parse(text: str, source: str) -> Config:
         if lineno:
             why = f"line {lineno}: {why}"
         raise ConfigError([Problem(source, section, key, None, why)]) from None
+    return parser
 
-    general: dict[str, Any] = {}
+
+@dataclass
+class _Found:
+    """The typed values read so far, by where they go."""
+
+    general: dict[str, Any] = field(default_factory=dict)
     # Output sections by name; [output:influx] exists without a section, as in 0.2.0.
-    sections: dict[str, dict[str, Any]] = {"output:influx": {}}
-    interfaces: dict[str, dict[str, Any]] = {}
-    peers: dict[str, dict[str, Any]] = {}
-    if parser.has_section("DEFAULT"):
-        # [DEFAULT] applies to all sections, as in 0.2.0: each key goes where it is valid.
-        defaults = dict(parser.items("DEFAULT"))
-        unknown = {k: v for k, v in defaults.items() if k not in _BY_NAME}
-        reader.section("DEFAULT", "general", unknown)
-        for key, value in defaults.items():
-            if key in _BY_NAME and not (_lookup(key, "general") or _lookup(key, "output:influx")):
-                where = sorted({s for k in _BY_NAME[key] for s in k.scopes})
-                shown = None if _BY_NAME[key][0].secret else value
-                reader.problems.append(Problem(source, "DEFAULT", key, shown, "no section takes it from [DEFAULT]: "
-                                               f"set it in [{'] or ['.join(where)}]"))
-        general.update(reader.section("DEFAULT", "general",
-                                      {k: v for k, v in defaults.items() if _lookup(k, "general")}))
-        sections["output:influx"].update(reader.section(
-            "DEFAULT", "output:influx", {k: v for k, v in defaults.items() if _lookup(k, "output:influx")}))
-    for name in parser.sections():
-        if name == "DEFAULT":
-            continue
-        scope = _scope_of(name)
-        items = dict(parser.items(name))
-        if scope is None:
-            known = ", ".join(o.scope + ("[:<name>]" if o.repeats else "") for o in OUTPUT_SECTIONS)
-            reader.problems.append(Problem(source, name, None, None,
-                                           f"unknown section (known: general, DEFAULT, interface:<name>, "
-                                           f"peer:<public key>, {TRIGGER_NFLOG}, {known})"))
-            continue
-        values = reader.section(name, scope, items)
-        entry = output_scope(name)
-        if scope == "general":
-            general.update(values)
-        elif scope == TRIGGER_NFLOG:
-            if "nflog_group" not in values and not any(p.section == name and p.key == "group"
-                                                       for p in reader.problems):
-                reader.problems.append(Problem(source, name, "group", None, "is required"))
-            general.update(values)
-        elif entry is not None:
-            for required in entry.required:
-                if required not in values and not any(p.section == name and p.key == required
-                                                      for p in reader.problems):
-                    reader.problems.append(Problem(source, name, required, None, "is required"))
-            sections.setdefault(name, {}).update(values)
-        elif scope == "interface":
-            ifname = name.partition(":")[2]
-            if not valid_ifname(ifname):
-                reader.problems.append(Problem(source, name, None, None, "not a valid interface name (1-15 bytes, "
-                                               "no '/', ':', NUL or whitespace, not '.' or '..')"))
-            interfaces[ifname] = values
-        else:
-            key = name.partition(":")[2]
-            if not is_public_key(key):
-                reader.problems.append(Problem(source, name, None, None,
-                                               "not a WireGuard public key (44 base64 characters)"))
-            peers[key] = values
-    db = sections.get("output:influxdb", {})
-    if ("username" in db) != ("password" in db):
-        reader.problems.append(Problem(source, "output:influxdb", "username", None,
-                                       "needs password, and password username"))
+    outputs: dict[str, dict[str, Any]] = field(default_factory=lambda: {"output:influx": {}})
+    interfaces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    peers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+
+def _read_defaults(defaults: dict[str, str], reader: _Reader, found: _Found) -> None:
+    """[DEFAULT] applies to all sections, as in 0.2.0: each key goes where it is valid."""
+    source = reader.source
+    unknown = {k: v for k, v in defaults.items() if k not in _BY_NAME}
+    reader.section("DEFAULT", "general", unknown)
+    for key, value in defaults.items():
+        if key in _BY_NAME and not (_lookup(key, "general") or _lookup(key, "output:influx")):
+            where = sorted({s for k in _BY_NAME[key] for s in k.scopes})
+            shown = None if _BY_NAME[key][0].secret else value
+            reader.problems.append(Problem(source, "DEFAULT", key, shown, "no section takes it from [DEFAULT]: "
+                                           f"set it in [{'] or ['.join(where)}]"))
+    found.general.update(reader.section("DEFAULT", "general",
+                                        {k: v for k, v in defaults.items() if _lookup(k, "general")}))
+    found.outputs["output:influx"].update(reader.section(
+        "DEFAULT", "output:influx", {k: v for k, v in defaults.items() if _lookup(k, "output:influx")}))
+
+
+def _require(reader: _Reader, section: str, values: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """A required key missing (and not already reported as bad) is a problem."""
+    for key in keys:
+        if key not in values and not any(p.section == section and p.key == key for p in reader.problems):
+            reader.problems.append(Problem(reader.source, section, key, None, "is required"))
+
+
+def _read_section(name: str, items: dict[str, str], reader: _Reader, found: _Found) -> None:
+    scope = _scope_of(name)
+    if scope is None:
+        known = ", ".join(o.scope + ("[:<name>]" if o.repeats else "") for o in OUTPUT_SECTIONS)
+        reader.problems.append(Problem(reader.source, name, None, None,
+                                       f"unknown section (known: general, DEFAULT, interface:<name>, "
+                                       f"peer:<public key>, {TRIGGER_NFLOG}, {known})"))
+        return
+    values = reader.section(name, scope, items)
+    entry = output_scope(name)
+    if scope == "general":
+        found.general.update(values)
+    elif scope == TRIGGER_NFLOG:
+        _require(reader, name, {"group": 1} if "nflog_group" in values else {}, ("group",))
+        found.general.update(values)
+    elif entry is not None:
+        _require(reader, name, values, entry.required)
+        found.outputs.setdefault(name, {}).update(values)
+    elif scope == "interface":
+        ifname = name.partition(":")[2]
+        if not valid_ifname(ifname):
+            reader.problems.append(Problem(reader.source, name, None, None, "not a valid interface name (1-15 "
+                                           "bytes, no '/', ':', NUL or whitespace, not '.' or '..')"))
+        found.interfaces[ifname] = values
+    else:
+        key = name.partition(":")[2]
+        if not is_public_key(key):
+            reader.problems.append(Problem(reader.source, name, None, None,
+                                           "not a WireGuard public key (44 base64 characters)"))
+        found.peers[key] = values
+
+
+def _build(found: _Found, reader: _Reader) -> Config:
+    db = found.outputs.get("output:influxdb", {})
+    if ("username" in db) != ("password" in db):
+        reader.problems.append(Problem(reader.source, "output:influxdb", "username", None,
+                                       "needs password, and password username"))
     config_fields = {f.name for f in dataclasses.fields(Config)}
-    track = TrackSettings(**{k: v for k, v in general.items() if k not in config_fields})
-    top = {k: v for k, v in general.items() if k in config_fields}
+    track = TrackSettings(**{k: v for k, v in found.general.items() if k not in config_fields})
+    top = {k: v for k, v in found.general.items() if k in config_fields}
     built: list[tuple[str, Any]] = []
-    for name, values in sections.items():
+    for name, values in found.outputs.items():
         entry = output_scope(name)
         assert entry is not None
         if all(r in values for r in entry.required):
             settings = entry.settings(**values)
             if getattr(settings, "enabled", True):
                 built.append((name, settings))
-    config = Config(path=source, track=track, interface_overrides=interfaces, peer_overrides=peers,
-                    outputs=_ordered(tuple(built)), **top)
-    if not reader.problems:
-        _check_track(reader, "general", config.track, config.cycle_time_s)
-        for ifname, over in interfaces.items():
-            _check_track(reader, f"interface:{ifname}", dataclasses.replace(track, **over), config.cycle_time_s)
-        for key, over in peers.items():
-            _check_track(reader, f"peer:{key}", dataclasses.replace(track, **over), config.cycle_time_s)
+    return Config(path=reader.source, track=track, interface_overrides=found.interfaces,
+                  peer_overrides=found.peers, outputs=_ordered(tuple(built)), **top)
+
+
+def _parse(text: str, source: str) -> Config:
+    parser = _read_ini(text, source)
+    reader, found = _Reader(source), _Found()
+    if parser.has_section("DEFAULT"):
+        _read_defaults(dict(parser.items("DEFAULT")), reader, found)
+    for name in parser.sections():
+        if name != "DEFAULT":
+            _read_section(name, dict(parser.items(name)), reader, found)
+    config = _build(found, reader)
+    # Every section's settings are checked, whatever else is wrong: all problems at once.
+    _check_track(reader, "general", config.track, config.cycle_time_s)
+    for ifname, over in found.interfaces.items():
+        _check_track(reader, f"interface:{ifname}", dataclasses.replace(config.track, **over), config.cycle_time_s)
+    for key, over in found.peers.items():
+        _check_track(reader, f"peer:{key}", dataclasses.replace(config.track, **over), config.cycle_time_s)
     if reader.problems:
         raise ConfigError(reader.problems)
     return config

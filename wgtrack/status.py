@@ -11,18 +11,11 @@ from typing import Any
 
 from wgtrack import config
 from wgtrack.outputs.json_status import read_status
-from wgtrack.statuspage import endpoint_text, human_rate, state_class
+from wgtrack.statuspage import endpoint_text, human_age, human_rate, state_class
 
 
 def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h"
+    return human_age(seconds, "-")
 
 
 STALE_CYCLES = 3

@@ -71,9 +71,10 @@ def _order(view: PeerView) -> tuple[int, str, str]:
     return rank, view.interface, view.friendly_name or view.public_key
 
 
-def human_age(seconds: float | None) -> str:
+def human_age(seconds: float | None, missing: str = "never") -> str:
+    """A duration as an operator reads it at a glance: 90s, 45m, 5h, 3d."""
     if seconds is None:
-        return "never"
+        return missing
     seconds = int(seconds)
     if seconds < 120:
         return f"{seconds}s"

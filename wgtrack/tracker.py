@@ -604,11 +604,6 @@ class Tracker:
         tracked = self._peers.get(pid)
         return tracked is not None and link.urgent(tracked.state, now)
 
-    def is_down(self, pid: PeerId) -> bool:
-        tracked = self._peers.get(pid)
-        status = tracked.state.status if tracked else None
-        return status is not None and status.is_down
-
     def record_checks(self, pid: PeerId, results: tuple[CheckResult, ...]) -> None:
         tracked = self._peers.get(pid)
         if tracked is not None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from wgtrack.config import PrometheusSettings, split_listen
 from wgtrack.errors import StartupError
 from wgtrack.promtext import LabelCache, render_chunks
+from wgtrack.retry import FailureRun
 from wgtrack.snapshot import Snapshot
 from wgtrack.statuspage import Timeline
 from wgtrack.statuspage import render as render_page
@@ -64,7 +65,7 @@ class PrometheusExporter:
         self._accepting: list[asyncio.Task[None]] = []
         self._serving: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
-        self._accept_failures = 0
+        self._accept_failures = FailureRun(log, self.name)
         self._ssl: ssl.SSLContext | None = None
         self._auth: Authenticator | None = None
         self._auth_pool = Workers("prometheus-auth", threads=AUTH_THREADS)
@@ -138,10 +139,7 @@ class PrometheusExporter:
                 conn, _ = await loop.sock_accept(listener)
             except OSError as exc:  # EMFILE and friends: back off, say so once per run
                 self._slots.release()
-                self._accept_failures += 1
-                if self._accept_failures == 1:
-                    log.warning("%s: cannot accept connections (logged once until it works): %s", self.name,
-                                exc.strerror or exc)
+                self._accept_failures.failed(str(exc.strerror or exc), "cannot accept connections")
                 await asyncio.sleep(0.5)
                 continue
             except BaseException:
@@ -149,7 +147,7 @@ class PrometheusExporter:
                 raise
             if self._accept_failures:
                 log.info("%s: accepting again after %d failures", self.name, self._accept_failures)
-                self._accept_failures = 0
+                self._accept_failures = FailureRun(log, self.name)
             task = loop.create_task(self._connection(conn))
             self._serving.add(task)
             task.add_done_callback(self._served)

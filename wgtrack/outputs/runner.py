@@ -42,6 +42,7 @@ class Runner:
         self._task: asyncio.Task[None] | None = None
         self.failures = FailureRun(log, output.name)
         self.dropped_events = 0
+        self.drops = FailureRun(log, f"{output.name}: stalled")  # one line per stall, not per hand-over
         self._finish = False  # stop once nothing is pending
         self._halt = False  # stop after the publish under way, leaving the rest for a successor
 
@@ -50,7 +51,7 @@ class Runner:
             events = self._pending.events + snap.events
             if len(events) > MAX_CARRIED_EVENTS:
                 self.dropped_events += len(events) - MAX_CARRIED_EVENTS
-                log.warning("%s: stalled, dropped %d events so far", self.output.name, self.dropped_events)
+                self.drops.failed(f"{self.dropped_events} events dropped so far", "dropping the oldest carried events")
                 events = events[-MAX_CARRIED_EVENTS:]
             snap = dataclasses.replace(snap, events=events)
         self._pending = snap
@@ -79,6 +80,7 @@ class Runner:
             self.failures.failed(redact_text(f"{type(exc).__name__}: {exc}"), "publish failed")
         else:
             self.failures.recovered("publishing again")
+            self.drops.recovered("delivering again")
 
     async def _stop_task(self, *, publish_pending: bool) -> None:
         """Let a publish under way finish (the caller bounds the wait); then stop, after

@@ -20,6 +20,7 @@ from wgtrack.config import WebhookSettings
 from wgtrack.events import Event
 from wgtrack.httpclient import post
 from wgtrack.outputs.sender import Sender
+from wgtrack.retry import FailureRun
 from wgtrack.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Webhook(Sender[Event]):
         self.settings = settings
         self.queue: collections.deque[Event] = collections.deque(maxlen=settings.queue_size)
         self.dropped = 0
+        self._drops = FailureRun(log, f"{self.name} ({self._target})")
         self.delivered = 0
 
     async def publish(self, snapshot: Snapshot) -> None:
@@ -61,9 +63,9 @@ class Webhook(Sender[Event]):
                 continue
             if len(self.queue) == self.queue.maxlen:
                 self.dropped += 1  # the deque drops the oldest on append
-                if self.dropped == 1 or self.dropped % 100 == 0:
-                    log.warning("%s (%s): queue full, dropped the oldest event (%d dropped so far)",
-                                self.name, self._target, self.dropped)
+                self._drops.failed(f"{self.dropped} dropped so far", "queue full, dropping the oldest events")
+            else:
+                self._drops.recovered("queue has room again")
             self.queue.append(event)
         if self.queue:
             self._wake.set()
