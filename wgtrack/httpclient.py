@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 import ssl
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 
 from wgtrack.redact import redact_text
@@ -47,10 +47,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _env(name: str) -> str:
+    """A proxy variable as urllib reads it: the lowercase name wins over the uppercase one."""
+    return os.environ.get(name) or os.environ.get(name.upper()) or ""
+
+
+def proxy_bypassed(host: str) -> bool:
+    """Whether ``no_proxy`` exempts ``host``: ``*``, or a listed name or a parent domain of it.
+    urllib.request's proxy_bypass says the same (a test holds them equal); it is not imported
+    for it, since urllib.request and what it pulls in cost every output 2 MB of RSS."""
+    no_proxy = _env("no_proxy").strip()
+    if no_proxy == "*":
+        return True
+    host = host.lower().rstrip(".")
+    for entry in no_proxy.split(","):
+        name = entry.strip().lower().lstrip(".")
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False
+
+
 def _proxy_for(scheme: str, host: str) -> tuple[str, int] | None:
-    if is_loopback(host) or urllib.request.proxy_bypass(host):
+    if is_loopback(host) or proxy_bypassed(host):
         return None
-    proxy = urllib.request.getproxies().get(scheme)
+    proxy = _env(f"{scheme}_proxy")
     if not proxy:
         return None
     parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
