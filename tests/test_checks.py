@@ -149,7 +149,7 @@ def test_any_answer_is_life(icmp_ok: bool, checks: dict[str, bool], up: bool) ->
     ping = link.ProbeResult(ok=icmp_ok, rtt_ms=0.5 if icmp_ok else None, reason="" if icmp_ok else "no reply")
     daemon = _daemon(conf, ping, checks)
     pid = ("wg0", KEY)
-    result = asyncio.run(daemon._probe_with_checks(pid, "192.0.2.11", daemon.tracker.settings(pid)))
+    result = asyncio.run(daemon.actions.probe_with_checks(pid, "192.0.2.11", daemon.tracker.settings(pid)))
     assert result.ok is up
     if not up:
         assert result.reason == ("tcp://192.0.2.11:22: refused; tcp://192.0.2.11:80: refused; icmp: no reply")
@@ -166,5 +166,5 @@ def test_checks_only_never_send_icmp() -> None:
 
     daemon = Daemon(config.parse(conf), world=World(probe=probe, check=check))
     pid = ("wg0", KEY)
-    result = asyncio.run(daemon._probe_with_checks(pid, "tcp://192.0.2.11:22", daemon.tracker.settings(pid)))
+    result = asyncio.run(daemon.actions.probe_with_checks(pid, None, daemon.tracker.settings(pid)))
     assert result.ok and result.rtt_ms == 2.0

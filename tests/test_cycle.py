@@ -70,7 +70,7 @@ def run_daemon(daemon: Daemon, scenario: Callable[[], Awaitable[None]]) -> int:
         try:
             await scenario()
         finally:
-            daemon._request_stop("test")
+            daemon.request_stop("test")
         return await run
 
     return asyncio.run(main())
@@ -105,7 +105,7 @@ def test_a_moved_peer_is_detected_resolved_set_and_healed_in_process(tmp_path: P
         return resolvers[-1]
 
     daemon = Daemon(cfg, world=World(read_wg=wg.read, run_wg=wg.run, probe=net.probe, resolver=resolver,
-                                     poke=lambda target: None))
+                                     send_handshake_packet=lambda target: None))
 
     def status() -> str | None:
         text = out.read_text() if out.exists() else ""
@@ -148,7 +148,7 @@ def test_a_cycle_re_resolves_while_the_fast_lane_probes(tmp_path: Path) -> None:
     wg = FakeWg()
     net = SlowFailingNetwork(wg)
     daemon = Daemon(cfg, world=World(read_wg=wg.read, run_wg=wg.run, probe=net.probe, resolver=FakeResolver,
-                                     poke=lambda target: None))
+                                     send_handshake_packet=lambda target: None))
 
     async def scenario() -> None:
         await until(lambda: daemon.tracker.is_up(("wg0", PEER)), 100, 0.1)  # bounded: 10 s
@@ -199,7 +199,7 @@ def test_waiting_probes_of_never_up_peers_are_queue_entries_not_tasks(tmp_path: 
             running -= 1
 
     daemon = Daemon(cfg, world=World(read_wg=wg.read, run_wg=wg.run, probe=probe, resolver=FakeResolver,
-                                     poke=lambda target: None))
+                                     send_handshake_packet=lambda target: None))
 
     async def scenario() -> None:
         await until(lambda: len(probed) >= peers, 200, 0.05)  # bounded: 10 s
@@ -208,4 +208,4 @@ def test_waiting_probes_of_never_up_peers_are_queue_entries_not_tasks(tmp_path: 
     assert sorted(probed) == sorted({f"192.0.2.{i % 250 + 1}" for i in range(1, peers + 1)})  # each once
     assert max(tasks_seen) < 20, f"tasks on the loop: {max(tasks_seen)} (a task per waiting probe?)"
     assert most <= 2, f"{most} probes at once"  # probe_rate 100: the slow kind gets 1 a second,
-    assert daemon._slow_in_flight_cap() == 2  # a probe takes up to 1.4 s: two at once keep that pace
+    assert daemon.lanes.slow_in_flight_cap() == 2  # a probe takes up to 1.4 s: two at once keep that pace

@@ -17,6 +17,7 @@ from tests.snapshots import snapshot
 from wgtrack import config
 from wgtrack.errors import StartupError
 from wgtrack.events import Event
+from wgtrack.outputs import Output
 from wgtrack.outputs.runner import Outputs, Runner
 from wgtrack.outputs.webhook import Webhook
 from wgtrack.retry import Backoff, FailureRun
@@ -28,7 +29,7 @@ def with_events(cycle: int, *kinds: str) -> Snapshot:
     return dataclasses.replace(snapshot(), cycle=cycle, events=events)
 
 
-class SlowOutput:
+class SlowOutput(Output):
     name = "output:slow"
 
     def __init__(self) -> None:
@@ -54,10 +55,10 @@ def test_a_stalled_output_gets_the_newest_state_and_every_event_in_order() -> No
         out = SlowOutput()
         runner = Runner("output:slow", None, out, lambda: None)
         await runner.start()
-        runner.hand_over(with_events(1, "a"))
+        runner.offer(with_events(1, "a"))
         await asyncio.sleep(0.01)  # publish of cycle 1 is under way and stuck
         for cycle, kind in ((2, "b"), (3, "c"), (4, "d")):
-            runner.hand_over(with_events(cycle, kind))  # the cycle never waits
+            runner.offer(with_events(cycle, kind))  # the cycle never waits
         out.release.set()
         await runner.close()
         return out
@@ -77,10 +78,10 @@ def test_a_long_stall_that_drops_events_says_so_once(caplog: pytest.LogCaptureFi
         out = SlowOutput()
         runner = Runner("output:slow", None, out, lambda: None)
         await runner.start()
-        runner.hand_over(with_events(1, "a"))
+        runner.offer(with_events(1, "a"))
         await asyncio.sleep(0.01)  # stuck in the first publish
         for cycle in range(2, 40):
-            runner.hand_over(with_events(cycle, "x", "y"))
+            runner.offer(with_events(cycle, "x", "y"))
         out.release.set()
         await runner.close()
         return runner
@@ -104,7 +105,7 @@ def test_a_reload_that_fails_part_way_rolls_back_and_keeps_the_queue() -> None:
     async def go() -> Outputs:
         outputs = Outputs(lambda: None)
         await outputs.start(before)
-        outputs.hand_over(with_events(1, "peer_down", "peer_up"))
+        outputs.offer(with_events(1, "peer_down", "peer_up"))
         await asyncio.sleep(0.2)  # the first POST fails; the events wait for the back-off
         with pytest.raises(StartupError, match="cannot listen"):
             await outputs.reconcile(after)

@@ -29,7 +29,7 @@ def one_arena() -> bool:
     return libc is not None and libc.mallopt(M_ARENA_MAX, 1) == 1
 
 
-class Settler:
+class HeapUpkeep:
     """Whenever many peers were added (a big hub's first dump), ``gc.freeze()`` between the
     parts of the stepping (full collections stop walking tens of thousands of long-lived peers:
     about 10 ms a cycle at 10,000, and 120-230 ms stalls of the first cycle's loop at 50,000).

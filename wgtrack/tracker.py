@@ -12,7 +12,7 @@ import math
 import random
 import socket
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wgtrack import __version__, link
@@ -199,6 +199,14 @@ class Tracker:
         self._fresh.update(dict.fromkeys(self._peers))
         self._clocked.update(self._peers)  # their samples may differ too (a hostname, a setting)
         self._shown_interfaces.clear()
+
+    def icmp_target(self, pid: PeerId) -> str | None:
+        """Where to ping this peer: its probe target, unless ``icmp = no`` or it has none (the
+        machine's probe target is then its first service check)."""
+        tracked = self._peers.get(pid)
+        if tracked is None or not self.settings(pid, tracked).icmp:
+            return None
+        return tracked.target
 
     def settings(self, pid: PeerId, tracked: _Tracked | None = None) -> TrackSettings:
         """One peer's effective settings, merged once per peer and config (not per cycle)."""
@@ -466,7 +474,9 @@ class Tracker:
         if not settings.icmp:
             target = None
         if target is None and settings.checks:
-            target = settings.checks[0].text  # the checks are the probe (see Daemon._probe)
+            # The checks are the probe: the machine needs a target to ask for probes, the
+            # daemon asks icmp_target whether to ping (actions.Actions.probe_with_checks).
+            target = settings.checks[0].text
         source = self.reresolve_source(pid)
         sample = link.Sample(
             latest_handshake=record.latest_handshake, rx_bytes=record.rx_bytes,
@@ -640,17 +650,19 @@ class Tracker:
 
     def snapshot(self, now: float, facts: CycleFacts) -> Snapshot:
         """The immutable picture for the outputs (``now`` is monotonic, for state ages)."""
-        for made in self.snapshot_in_parts(now, facts):
-            if made is not None:
-                return made
-        raise AssertionError("snapshot_in_parts ends with the snapshot")
+        parts = self.snapshot_in_parts(now, facts)
+        while True:
+            try:
+                next(parts)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
 
     def snapshot_in_parts(self, now: float, facts: CycleFacts,
-                          part_size: int = SNAPSHOT_PART) -> Iterator[Snapshot | None]:
-        """``snapshot`` in parts: None after every ``part_size`` peers looked at (the daemon gives
-        the loop a turn there), the snapshot last. Only peers stepped since the last snapshot,
-        or with a handshake age to show, are looked at; an interface none of whose views
-        changed is the very same InterfaceView as before (outputs cache by it)."""
+                          part_size: int = SNAPSHOT_PART) -> Generator[None, None, Snapshot]:
+        """``snapshot`` in parts: yields after every ``part_size`` peers looked at (the daemon
+        gives the loop a turn there) and returns the snapshot. Only peers stepped since the last
+        snapshot, or with a handshake age to show, are looked at; an interface none of whose
+        views changed is the very same InterfaceView as before (outputs cache by it)."""
         interfaces: list[InterfaceView] = []
         if facts.wg_error is None:
             wall = facts.time_ns // 1_000_000_000
@@ -675,7 +687,7 @@ class Tracker:
                             changed = True
                     looked += 1
                     if looked % part_size == 0:
-                        yield None
+                        yield
                 before = self._shown_interfaces.get(iface.name)
                 if before is not None and not changed and before.listen_port == iface.listen_port \
                         and before.public_key == iface.public_key:
@@ -686,7 +698,7 @@ class Tracker:
                                      self._totals(iface.name, views))
                 self._shown_interfaces[iface.name] = made
                 interfaces.append(made)
-        yield Snapshot(time_ns=facts.time_ns, cycle=facts.cycle, wg_ok=facts.wg_error is None,
+        return Snapshot(time_ns=facts.time_ns, cycle=facts.cycle, wg_ok=facts.wg_error is None,
                         wg_error=facts.wg_error, interfaces=tuple(interfaces), cycle_duration_s=facts.cycle_duration_s,
                         started_ns=facts.started_ns, loop_lag_ms=facts.loop_lag_ms,
                         last_success_ns=facts.last_success_ns, errors=facts.errors, events=self.drain_events(),

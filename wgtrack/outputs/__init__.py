@@ -32,6 +32,16 @@ class Output(Protocol):
         """Release resources."""
         ...
 
+    async def stop_for_successor(self) -> None:
+        """A reload replaces this output (same section, new settings): stop without flushing
+        what is queued, which the successor takes over. By default, close."""
+        await self.close()
+
+    def take_over(self, old: Output) -> None:
+        """Carry over what ``old``, the output this one replaces, had queued. By default
+        there is nothing to carry."""
+        return None
+
 
 # One factory per entry of config.OUTPUT_SECTIONS: (module, class). Imported only when that
 # output is configured, so an output that is not used costs no memory.

@@ -6,13 +6,14 @@ from wgtrack.atomic import directory_problem, write_atomic
 from wgtrack.config import InfluxFileSettings
 from wgtrack.errors import StartupError
 from wgtrack.lineproto import LineCache, render_bytes
+from wgtrack.outputs import Output
 from wgtrack.snapshot import Snapshot
 from wgtrack.workers import Workers
 
 WRITE_TIMEOUT_S = 30.0  # a hung disk: the write goes on in its thread, the output reports it
 
 
-class InfluxFile:
+class InfluxFile(Output):
     """Rewrites one file atomically every cycle, every line with an explicit timestamp."""
 
     name = "output:influx"

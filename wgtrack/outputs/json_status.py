@@ -9,6 +9,7 @@ from typing import Any
 from wgtrack.atomic import directory_problem, write_atomic
 from wgtrack.config import JsonSettings
 from wgtrack.errors import StartupError
+from wgtrack.outputs import Output
 from wgtrack.snapshot import PeerView, Snapshot
 from wgtrack.workers import Workers
 
@@ -86,7 +87,7 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
     return loaded
 
 
-class JsonStatus:
+class JsonStatus(Output):
     """Atomic JSON status file; its directory is created at start if only it is missing."""
 
     name = "output:json"

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from wgtrack.config import PrometheusSettings, split_listen
 from wgtrack.errors import StartupError
+from wgtrack.outputs import Output
 from wgtrack.promtext import LabelCache, render_chunks
 from wgtrack.retry import FailureRun
 from wgtrack.snapshot import Snapshot
@@ -50,7 +51,7 @@ PAGE_HEADERS = [("Content-Type", "text/html; charset=utf-8"),
                 ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")]
 
 
-class PrometheusExporter:
+class PrometheusExporter(Output):
     """The HTTP endpoint; ``publish`` only swaps the snapshot the collector serves."""
 
     name = "output:prometheus"
@@ -145,9 +146,7 @@ class PrometheusExporter:
             except BaseException:
                 self._slots.release()
                 raise
-            if self._accept_failures:
-                log.info("%s: accepting again after %d failures", self.name, self._accept_failures)
-                self._accept_failures = FailureRun(log, self.name)
+            self._accept_failures.recovered("accepting again")
             task = loop.create_task(self._connection(conn))
             self._serving.add(task)
             task.add_done_callback(self._served)

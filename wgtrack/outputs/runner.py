@@ -1,6 +1,6 @@
-"""Runs the outputs: each in a task of its own, fed by hand-over, reconciled on reload.
+"""Runs the outputs: each in a task of its own, fed by offers, reconciled on reload.
 
-The cycle hands every snapshot over and never waits: a runner keeps only the newest snapshot
+The cycle offers every snapshot and never waits: a runner keeps only the newest snapshot
 (state), carrying over the events of any it skipped (order kept, bounded), and publishes it
 under a deadline. One output's stall can delay neither the cycle nor another output. On
 reload, outputs are matched by section: an unchanged section keeps running untouched (its
@@ -46,7 +46,9 @@ class Runner:
         self._finish = False  # stop once nothing is pending
         self._halt = False  # stop after the publish under way, leaving the rest for a successor
 
-    def hand_over(self, snap: Snapshot) -> None:
+    def offer(self, snap: Snapshot) -> None:
+        """Keep ``snap`` as the next to publish (only the newest is kept, the events of those
+        skipped are carried over); never waits."""
         if self._pending is not None and self._pending.events:
             events = self._pending.events + snap.events
             if len(events) > MAX_CARRIED_EVENTS:
@@ -107,11 +109,10 @@ class Runner:
         await self._stop_task(publish_pending=True)
         await self.output.close()
 
-    async def handover(self) -> None:
+    async def stop_for_successor(self) -> None:
         """Stop for a successor: nothing is flushed or lost; the successor takes the queue."""
         await self._stop_task(publish_pending=False)
-        stop = getattr(self.output, "handover", None)
-        await (stop() if stop is not None else self.output.close())
+        await self.output.stop_for_successor()
 
 
 class Outputs:
@@ -141,9 +142,9 @@ class Outputs:
             raise
         self.runners = {r.section: r for r in started}
 
-    def hand_over(self, snap: Snapshot) -> None:
+    def offer(self, snap: Snapshot) -> None:
         for runner in self.runners.values():
-            runner.hand_over(snap)
+            runner.offer(snap)
 
     async def reconcile(self, config: Config) -> list[str]:
         """Apply ``config``'s outputs; return what changed. Raises ``StartupError`` after rolling
@@ -162,7 +163,7 @@ class Outputs:
             for section in changed:
                 old = self.runners[section]
                 new = self._runner(section, plan[section])
-                await old.handover()  # the old listener closes just before the new one binds
+                await old.stop_for_successor()  # the old listener closes just before the new one binds
                 replaced.append((old, new))
                 _take_over(new, old)
                 await new.start()
@@ -179,7 +180,7 @@ class Outputs:
         await _close_all(started, 2.0)
         for old, new in replaced:
             with contextlib.suppress(Exception):
-                await new.handover()
+                await new.stop_for_successor()
             revived = Runner(old.section, old.settings, outputs.make(old.section, old.settings), self._on_error)
             _take_over(revived, new)  # the queue went to the new one: bring it back
             try:
@@ -198,11 +199,9 @@ class Outputs:
 
 
 def _take_over(new: Runner, old: Runner) -> None:
-    take = getattr(new.output, "take_over", None)
-    if take is not None:
-        take(old.output)
+    new.output.take_over(old.output)
     if old._pending is not None:
-        new.hand_over(old._pending)
+        new.offer(old._pending)
 
 
 async def _close_all(runners: list[Runner], deadline_s: float) -> None:

@@ -19,6 +19,7 @@ import contextlib
 import logging
 from typing import Any, Generic, TypeVar
 
+from wgtrack.outputs import Output
 from wgtrack.redact import redact_url
 from wgtrack.retry import Backoff, FailureRun
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 Item = TypeVar("Item")
 
 
-class Sender(Generic[Item]):
+class Sender(Output, Generic[Item]):
     """Subclasses say what is next (``_next``), how to deliver it (``_deliver``) and what a
     delivery means (``_delivered``); ``publish`` only queues and wakes the sender."""
 
@@ -120,7 +121,7 @@ class Sender(Generic[Item]):
             if error is None:
                 self._delivered(item)
 
-    async def handover(self) -> None:
+    async def stop_for_successor(self) -> None:
         """For a reload that replaces this output: stop, keeping the queue for the successor."""
         await self._finish_in_flight()
 

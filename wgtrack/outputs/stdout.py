@@ -7,13 +7,14 @@ import os
 
 from wgtrack.config import StdoutSettings
 from wgtrack.lineproto import LineCache, render_bytes
+from wgtrack.outputs import Output
 from wgtrack.snapshot import Snapshot
 from wgtrack.workers import Workers
 
 WRITE_TIMEOUT_S = 10.0
 
 
-class StdoutLines:
+class StdoutLines(Output):
     """Writes every snapshot's lines to stdout from a thread of its own.
 
     A reader that stops reading blocks that thread in ``write``, never the loop, the cycle or

@@ -1,0 +1,120 @@
+"""Carrying out what the link machines ask for: probes (with service checks), re-resolution,
+``wg set``, a packet that starts a handshake; each result goes back to its machine, whose
+follow-up actions are carried out in turn (a chain, bounded)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+
+from wgtrack import checks, link
+from wgtrack.config import Config, TrackSettings
+from wgtrack.tracker import PeerId, Tracker
+from wgtrack.world import ResolverLike, World
+
+log = logging.getLogger(__name__)
+
+MAX_ACTION_CHAIN = 8  # probe -> resolve -> set -> probe ... never loops unbounded
+
+
+class Actions:
+    """Performs one peer's effects; re-resolutions always in the background (a dead DNS server
+    delays nobody), one at a time per peer."""
+
+    def __init__(self, config: Config, tracker: Tracker, world: World) -> None:
+        self.config, self.tracker, self.world = config, tracker, world
+        self.resolver: ResolverLike = world.resolver(config.hosts_file, config.dns_timeout_s)
+        self.tasks: asyncio.TaskGroup | None = None  # set while the daemon runs
+        self._background: dict[PeerId, asyncio.Task[None]] = {}
+
+    def reload(self, old: Config, new: Config) -> None:
+        self.config = new
+        self.resolver = self.world.resolver(new.hosts_file, new.dns_timeout_s)
+
+    def cancel(self) -> None:
+        for task in self._background.values():
+            task.cancel()
+
+    async def run(self, pid: PeerId, actions: list[link.Effect], spawned: list[asyncio.Task[None]]) -> None:
+        """A peer's actions in order; re-resolutions started are added to ``spawned``."""
+        for action in actions:
+            await self._dispatch(pid, action, 0, spawned)
+
+    async def _dispatch(self, pid: PeerId, action: link.Effect, depth: int,
+                        spawned: list[asyncio.Task[None]]) -> None:
+        """The one dispatch, at every depth of a chain: a Resolve goes to the background;
+        anything else is awaited here."""
+        if depth >= MAX_ACTION_CHAIN:
+            log.warning("%s: action chain cut at %d steps", self.tracker.name_of(pid), depth)
+            return
+        if isinstance(action, link.Resolve):
+            running = self._background.get(pid)
+            if running is None or running.done():
+                assert self.tasks is not None
+                task = self.tasks.create_task(self.carry_out(pid, action, depth, spawned))
+                self._background[pid] = task
+                task.add_done_callback(lambda done: self._forget_background(pid, done))
+                spawned.append(task)
+            return
+        await self.carry_out(pid, action, depth, spawned)
+
+    def _forget_background(self, pid: PeerId, done: asyncio.Task[None]) -> None:
+        if self._background.get(pid) is done:
+            del self._background[pid]
+
+    async def carry_out(self, pid: PeerId, action: link.Effect, depth: int = 0,
+                        spawned: list[asyncio.Task[None]] | None = None) -> None:
+        """Perform one action and feed its result to the peer's machine."""
+        try:
+            observation = await self._perform(pid, action)
+        except Exception:  # one peer's trouble must never stop the others
+            log.exception("%s: %s failed", self.tracker.name_of(pid), type(action).__name__)
+            return
+        if observation is None:
+            return
+        for follow in self.tracker.observe(pid, observation, asyncio.get_running_loop().time()):
+            await self._dispatch(pid, follow, depth + 1, [] if spawned is None else spawned)
+
+    async def _perform(self, pid: PeerId, action: link.Effect) -> link.Observation | None:
+        settings = self.tracker.settings(pid)
+        world = self.world
+        if isinstance(action, link.Probe):
+            if settings.checks:
+                return await self.probe_with_checks(pid, self.tracker.icmp_target(pid), settings)
+            return await world.probe(action.target, settings.ping_count, settings.ping_timeout_s,
+                                     self.tracker.is_urgent(pid, asyncio.get_running_loop().time()))
+        if isinstance(action, link.Resolve):
+            log.info("%s: re-resolving %s", self.tracker.name_of(pid), action.hostname)
+            return await self.resolver.resolve(action.hostname)
+        if isinstance(action, link.ProbeUnderlay):
+            # Outside the tunnel: the endpoint's own address, through the normal routes.
+            reply = await world.probe(action.address, 1, settings.ping_timeout_s, False)
+            return link.UnderlayResult(reply.ok, action.address)
+        if isinstance(action, link.SetEndpoint):
+            result = await world.run_wg(self.config.wg_command, ["set", pid[0], "peer", pid[1], "endpoint",
+                                                                 action.endpoint], self.config.wg_timeout_s)
+            return link.SetEndpointResult(action.endpoint, result.error is None, result.error)
+        world.send_handshake_packet(action.target)
+        return None
+
+    async def probe_with_checks(self, pid: PeerId, icmp_target: str | None,
+                                settings: TrackSettings) -> link.ProbeResult:
+        """ICMP to ``icmp_target`` (None: icmp = no, or no address to ping) and every check at
+        once: any answer is life, as one probe reply is; the reasons of all failures are kept."""
+        jobs: list[Awaitable[link.ProbeResult | checks.CheckResult]] = [
+            self.world.check(check, settings.check_timeout_s) for check in settings.checks]
+        if icmp_target is not None:
+            jobs.append(self.world.probe(icmp_target, settings.ping_count, settings.ping_timeout_s,
+                                         self.tracker.is_urgent(pid, asyncio.get_running_loop().time())))
+        results = await asyncio.gather(*jobs)
+        ran = tuple(r for r in results if isinstance(r, checks.CheckResult))
+        self.tracker.record_checks(pid, ran)
+        ping = next((r for r in results if isinstance(r, link.ProbeResult)), None)
+        if ping is not None and ping.ok:
+            return ping
+        answered = [r for r in ran if r.ok]
+        if answered:
+            return link.ProbeResult(ok=True, rtt_ms=answered[0].rtt_ms, loss=0.0)
+        reasons = [f"{r.check}: {r.error}" for r in ran] + ([f"icmp: {ping.reason}"] if ping is not None else [])
+        return link.ProbeResult(ok=False, loss=1.0, reason="; ".join(reasons))

@@ -1,0 +1,47 @@
+"""What the daemon talks to: ``wg``, the prober, service checks, DNS, the wall clock. The
+defaults are the real ones; tests pass fakes, so that a whole cycle runs in-process."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from wgtrack import checks, link, probe
+from wgtrack.resolve import Resolver
+from wgtrack.wgcmd import WgResult, run_wg, show_all_dump
+
+log = logging.getLogger(__name__)
+
+
+class ResolverLike(Protocol):
+    async def resolve(self, hostname: str) -> link.ResolveResult: ...
+
+
+def send_handshake_packet(target: str) -> None:
+    """One UDP datagram into the tunnel (discard port): enough to make WireGuard handshake."""
+    family = socket.AF_INET6 if ":" in target else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.sendto(b"wgtrack", (target, 9))
+    except OSError as exc:
+        log.debug("handshake trigger to %s failed: %s", target, exc)
+
+
+@dataclass(frozen=True)
+class World:
+    """The daemon's collaborators, each a plain callable."""
+
+    read_wg: Callable[[str, float], Awaitable[WgResult]] = show_all_dump  # (wg command, timeout)
+    run_wg: Callable[[str, list[str], float], Awaitable[WgResult]] = run_wg
+    # (target, count, timeout, urgent: up or in its first minute down, so it goes first when probes wait)
+    probe: Callable[[str, int, float, bool], Awaitable[link.ProbeResult]] = probe.ping
+    check: Callable[[checks.Check, float], Awaitable[checks.CheckResult]] = checks.run  # (check, timeout)
+    resolver: Callable[[Path, float], ResolverLike] = Resolver  # (hosts file, DNS timeout)
+    send_handshake_packet: Callable[[str], None] = send_handshake_packet  # link.TriggerHandshake
+    wall_ns: Callable[[], int] = time.time_ns
