@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from wgtrack import config
-from wgtrack import tracker as tracker_module
+from wgtrack import peers as tracker_module
 from wgtrack.model import Dump, InterfaceRecord, PeerRecord
 from wgtrack.resolve import Resolver, parse_hosts
 from wgtrack.snapshot import CycleFacts
