@@ -30,7 +30,7 @@ def tracker() -> Tracker:
 
 def test_lifecycle_events_validate_against_the_schema(tracker: Tracker) -> None:
     dump = parse_dump((DATA / "lab-mixed.dump").read_text())
-    tracker.tracker_event("tracker_started", 1_800_000_000.0, "wgtrack started")
+    tracker.events.tracker_event("tracker_started", 1_800_000_000.0, "wgtrack started")
     tracker.observe_dump(dump, 10.0, 1_800_000_000.0)
     pid = ("wg0", KEY)
     tracker.observe(pid, link.ProbeResult(ok=True, rtt_ms=1.0), 10.2)  # the target answers: probes decide
@@ -44,7 +44,7 @@ def test_lifecycle_events_validate_against_the_schema(tracker: Tracker) -> None:
                                        if not x.startswith("wg1\t") and KEY not in x))
     tracker.observe_dump(without_wg1, 20.0, 1_800_000_010.0)
     tracker.observe_dump(dump, 30.0, 1_800_000_020.0)  # alice and wg1 are back
-    events = tracker.drain_events()
+    events = tracker.events.drain()
     kinds = [e.kind for e in events]
     # An interface comes and goes with its peers in one event; one by one only on a tracked one.
     on_wg1 = sum(len(i.peers) for i in dump.interfaces if i.name == "wg1")
@@ -66,7 +66,7 @@ def test_lifecycle_events_validate_against_the_schema(tracker: Tracker) -> None:
     assert down.message.startswith("wg0/alice: down")
     changed = next(e for e in events if e.kind == "endpoint_changed")
     assert changed.details == {"old_endpoint": "198.51.100.11:51820", "new_endpoint": "198.51.100.99:51820"}
-    assert tracker.drain_events() == ()  # drained
+    assert tracker.events.drain() == ()  # drained
 
 
 def test_snapshot_carries_the_events(tracker: Tracker) -> None:
@@ -85,7 +85,7 @@ def test_events_of_one_dump_share_what_is_alike_and_hand_out_copies(tracker: Tra
     tracker.observe_dump(parse_dump("\n".join(x for x in text.splitlines() if x.count("\t") == 4)), 1.0,
                          1_800_000_000.0)  # the interfaces alone
     tracker.observe_dump(parse_dump(text), 2.0, 1_800_000_001.0)
-    added = [e for e in tracker.drain_events() if e.kind == "peer_added"]
+    added = [e for e in tracker.events.drain() if e.kind == "peer_added"]
     never = [e for e in added if e.evidence["handshake_age_s"] is None]
     assert len(never) >= 2 and all(e.evidence is never[0].evidence for e in never)
     shown = never[0].to_dict()

@@ -10,9 +10,10 @@ import pytest
 from wgtrack import config
 from wgtrack import peers as tracker_module
 from wgtrack.model import Dump, InterfaceRecord, PeerRecord
+from wgtrack.peers import handshake_target, probe_target
 from wgtrack.resolve import Resolver, parse_hosts
 from wgtrack.snapshot import CycleFacts
-from wgtrack.tracker import Tracker, handshake_target, probe_target
+from wgtrack.tracker import Tracker
 from wgtrack.wgconf import PeerConf
 
 KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="

@@ -10,7 +10,8 @@ from collections.abc import Awaitable
 
 from wgtrack import checks, link
 from wgtrack.config import Config, TrackSettings
-from wgtrack.tracker import PeerId, Tracker
+from wgtrack.peers import PeerId
+from wgtrack.tracker import Tracker
 from wgtrack.world import ResolverLike, World
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from wgtrack.daemon import Daemon
 from wgtrack.dump import parse_dump
 from wgtrack.model import short_key
 from wgtrack.outputs.json_status import read_status
-from wgtrack.tracker import Tracker, probe_target
+from wgtrack.peers import probe_target
+from wgtrack.tracker import Tracker
 from wgtrack.wgcmd import show_all_dump
 from wgtrack.wgconf import load_interface_conf
 

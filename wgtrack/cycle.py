@@ -14,9 +14,10 @@ from wgtrack.dump import DumpReader
 from wgtrack.lanes import Lanes
 from wgtrack.loopwatch import LoopWatch
 from wgtrack.model import Dump, DumpChange
+from wgtrack.peers import PeerId
 from wgtrack.publisher import Publisher
 from wgtrack.snapshot import CycleFacts
-from wgtrack.tracker import PeerId, Tracker
+from wgtrack.tracker import Tracker
 from wgtrack.wgcmd import WgResult
 from wgtrack.wgconf import load_interface_conf
 from wgtrack.workers import Workers

@@ -129,7 +129,7 @@ class Daemon:
         probe.set_rate(self.config.probe_rate)
         sdnotify.notify("READY=1")
         log.info("wgtrack started: cycle %g s, outputs: %s", self.config.cycle_time_s, self.outputs.names)
-        self.tracker.tracker_event("tracker_started", self.world.wall_ns() / 1e9, "wgtrack started")
+        self.tracker.events.tracker_event("tracker_started", self.world.wall_ns() / 1e9, "wgtrack started")
         try:
             async with asyncio.TaskGroup() as tasks:
                 await self._run_in(tasks)
@@ -213,6 +213,6 @@ class Daemon:
     def _publish_farewell(self) -> None:
         """One last snapshot carrying ``tracker_stopping``, so event outputs hear of the stop."""
         wall_ns = self.world.wall_ns()
-        self.tracker.tracker_event("tracker_stopping", wall_ns / 1e9, f"wgtrack stopping ({self._stop_signal})")
+        self.tracker.events.tracker_event("tracker_stopping", wall_ns / 1e9, f"wgtrack stopping ({self._stop_signal})")
         self.outputs.offer(self.tracker.snapshot(asyncio.get_running_loop().time(),
                                                  self.cycle.facts(wall_ns, stopped=True)))

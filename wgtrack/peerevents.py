@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 from wgtrack import __version__, link
+from wgtrack.checks import CheckResult
 from wgtrack.events import NOTHING, Event
 from wgtrack.peers import PeerId, TrackedPeer
 
@@ -83,6 +84,15 @@ class EventLog:
             if made % part_size == 0:
                 yield  # 50,000 of them take some 200 ms: the loop gets its turns
         self._events += tail
+
+    def checks_ran(self, pid: PeerId, before: tuple[CheckResult, ...], results: tuple[CheckResult, ...]) -> None:
+        """One log line per check that changed, not one per run."""
+        was = {r.check: r.ok for r in before}
+        for result in results:
+            if not result.ok and was.get(result.check, True):
+                log.info("%s: check %s failed: %s", self.name_of(pid), result.check, result.error)
+            elif result.ok and was.get(result.check) is False:
+                log.info("%s: check %s answers again", self.name_of(pid), result.check)
 
     def mark(self) -> int:
         """Where the events of what follows begin (see ``announce_added``)."""

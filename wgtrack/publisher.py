@@ -34,7 +34,7 @@ class Publisher:
                 next(building)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a turn for the loop between parts
 
     def offer(self, snap: Snapshot) -> None:
         """Every output gets it (each keeps only the newest); the cycle never waits."""

@@ -2,12 +2,12 @@
 handshakes seen between cycles, reconciled by (interface, public key) across dumps and reloads.
 
 No I/O here: the daemon feeds it readings and carries out the effects it returns. What the
-machines decide is told by ``peerevents``, shown by ``views``, and the fast lane's schedule is
-kept by ``duequeue``.
-"""
+machines decide is told by ``peerevents`` and shown by ``views``; ``duequeue`` keeps the fast
+lane's schedule."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import socket
@@ -18,15 +18,13 @@ from wgtrack import link
 from wgtrack.checks import CheckResult
 from wgtrack.config import Config, TrackSettings
 from wgtrack.duequeue import DueQueue
-from wgtrack.events import Event
 from wgtrack.model import Dump, DumpChange, InterfaceRecord, PeerRecord, short_key, split_endpoint
+from wgtrack.parts import finish, in_parts
 from wgtrack.peerevents import EventLog
 from wgtrack.peers import CounterMemory, Labels, PeerId, TrackedPeer, handshake_target, probe_target
-from wgtrack.snapshot import CycleFacts, InterfaceView, Snapshot
+from wgtrack.snapshot import CycleFacts, Snapshot
 from wgtrack.views import ViewCache
 from wgtrack.wgconf import PeerConf
-
-__all__ = ["Labels", "PeerId", "Tracker", "handshake_target", "probe_target"]
 
 log = logging.getLogger(__name__)
 
@@ -155,14 +153,6 @@ class Tracker:
         """listen port -> interface, from the last dump (where a logged handshake belongs)."""
         return {i.listen_port: i.name for i in self._interfaces if i.listen_port}
 
-    # ---- events ----
-
-    def drain_events(self) -> tuple[Event, ...]:
-        return self.events.drain()
-
-    def tracker_event(self, kind: str, wall: float, message: str) -> None:
-        self.events.tracker_event(kind, wall, message)
-
     # ---- dumps ----
 
     def observe_dump(self, dump: Dump | DumpChange, now: float, wall: float) -> Todo:
@@ -194,13 +184,13 @@ class Tracker:
         listed = (r for iface in dump.interfaces for r in iface.peers) if isinstance(dump, Dump) else dump.changed
         stepping = self._step_listed(listed, now, wall)
         if whole:
-            visited = yield from _in_parts(stepping, part_size)
+            visited = yield from in_parts(stepping, part_size)
             if visited != len(self._peers):  # some went away
                 stamp = self._dumps
                 self._remove([pid for pid, t in self._peers.items() if t.listed_in != stamp], now, present,
                              gone_with)
         else:
-            yield from _in_parts(_chain(stepping, self._step_clocked(now, wall)), part_size)
+            yield from in_parts(itertools.chain(stepping, self._step_clocked(now, wall)), part_size)
         new, self._new = self._new, []
         if new:
             for _ in self.events.announce_added(new, announce_at, now, lambda pid: pid in self._peers,
@@ -261,12 +251,12 @@ class Tracker:
             state = tracked.state
             if tracked.timeless_state is state:
                 self._clocked.discard(pid)  # no clock in its rules any more: left until something changes
-                return _NOTHING
+                return []
             if link.unchanged(state, wall, now, settings):
                 if link.timeless(state, wall, now, settings):
                     tracked.timeless_state = state
                     self._clocked.discard(pid)
-                return _NOTHING
+                return []
         return self._sample(pid, tracked, record, settings, now, wall)
 
     def _remove(self, gone: Iterable[PeerId], now: float, present: Container[str],
@@ -388,12 +378,7 @@ class Tracker:
     def record_checks(self, pid: PeerId, results: tuple[CheckResult, ...]) -> None:
         tracked = self._peers.get(pid)
         if tracked is not None:
-            before = {r.check: r.ok for r in tracked.checks}  # one log line per change, not per run
-            for result in results:
-                if not result.ok and before.get(result.check, True):
-                    log.info("%s: check %s failed: %s", self.name_of(pid), result.check, result.error)
-                elif result.ok and before.get(result.check) is False:
-                    log.info("%s: check %s answers again", self.name_of(pid), result.check)
+            self.events.checks_ran(pid, tracked.checks, results)
             tracked.checks = results
             self.views.fresh[pid] = None
 
@@ -405,46 +390,11 @@ class Tracker:
 
     def snapshot(self, now: float, facts: CycleFacts) -> Snapshot:
         """The immutable picture for the outputs (``now`` is monotonic, for state ages)."""
-        parts = self.snapshot_in_parts(now, facts)
-        while True:
-            try:
-                next(parts)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+        return finish(self.snapshot_in_parts(now, facts))
 
     def snapshot_in_parts(self, now: float, facts: CycleFacts) -> Generator[None, None, Snapshot]:
         """``snapshot`` in parts: yields between parts of the views (the daemon gives the loop a
-        turn there) and returns the snapshot."""
-        interfaces: tuple[InterfaceView, ...] = ()
-        if facts.wg_error is None:
-            interfaces = yield from self.views.interfaces_in_parts(
-                self._interfaces, self._confs, facts.time_ns // 1_000_000_000, self.config.cycle_time_s)
-        return Snapshot(time_ns=facts.time_ns, cycle=facts.cycle, wg_ok=facts.wg_error is None,
-                        wg_error=facts.wg_error, interfaces=interfaces, cycle_duration_s=facts.cycle_duration_s,
-                        started_ns=facts.started_ns, loop_lag_ms=facts.loop_lag_ms,
-                        last_success_ns=facts.last_success_ns, errors=facts.errors, events=self.events.drain(),
-                        cycle_time_s=self.config.cycle_time_s, stopped=facts.stopped, host=self.host)
+        turn there) and returns the snapshot, with the events since the last."""
+        return self.views.snapshot_in_parts(self._interfaces, self._confs, facts, self.config.cycle_time_s,
+                                            self.events.drain, self.host)
 
-
-_NOTHING: Todo = []  # a visit that asked for nothing (shared, never changed: see _in_parts)
-
-
-def _chain(*parts: Iterator[Todo]) -> Iterator[Todo]:
-    for part in parts:
-        yield from part
-
-
-def _in_parts(visits: Iterator[Todo], part_size: int) -> Generator[Todo, None, int]:
-    """The visits' actions gathered into a list per ``part_size`` peers visited (the last part
-    too, even empty); returns how many were visited."""
-    todo: Todo = []
-    visited = 0
-    for actions in visits:
-        if actions:
-            todo.extend(actions)
-        visited += 1
-        if visited % part_size == 0:
-            yield todo
-            todo = []
-    yield todo
-    return visited

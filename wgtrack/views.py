@@ -10,9 +10,10 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 
 from wgtrack import link
 from wgtrack.config import TrackSettings
+from wgtrack.events import Event
 from wgtrack.model import InterfaceRecord, PeerRecord, is_ip_literal, split_endpoint
 from wgtrack.peers import CounterMemory, PeerId, TrackedPeer
-from wgtrack.snapshot import InterfaceView, PeerView, Totals, tally
+from wgtrack.snapshot import CycleFacts, InterfaceView, PeerView, Snapshot, Totals, tally
 from wgtrack.wgconf import PeerConf
 
 # Peers looked at per part of building a snapshot: sized for a big hub's first cycles (a first
@@ -97,6 +98,21 @@ class ViewCache:
             self._shown_interfaces[iface.name] = view_of_interface
             made.append(view_of_interface)
         return tuple(made)
+
+    def snapshot_in_parts(self, interfaces: Sequence[InterfaceRecord], confs: Mapping[str, Mapping[str, PeerConf]],
+                          facts: CycleFacts, cycle_time_s: float, events: Callable[[], tuple[Event, ...]],
+                          host: str) -> Generator[None, None, Snapshot]:
+        """The snapshot of ``interfaces`` (none when wg could not be read), in parts; its
+        events are taken from ``events`` when it is made."""
+        views: tuple[InterfaceView, ...] = ()
+        if facts.wg_error is None:
+            views = yield from self.interfaces_in_parts(interfaces, confs, facts.time_ns // 1_000_000_000,
+                                                        cycle_time_s)
+        return Snapshot(time_ns=facts.time_ns, cycle=facts.cycle, wg_ok=facts.wg_error is None,
+                        wg_error=facts.wg_error, interfaces=views, cycle_duration_s=facts.cycle_duration_s,
+                        started_ns=facts.started_ns, loop_lag_ms=facts.loop_lag_ms,
+                        last_success_ns=facts.last_success_ns, errors=facts.errors, events=events(),
+                        cycle_time_s=cycle_time_s, stopped=facts.stopped, host=host)
 
     def _totals(self, ifname: str, views: Sequence[PeerView]) -> tuple[Totals, ...]:
         """Peers by state and bytes, for the interface and each friendly_json group on it,
