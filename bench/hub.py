@@ -105,10 +105,16 @@ def config(tmp: Path, name: str, extra: str = "", cycle_s: float = CYCLE_S, ping
     return conf
 
 
-def contenders(tmp: Path, python_020: str) -> dict[str, tuple[list[str], dict[str, str]]]:
+def contenders(tmp: Path, python_020: str, baseline: Path | None = None) -> dict[str, tuple[list[str], dict[str, str]]]:
     ours = [sys.executable, "-m", "wgtrack", "-c"]
     env = {**PATH, "PYTHONPATH": str(REPO)}
-    return {
+    # Another tree of ours (a refactor's "before", as a git worktree), with the same config.
+    # It runs from its own directory: ``-m`` puts the working directory first on the path. env
+    # execs it, so the process measured is that wgtrack.
+    before = {f"wgtrack ({baseline.name}, baseline)": (
+        ["env", "-C", str(baseline), *ours, str(config(tmp, "ours"))],
+        {**PATH, "PYTHONPATH": str(baseline)})} if baseline else {}
+    return {**before,
         "wg show all dump alone": (["sh", "-c", f"while :; do wg show all dump >/dev/null; sleep {CYCLE_S:g}; done"],
                                    PATH),
         "wgtrack 0.2.0": ([python_020, "-m", "wgtrack", "-c", str(config(tmp, "old"))], PATH),
@@ -117,7 +123,8 @@ def contenders(tmp: Path, python_020: str) -> dict[str, tuple[list[str], dict[st
     }
 
 
-def table(sizes: list[int], runs: int, warmup: float, seconds: float, python_020: str) -> None:
+def table(sizes: list[int], runs: int, warmup: float, seconds: float, python_020: str,
+          baseline: Path | None = None) -> None:
     rows = []
     for count in sizes:
         lab = Lab(peers=())
@@ -126,7 +133,7 @@ def table(sizes: list[int], runs: int, warmup: float, seconds: float, python_020
             add_peers(lab, count)
             figures: dict[str, list[tuple[float, float]]] = {}
             for _ in range(runs):
-                for name, (argv, env) in contenders(lab.dir, python_020).items():
+                for name, (argv, env) in contenders(lab.dir, python_020, baseline).items():
                     figures.setdefault(name, []).append(measure(lab, argv, env, warmup, seconds))
         finally:
             lab.close()
@@ -284,11 +291,14 @@ def main() -> int:
     parser.add_argument("--big", type=int, default=50_000, help="peers for the cycle/loop-lag run (0: skip)")
     parser.add_argument("--parts", default="table,big,mixed")
     parser.add_argument("--mixed-runs", type=int, default=1, help="each takes about 2.5 minutes per contender")
+    parser.add_argument("--baseline", type=Path, help="another wgtrack tree (e.g. a git worktree of an older commit) "
+                        "in the table, side by side with this one")
     args = parser.parse_args()
     python_020 = ensure_020()
     parts = args.parts.split(",")
     if "table" in parts:
-        table([int(x) for x in args.peers.split(",")], args.runs, args.warmup, args.seconds, python_020)
+        table([int(x) for x in args.peers.split(",")], args.runs, args.warmup, args.seconds, python_020,
+              args.baseline.resolve() if args.baseline else None)
     if "big" in parts and args.big:
         big(args.big, 60.0)
     if "mixed" in parts:
