@@ -16,9 +16,8 @@ from tests.lab import Lab, wait_until
 from tests.receiver import Receiver
 from tests.servers import alertmanager_setup
 from tests.snapshots import KEY_A, KEY_B, T_NS, peer, snapshot
-from wgtrack.config import AlertmanagerSettings
 from wgtrack.link import Status
-from wgtrack.outputs.alertmanager import Alertmanager
+from wgtrack.outputs.alertmanager import Alertmanager, AlertmanagerSettings
 from wgtrack.snapshot import Snapshot
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from wgtrack import config
-from wgtrack.config import ConfigError, InfluxFileSettings, TrackSettings
+from wgtrack import checkconfig, config
+from wgtrack.config import ConfigError, TrackSettings
+from wgtrack.outputs.influx_file import InfluxFileSettings
+from wgtrack.outputs.webhook import WebhookSettings
 
 KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
@@ -38,14 +40,15 @@ def test_defaults_are_those_of_020() -> None:
     t = cfg.track
     assert (t.ping_interval, t.ping_failafternum, t.cycles_wait, t.cycles_checking, t.cycles_checkperiod,
             t.cycles_slowcheckingperiod) == (2, 2, 2, 4, 2, 20)
-    assert cfg.output("output:influx") == InfluxFileSettings(filename=Path("/var/cache/wg-track_influx.out"))
+    assert cfg.output("output:influx", InfluxFileSettings) == \
+        InfluxFileSettings(filename=Path("/var/cache/wg-track_influx.out"))
     assert cfg.wg_command == "wg" and cfg.wg_config_dir == Path("/etc/wireguard")
 
 
 def test_020_file_is_accepted_with_same_meaning() -> None:
     cfg = config.parse(V020, "wgtrack.conf")
     default = config.parse("", "wgtrack.conf")
-    assert cfg.track == default.track and cfg.output("output:influx") == default.output("output:influx")
+    assert cfg.track == default.track and cfg.outputs == default.outputs
     assert (cfg.cycle_time_s, cfg.loglevel) == (default.cycle_time_s, default.loglevel)
     assert cfg.settings_for("wg0", KEY) == default.track  # the empty [interface:wg0] changes nothing
 
@@ -55,7 +58,7 @@ def test_default_section_applies_and_general_wins() -> None:
                        "[general]\ncycles_wait = 7\n")
     assert cfg.cycle_time_s == 10
     assert cfg.track.cycles_wait == 7
-    assert cfg.output("output:influx").filename == Path("/tmp/x.out")
+    assert cfg.output("output:influx", InfluxFileSettings) == InfluxFileSettings(filename=Path("/tmp/x.out"))
 
 
 @pytest.mark.parametrize("text,level", [("debug", 10), ("INFO", 20), ("40", 40), ("warning", 30)])
@@ -134,7 +137,7 @@ def test_shipped_config_is_valid() -> None:
 
 
 def test_describe_names_keys() -> None:
-    text = config.describe(config.parse(f"[peer:{KEY}]\nping_target = 192.0.2.9\n"))
+    text = checkconfig.describe(config.parse(f"[peer:{KEY}]\nping_target = 192.0.2.9\n"))
     assert "[general] cycle_time = 30.0" in text
     assert f"[peer:{KEY}] ping_target = 192.0.2.9" in text
 
@@ -143,12 +146,12 @@ def test_webhook_sections() -> None:
     cfg = config.parse("[output:webhook:ops]\nurl = https://hooks.example.test/T0KEN\nformat = slack\n"
                        "events = peer_down, peer_up\nheader_x_api_key = K3Y\nsecret = s3cr3t\n"
                        "[output:webhook]\nurl = http://127.0.0.1:9/x\n")
-    (n1, plain), (n2, ops) = [(n, s) for n, s in cfg.outputs if n.startswith("output:webhook")]
+    (n1, plain), (n2, ops) = [(n, s) for n, s in cfg.outputs if isinstance(s, WebhookSettings)]
     assert (n1, n2) == ("output:webhook", "output:webhook:ops")
     assert ops.format == "slack" and ops.events == frozenset({"peer_down", "peer_up"})
     assert ops.headers == {"x-api-key": "K3Y"} and ops.secret == "s3cr3t"
     assert plain.events == frozenset() and plain.retries == 0
-    text = config.describe(cfg)
+    text = checkconfig.describe(cfg)
     assert "T0KEN" not in text and "K3Y" not in text and "s3cr3t" not in text
 
 
@@ -201,8 +204,8 @@ def test_a_bom_is_accepted() -> None:
 def test_the_nflog_trigger_is_parsed_and_shown_by_check_config() -> None:
     conf = config.parse("[trigger:nflog]\ngroup = 5\nmin_interval = 0.2\n")
     assert (conf.nflog_group, conf.nflog_min_interval_s) == (5, 0.2)
-    assert "[trigger:nflog] group = 5, min_interval = 0.2" in config.describe(conf)
-    assert "trigger:nflog" not in config.describe(config.parse(""))
+    assert "[trigger:nflog] group = 5, min_interval = 0.2" in checkconfig.describe(conf)
+    assert "trigger:nflog" not in checkconfig.describe(config.parse(""))
     with pytest.raises(ConfigError) as missing:
         config.parse("[trigger:nflog]\nmin_interval = 1\n", "/etc/wgtrack.conf")
     assert str(missing.value) == "/etc/wgtrack.conf:1: [trigger:nflog] group: is required"

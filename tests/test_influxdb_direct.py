@@ -79,8 +79,7 @@ def test_buffer_is_bounded_and_drops_the_oldest() -> None:
 
     from tests.servers import free_port
     from tests.snapshots import peer, snapshot
-    from wgtrack.config import InfluxDBSettings
-    from wgtrack.outputs.influxdb import InfluxDB
+    from wgtrack.outputs.influxdb import InfluxDB, InfluxDBSettings
 
     out = InfluxDB("output:influxdb",
                    InfluxDBSettings(url=f"http://127.0.0.1:{free_port()}", bucket="b", buffer_points=5))

@@ -18,10 +18,9 @@ import pytest
 from tests.servers import free_port
 from tests.snapshots import KEY_A, KEY_B, peer, snapshot
 from wgtrack.checks import CheckResult
-from wgtrack.config import PrometheusSettings
 from wgtrack.errors import StartupError
 from wgtrack.link import Status
-from wgtrack.outputs.prometheus import PrometheusExporter
+from wgtrack.outputs.prometheus import PrometheusExporter, PrometheusSettings
 from wgtrack.promtext import valid_label
 
 

@@ -15,9 +15,8 @@ import pytest
 from tests.receiver import Receiver
 from tests.servers import free_port
 from tests.snapshots import snapshot
-from wgtrack.config import WebhookSettings
 from wgtrack.events import Event
-from wgtrack.outputs.webhook import Webhook
+from wgtrack.outputs.webhook import Webhook, WebhookSettings
 
 
 def events(*kinds: str) -> object:

@@ -10,12 +10,14 @@ import os
 import sys
 import threading
 
-from wgtrack import __version__, config, heap, outputs, workers
+from wgtrack import __version__, checkconfig, config, heap, workers
 from wgtrack.daemon import Daemon
 from wgtrack.dump import parse_dump
 from wgtrack.model import short_key
-from wgtrack.outputs.json_status import read_status
+from wgtrack.outputs import registry
+from wgtrack.outputs.json_status import JsonSettings, read_status
 from wgtrack.peers import probe_target
+from wgtrack.schema import parse_loglevel
 from wgtrack.tracker import Tracker
 from wgtrack.wgcmd import show_all_dump
 from wgtrack.wgconf import load_interface_conf
@@ -23,7 +25,7 @@ from wgtrack.wgconf import load_interface_conf
 
 def _loglevel_arg(text: str) -> int:
     try:
-        return config.parse_loglevel(text)
+        return parse_loglevel(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -88,10 +90,11 @@ def peer_report(cfg: config.Config) -> list[str]:
 
 def _silent_targets(cfg: config.Config) -> set[tuple[str, str]]:
     """Peers whose probe target the running daemon declared silent, from its status file."""
-    if cfg.json_status is None:
+    settings = cfg.output("output:json", JsonSettings)
+    if settings is None:
         return set()
     try:
-        doc = read_status(cfg.json_status.filename)
+        doc = read_status(settings.filename)
         return {(str(i["name"]), str(p["public_key"])) for i in doc.get("interfaces", [])
                 for p in i.get("peers", []) if p.get("probe_silent")}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -105,10 +108,10 @@ def check_config(path: str) -> int:
     except config.ConfigError as exc:
         print(f"wgtrack: {path}: invalid configuration:\n{exc}", file=sys.stderr)
         return 1
-    print(config.describe(cfg))
+    print(checkconfig.describe(cfg))
     for line in peer_report(cfg):
         print(line)
-    problems = [p for output in outputs.build(cfg) for p in output.check()]
+    problems = [p for output in registry.build(cfg) for p in output.check()]
     for problem in problems:
         print(f"wgtrack: {path}: {problem}", file=sys.stderr)
     if problems:

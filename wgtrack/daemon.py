@@ -13,12 +13,13 @@ from typing import Protocol
 from wgtrack import config as config_mod
 from wgtrack import probe, sdnotify
 from wgtrack.actions import Actions
-from wgtrack.config import Config, ConfigError, StdoutSettings
+from wgtrack.config import Config, ConfigError
 from wgtrack.cycle import IO_TIMEOUT_S, Cycle
 from wgtrack.errors import StartupError
 from wgtrack.lanes import Lanes
 from wgtrack.loopwatch import LoopWatch
 from wgtrack.outputs.runner import Outputs
+from wgtrack.outputs.stdout import StdoutSettings
 from wgtrack.publisher import Publisher
 from wgtrack.tracker import Tracker
 from wgtrack.triggered import TriggeredReads

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from wgtrack import config
-from wgtrack.outputs.json_status import read_status
+from wgtrack.outputs.json_status import DEFAULT_STATUS_FILE, JsonSettings, read_status
 from wgtrack.statuspage import endpoint_text, human_age, human_rate, state_class
 
 
@@ -187,5 +187,6 @@ def _configured_path(config_path: str) -> Path:
     try:
         cfg = config.load(config_path)
     except config.ConfigError:
-        return config.DEFAULT_STATUS_FILE
-    return cfg.json_status.filename if cfg.json_status else config.DEFAULT_STATUS_FILE
+        return DEFAULT_STATUS_FILE
+    settings = cfg.output("output:json", JsonSettings)
+    return settings.filename if settings else DEFAULT_STATUS_FILE

@@ -13,20 +13,37 @@ import datetime
 import json
 import logging
 import socket
+from dataclasses import dataclass, replace
 from typing import Any
 
 from wgtrack import __version__
-from wgtrack.config import AlertmanagerSettings
 from wgtrack.httpclient import post
 from wgtrack.outputs.sender import Sender
 from wgtrack.redact import redact_url
 from wgtrack.retry import FailureRun
+from wgtrack.schema import OutputSpec, nonempty, output_key, seconds, timeout_key, url_list
 from wgtrack.snapshot import PeerView, Snapshot
 
 log = logging.getLogger(__name__)
 
 ALERTNAME = "WireGuardPeerDown"
 MAX_BACKOFF_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertmanagerSettings:
+    """``[output:alertmanager]``: alerts for down peers via Alertmanager's v2 API."""
+
+    url: str = ""
+    resend_interval_s: float = 60.0
+    timeout_s: float = 5.0
+    severity: str = "critical"
+    instance: str | None = None  # default: the host name
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every Alertmanager of the cluster: each gets every alert (they deduplicate)."""
+        return tuple(u.strip() for u in self.url.split(",") if u.strip())
 
 
 def _iso(epoch: float) -> str:
@@ -130,3 +147,20 @@ class Alertmanager(Sender[Payload]):
             del self._resolved[key]
         if self._pending is payload:
             self._pending = None
+
+
+def _with_instance(settings: AlertmanagerSettings) -> AlertmanagerSettings:
+    return settings if settings.instance else replace(settings, instance=socket.gethostname())
+
+
+SCOPE = "output:alertmanager"
+SPEC = OutputSpec(SCOPE, AlertmanagerSettings, (
+    output_key("url", "url", url_list, SCOPE,
+               "Alertmanager's base URL; several, comma-separated, for an HA cluster (each gets every alert)",
+               secret=True),
+    output_key("resend_interval", "resend_interval_s", seconds(1, 86400), SCOPE,
+               "seconds between re-sends of firing alerts"),
+    timeout_key(SCOPE),
+    output_key("severity", "severity", nonempty, SCOPE, "the alerts' severity label"),
+    output_key("instance", "instance", nonempty, SCOPE, "the alerts' instance label (default: host name)"),
+), Alertmanager, required=("url",), complete=_with_instance)

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from wgtrack.atomic import directory_problem, write_atomic
-from wgtrack.config import InfluxFileSettings
 from wgtrack.errors import StartupError
 from wgtrack.lineproto import LineCache, render_bytes
 from wgtrack.outputs import Output
+from wgtrack.schema import OutputSpec, enabled_key, file_mode, filename_key, output_key
 from wgtrack.snapshot import Snapshot
 from wgtrack.workers import Workers
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxFileSettings:
+    """``[output:influx]``: the line-protocol file Telegraf's ``inputs.file`` reads."""
+
+    enabled: bool = True
+    filename: Path = Path("/var/cache/wg-track_influx.out")
+    mode: int = 0o644
+
 
 WRITE_TIMEOUT_S = 30.0  # a hung disk: the write goes on in its thread, the output reports it
 
@@ -44,3 +57,11 @@ class InfluxFile(Output):
 
     async def close(self) -> None:
         return None
+
+
+SCOPE = "output:influx"
+# On without a section, as in 0.2.0; [DEFAULT]'s filename and mode are its too.
+SPEC = OutputSpec(SCOPE, InfluxFileSettings, (
+    enabled_key(SCOPE), filename_key(SCOPE),
+    output_key("mode", "mode", file_mode, SCOPE, "file mode of the line-protocol file"),
+), InfluxFile)

@@ -14,11 +14,14 @@ from __future__ import annotations
 import collections
 import logging
 import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from wgtrack.config import InfluxDBSettings
 from wgtrack.httpclient import post
 from wgtrack.lineproto import LineCache, render_lines
 from wgtrack.outputs.sender import Sender
+from wgtrack.schema import OutputSpec, choice, http_url, int_between, nonempty, output_key, timeout_key
 from wgtrack.snapshot import Snapshot
 from wgtrack.workers import Workers
 
@@ -27,6 +30,21 @@ log = logging.getLogger(__name__)
 BATCH_LINES = 5000
 MAX_BACKOFF_S = 60.0
 _PRECISION_DIVISOR = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxDBSettings:
+    """``[output:influxdb]``: direct writes to ``/api/v2/write``."""
+
+    url: str = ""
+    token: str | None = None
+    org: str | None = None
+    bucket: str = ""  # InfluxDB 1.8+: "database/retention_policy"
+    precision: str = "ns"
+    username: str | None = None  # 1.8+: with password instead of a token
+    password: str | None = None
+    timeout_s: float = 5.0
+    buffer_points: int = 100_000
 
 
 def with_precision(line: str, precision: str) -> str:
@@ -100,3 +118,24 @@ class InfluxDB(Sender[Batch]):
     def _delivered(self, batch: Batch) -> None:
         self._pop_until(batch[0] + len(batch[1]))  # only what was written (drops may have moved on)
         self.written += len(batch[1])
+
+
+def _credentials(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    if ("username" in values) != ("password" in values):
+        return [("username", "needs password, and password username")]
+    return []
+
+
+SCOPE = "output:influxdb"
+SPEC = OutputSpec(SCOPE, InfluxDBSettings, (
+    output_key("url", "url", http_url, SCOPE, "the server's base URL", secret=True),
+    output_key("token", "token", nonempty, SCOPE, "API token (InfluxDB 2.x/3.x)", secret=True),
+    output_key("org", "org", nonempty, SCOPE, "organisation (InfluxDB 2.x)"),
+    output_key("bucket", "bucket", nonempty, SCOPE, "bucket; for InfluxDB 1.8+ database/retention_policy"),
+    output_key("precision", "precision", choice("ns", "us", "ms", "s"), SCOPE, "timestamp precision"),
+    output_key("username", "username", nonempty, SCOPE, "InfluxDB 1.8+ user (with password)"),
+    output_key("password", "password", nonempty, SCOPE, "InfluxDB 1.8+ password", secret=True),
+    timeout_key(SCOPE),
+    output_key("buffer_points", "buffer_points", int_between(1, 10_000_000, "the buffer lives in memory"), SCOPE,
+               "points kept while the server is unreachable; the oldest are dropped beyond"),
+), InfluxDB, required=("url", "bucket"), check=_credentials)

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wgtrack.atomic import directory_problem, write_atomic
-from wgtrack.config import JsonSettings
 from wgtrack.errors import StartupError
 from wgtrack.outputs import Output
+from wgtrack.schema import OutputSpec, enabled_key, filename_key
 from wgtrack.snapshot import PeerView, Snapshot
 from wgtrack.workers import Workers
 
 WRITE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class JsonSettings:
+    """``[output:json]``: the status file that ``wgtrack status`` reads."""
+
+    enabled: bool = True
+    filename: Path = Path("/run/wgtrack/status.json")
+
+
+DEFAULT_STATUS_FILE = JsonSettings().filename
 
 
 def _peer(p: PeerView) -> dict[str, Any]:
@@ -129,3 +141,7 @@ def read_status(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ValueError("not a JSON object")
     return loaded
+
+
+SCOPE = "output:json"
+SPEC = OutputSpec(SCOPE, JsonSettings, (enabled_key(SCOPE), filename_key(SCOPE)), JsonStatus)

@@ -18,13 +18,15 @@ import os
 import socket
 import ssl  # asyncio has loaded it already: no extra memory
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wgtrack.config import PrometheusSettings, split_listen
 from wgtrack.errors import StartupError
 from wgtrack.outputs import Output
 from wgtrack.promtext import LabelCache, render_chunks
 from wgtrack.retry import FailureRun
+from wgtrack.schema import OutputSpec, absolute_path, enabled_key, listen_address, output_key, split_listen, url_path
 from wgtrack.snapshot import Snapshot
 from wgtrack.statuspage import Timeline
 from wgtrack.statuspage import render as render_page
@@ -49,6 +51,16 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PAGE_HEADERS = [("Content-Type", "text/html; charset=utf-8"),
                 ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
                 ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")]
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusSettings:
+    """``[output:prometheus]``: the scrape endpoint (prometheus_wireguard_exporter's port)."""
+
+    enabled: bool = True
+    listen: str = ":9586"
+    path: str = "/metrics"
+    web_config: Path | None = None  # Prometheus web config file: TLS and basic auth
 
 
 class PrometheusExporter(Output):
@@ -281,3 +293,12 @@ def _listen(host: str | None, port: int) -> list[socket.socket]:
             sock.close()
         raise
     return sockets
+
+
+SCOPE = "output:prometheus"
+SPEC = OutputSpec(SCOPE, PrometheusSettings, (
+    enabled_key(SCOPE),
+    output_key("listen", "listen", listen_address, SCOPE, "address:port to serve metrics on"),
+    output_key("path", "path", url_path, SCOPE, "URL path of the metrics"),
+    output_key("web_config", "web_config", absolute_path, SCOPE, "Prometheus web config file (TLS, basic auth)"),
+), PrometheusExporter)

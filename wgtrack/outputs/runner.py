@@ -17,10 +17,9 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
-from wgtrack import outputs
 from wgtrack.config import Config
 from wgtrack.errors import StartupError
-from wgtrack.outputs import Output
+from wgtrack.outputs import Output, registry
 from wgtrack.redact import redact_text
 from wgtrack.retry import FailureRun
 from wgtrack.snapshot import Snapshot
@@ -127,13 +126,13 @@ class Outputs:
         return ", ".join(r.output.name for r in self.runners.values()) or "none"
 
     def _runner(self, section: str, settings: object) -> Runner:
-        return Runner(section, settings, outputs.make(section, settings), self._on_error)
+        return Runner(section, settings, registry.make(section, settings), self._on_error)
 
     async def start(self, config: Config) -> None:
         """Start every output of ``config``; on any failure, close those started and raise."""
         started: list[Runner] = []
         try:
-            for section, settings in outputs.plan(config).items():
+            for section, settings in registry.plan(config).items():
                 runner = self._runner(section, settings)
                 await runner.start()
                 started.append(runner)
@@ -149,7 +148,7 @@ class Outputs:
     async def reconcile(self, config: Config) -> list[str]:
         """Apply ``config``'s outputs; return what changed. Raises ``StartupError`` after rolling
         back when a new or changed output cannot start."""
-        plan = outputs.plan(config)
+        plan = registry.plan(config)
         added = [s for s in plan if s not in self.runners]
         changed = [s for s in plan if s in self.runners and self.runners[s].settings != plan[s]]
         removed = [s for s in self.runners if s not in plan]
@@ -181,7 +180,7 @@ class Outputs:
         for old, new in replaced:
             with contextlib.suppress(Exception):
                 await new.stop_for_successor()
-            revived = Runner(old.section, old.settings, outputs.make(old.section, old.settings), self._on_error)
+            revived = Runner(old.section, old.settings, registry.make(old.section, old.settings), self._on_error)
             _take_over(revived, new)  # the queue went to the new one: bring it back
             try:
                 await revived.start()

@@ -4,12 +4,21 @@ Telegraf's ``inputs.execd`` (logs go to stderr only)."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
-from wgtrack.config import StdoutSettings
 from wgtrack.lineproto import LineCache, render_bytes
 from wgtrack.outputs import Output
+from wgtrack.schema import OutputSpec, enabled_key
 from wgtrack.snapshot import Snapshot
 from wgtrack.workers import Workers
+
+
+@dataclass(frozen=True, slots=True)
+class StdoutSettings:
+    """``[output:stdout]`` (or ``--stdout``): line protocol on stdout for Telegraf's inputs.execd."""
+
+    enabled: bool = True
+
 
 WRITE_TIMEOUT_S = 10.0
 
@@ -46,3 +55,7 @@ class StdoutLines(Output):
 
     async def close(self) -> None:
         return None
+
+
+SCOPE = "output:stdout"
+SPEC = OutputSpec(SCOPE, StdoutSettings, (enabled_key(SCOPE),), StdoutLines)

@@ -13,19 +13,48 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from wgtrack import __version__
-from wgtrack.config import WebhookSettings
 from wgtrack.events import Event
 from wgtrack.httpclient import post
 from wgtrack.outputs.sender import Sender
 from wgtrack.retry import FailureRun
+from wgtrack.schema import (
+    OutputSpec,
+    PrefixKeys,
+    choice,
+    event_kinds,
+    header_value,
+    http_url,
+    int_between,
+    nonempty,
+    output_key,
+    seconds,
+    timeout_key,
+)
 from wgtrack.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """``[output:webhook]`` / ``[output:webhook:<name>]``: events POSTed to a URL."""
+
+    url: str = ""
+    events: frozenset[str] = frozenset()  # empty: every kind
+    format: str = "json"  # json | slack | discord | teams
+    timeout_s: float = 5.0
+    retries: int = 0  # 0: retry until delivered (or pushed out of the queue)
+    backoff_s: float = 1.0  # first retry delay; doubles, capped at 60 s
+    queue_size: int = 1000
+    secret: str | None = None  # HMAC-SHA256 key for X-Wgtrack-Signature
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 def body_for(event: Event, fmt: str) -> dict[str, Any]:
@@ -107,3 +136,20 @@ class Webhook(Sender[Event]):
     async def _deliver(self, event: Event) -> str | None:
         body, headers = self._request(event)
         return (await post(self.settings.url, body, headers, self.settings.timeout_s)).error
+
+
+SCOPE = "output:webhook"
+SPEC = OutputSpec(SCOPE, WebhookSettings, (
+    output_key("url", "url", http_url, SCOPE, "the full URL to POST to", secret=True),
+    output_key("events", "events", event_kinds, SCOPE, "event kinds to send (default: all)"),
+    output_key("format", "format", choice("json", "slack", "discord", "teams"), SCOPE, "body format"),
+    timeout_key(SCOPE),
+    output_key("retries", "retries", int_between(0, 1_000_000), SCOPE,
+               "attempts per event before it is dropped; 0 = until delivered"),
+    output_key("backoff", "backoff_s", seconds(0.01, 3600), SCOPE, "first retry delay, doubling"),
+    output_key("queue_size", "queue_size", int_between(1, 1_000_000, "the queue lives in memory"), SCOPE,
+               "events kept while the receiver is unreachable; the oldest are dropped beyond"),
+    output_key("secret", "secret", nonempty, SCOPE,
+               "HMAC-SHA256 key: X-Wgtrack-Signature: sha256=<hex> over the body", secret=True),
+), Webhook, required=("url",), repeats=True,
+    prefixed=PrefixKeys("header_", "headers", header_value, lambda rest: rest.replace("_", "-")))

@@ -1,0 +1,82 @@
+"""The keys of the sections that are not outputs: ``[general]`` (and ``[DEFAULT]``), the
+per-peer tracking keys of ``[interface:<if>]`` and ``[peer:<key>]``, and ``[trigger:nflog]``.
+Each output's keys live in its own module (its ``SPEC``)."""
+
+from __future__ import annotations
+
+from wgtrack.checks import parse_checks
+from wgtrack.schema import (
+    Key,
+    absolute_path,
+    boolean,
+    hostname_endpoint,
+    int_between,
+    ip_address_text,
+    label_value,
+    nonempty,
+    parse_loglevel,
+    seconds,
+    seconds_or_off,
+)
+
+TRACK = frozenset({"general", "interface", "peer"})
+TRIGGER_NFLOG = "trigger:nflog"
+KEYS: tuple[Key, ...] = (
+    Key("cycle_time", "cycle_time_s", seconds(0.1, 3600, "faster only forks wg more often; slower is no monitoring"),
+        frozenset({"general"}), "seconds between cycles"),
+    Key("loglevel", "loglevel", parse_loglevel, frozenset({"general"}), "log level, a name or 0.2.0's number"),
+    Key("wg_command", "wg_command", nonempty, frozenset({"general"}), "the wg binary"),
+    Key("wg_config_dir", "wg_config_dir", absolute_path, frozenset({"general"}), "where <interface>.conf files live"),
+    Key("wg_timeout", "wg_timeout_s", seconds(0.1, 300), frozenset({"general"}), "seconds a wg call may take"),
+    Key("dns_timeout", "dns_timeout_s", seconds(0.1, 60), frozenset({"general"}),
+        "seconds one DNS query may take when re-resolving"),
+    Key("hosts_file", "hosts_file", absolute_path, frozenset({"general"}), "hosts file consulted before DNS"),
+    Key("host", "host", label_value, frozenset({"general"}),
+        "this host's name on wgtrack_interface_info (fleet views); default: the system's host name"),
+    Key("probe_rate", "probe_rate", int_between(1, 100_000, "the sockets' buffers and the tunnels"),
+        frozenset({"general"}),
+        "echo requests per second at most, the whole daemon (probes queue for their turn, links up or in "
+        "their first minute down first, the others at most a hundredth); bounds the probes per cycle to "
+        "probe_rate × cycle_time"),
+    Key("ping_interval", "ping_interval", int_between(0, 100_000), TRACK, "probe every N cycles; 0 = no probes"),
+    Key("ping_failafternum", "ping_failafternum", int_between(1, 1000), TRACK, "failed probes in a row before down"),
+    Key("ping_count", "ping_count", int_between(1, 10, "a probe must end within its period"), TRACK,
+        "echo requests per probe"),
+    Key("ping_timeout", "ping_timeout_s", seconds(0.01, 60), TRACK, "seconds to wait for each echo reply"),
+    Key("ping_target", "ping_target", ip_address_text, frozenset({"peer"}), "address to probe through the tunnel"),
+    Key("handshake_timeout", "handshake_timeout_s", seconds(1, 86400), TRACK,
+        "handshake age (plus keepalive and 10 s) past which a link without other evidence is stale"),
+    Key("cycles_wait", "cycles_wait", int_between(0, 1_000_000), TRACK, "cycles in down:waiting before re-resolving"),
+    Key("cycles_checking", "cycles_checking", int_between(0, 1_000_000), TRACK, "cycles spent in down:checking"),
+    Key("cycles_checkperiod", "cycles_checkperiod", int_between(1, 1_000_000), TRACK,
+        "re-resolve every N cycles while checking"),
+    Key("cycles_slowcheckingperiod", "cycles_slowcheckingperiod", int_between(1, 1_000_000), TRACK,
+        "back-off cap, then re-resolve every N cycles"),
+    Key("reresolve", "reresolve", boolean, TRACK, "re-resolve a hostname endpoint while the link is down"),
+    Key("check", "checks", parse_checks, frozenset({"peer"}),
+        "service checks through the tunnel, evidence like probes: tcp://ip:port, http(s)://ip[:port]/path[#status], "
+        "dns://name@ip (several: separated by spaces or commas)"),
+    Key("check_timeout", "check_timeout_s", seconds(0.1, 30), TRACK, "seconds one check may take in all"),
+    Key("probe_interval", "probe_interval_s", seconds_or_off(0.2, 3600), TRACK,
+        "seconds between probes of an up peer, on their own clock between cycles; 0 (default): every "
+        "ping_interval cycles, as 0.2.0 did"),
+    Key("down_probe_interval", "down_probe_interval_s", seconds_or_off(0.2, 60), TRACK,
+        "a down peer is probed this often, between cycles, for its first minute down (then less often); "
+        "a heal is reported at once whatever cycle_time is; 0 = only with the cycle"),
+    Key("per_peer_metrics", "per_peer_metrics", boolean, TRACK,
+        "series of its own in Prometheus and the Influx outputs; no: counted only in the totals per interface and "
+        "friendly_json group (big hubs: docs/prometheus.md, series cost)"),
+    Key("icmp", "icmp", boolean, TRACK, "ICMP probes; no: a peer with checks is probed by its checks alone"),
+    Key("underlay_probe", "underlay_probe", boolean, TRACK,
+        "while down, ping the endpoint's own address outside the tunnel (at most once a minute) to tell "
+        "tunnel_only from host_unreachable; off by default (it sends ICMP to the peer's public address)"),
+    Key("endpoint", "endpoint", hostname_endpoint, frozenset({"peer"}),
+        "hostname:port to re-resolve when no wg-quick config names one (systemd-networkd ...)"),
+    Key("group", "nflog_group", int_between(0, 65535), frozenset({"trigger:nflog"}),
+        "the nflog group an nft rule logs WireGuard's listen ports to (udp dport <port> log group <N>)"),
+    Key("min_interval", "nflog_min_interval_s", seconds(0.05, 60, "each read forks wg"), frozenset({"trigger:nflog"}),
+        "seconds between two handshake-triggered reads of one interface (more handshakes coalesce)"),
+)
+BY_NAME: dict[str, list[Key]] = {}
+for _key in KEYS:
+    BY_NAME.setdefault(_key.name, []).append(_key)
