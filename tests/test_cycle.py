@@ -1,19 +1,21 @@
 """Whole cycles in-process, with hand-written fakes for what the daemon talks to (``World``):
 detection by probes, re-resolution in the background, the endpoint applied with ``wg set``,
-and healing, all in one event loop with no process, namespace or network."""
+and healing, all in one event loop with no process, namespace or network, in simulated time
+(``tests.simtime``: a minute of the daemon's life takes milliseconds, and no timing is left
+to the machine's load). Only the daemon's public face is used."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from tests import lp
+from tests import lp, simtime
+from tests.simtime import SimClock
 from wgtrack import config, link
 from wgtrack.daemon import Daemon, World
 from wgtrack.wgcmd import WgResult
@@ -25,12 +27,13 @@ PEER = "5FddUppPDYDCR4pxzC7jW5WF8dW8MjGXuiMKPrLgRAM="
 class FakeWg:
     """A WireGuard interface with one peer; ``wg set ... endpoint`` moves it."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: SimClock) -> None:
         self.endpoint = "198.51.100.9:51820"
         self.sets: list[list[str]] = []
+        self.clock = clock
 
     async def read(self, command: str, timeout_s: float) -> WgResult:
-        hs = int(time.time()) - 5
+        hs = int(self.clock.wall()) - 5
         return WgResult(f"wg0\tpriv\t{IFACE}\t51820\toff\n"
                         f"wg0\t{PEER}\t(none)\t{self.endpoint}\t192.0.2.2/32\t{hs}\t100\t100\toff\n", None)
 
@@ -64,7 +67,11 @@ class FakeResolver:
 
 
 def run_daemon(daemon: Daemon, scenario: Callable[[], Awaitable[None]]) -> int:
-    """Run the daemon in-process while ``scenario`` runs, then stop it; its exit status."""
+    """Run the daemon in-process, in its World's simulated time, while ``scenario`` runs; then
+    stop it. Its exit status."""
+    clock = daemon.world.clock
+    assert isinstance(clock, SimClock)
+
     async def main() -> int:
         run = asyncio.create_task(daemon.run())
         try:
@@ -73,7 +80,7 @@ def run_daemon(daemon: Daemon, scenario: Callable[[], Awaitable[None]]) -> int:
             daemon.request_stop("test")
         return await run
 
-    return asyncio.run(main())
+    return simtime.run(main(), clock)
 
 
 async def until(condition: Callable[[], bool], tries: int, pause_s: float) -> None:
@@ -96,7 +103,8 @@ def test_a_moved_peer_is_detected_resolved_set_and_healed_in_process(tmp_path: P
     caplog.set_level(logging.INFO)
     out = tmp_path / "wgtrack.lp"
     cfg = _config(tmp_path, "cycle_time = 0.2\nping_interval = 1\nping_timeout = 0.05\ncycles_wait = 0\n")
-    wg = FakeWg()
+    clock = SimClock()
+    wg = FakeWg(clock)
     net = FakeNetwork(wg)
     resolvers: list[FakeResolver] = []
 
@@ -105,7 +113,7 @@ def test_a_moved_peer_is_detected_resolved_set_and_healed_in_process(tmp_path: P
         return resolvers[-1]
 
     daemon = Daemon(cfg, world=World(read_wg=wg.read, run_wg=wg.run, probe=net.probe, resolver=resolver,
-                                     send_handshake_packet=lambda target: None))
+                                     send_handshake_packet=lambda target: None, clock=clock))
 
     def status() -> str | None:
         text = out.read_text() if out.exists() else ""
@@ -145,10 +153,11 @@ def test_a_cycle_re_resolves_while_the_fast_lane_probes(tmp_path: Path) -> None:
     that peer is in flight (it was dropped with the probe once, and the machine, waiting for
     its result, never re-resolved again: seen by bench/run.py with the shipped config)."""
     cfg = _config(tmp_path, "cycle_time = 1\nping_interval = 1\nping_timeout = 0.9\ndown_probe_interval = 1\n")
-    wg = FakeWg()
+    clock = SimClock()
+    wg = FakeWg(clock)
     net = SlowFailingNetwork(wg)
     daemon = Daemon(cfg, world=World(read_wg=wg.read, run_wg=wg.run, probe=net.probe, resolver=FakeResolver,
-                                     send_handshake_packet=lambda target: None))
+                                     send_handshake_packet=lambda target: None, clock=clock))
 
     async def scenario() -> None:
         await until(lambda: daemon.tracker.is_up(("wg0", PEER)), 100, 0.1)  # bounded: 10 s
@@ -183,6 +192,7 @@ def test_waiting_probes_of_never_up_peers_are_queue_entries_not_tasks(tmp_path: 
                        f"wg_config_dir = {tmp_path}\n[output:influx]\nfilename = {tmp_path / 'wgtrack.lp'}\n",
                        "test.conf")
     wg = HubWg(peers)
+    clock = SimClock()
     running, most, probed, tasks_seen = 0, 0, list[str](), list[int]()
 
     async def probe(target: str, count: int, timeout_s: float, urgent: bool = True) -> link.ProbeResult:
@@ -199,7 +209,7 @@ def test_waiting_probes_of_never_up_peers_are_queue_entries_not_tasks(tmp_path: 
             running -= 1
 
     daemon = Daemon(cfg, world=World(read_wg=wg.read, run_wg=wg.run, probe=probe, resolver=FakeResolver,
-                                     send_handshake_packet=lambda target: None))
+                                     send_handshake_packet=lambda target: None, clock=clock))
 
     async def scenario() -> None:
         await until(lambda: len(probed) >= peers, 200, 0.05)  # bounded: 10 s

@@ -46,7 +46,7 @@ class Cycle:
         self.errors: dict[str, int] = {"wg": 0, "parse": 0, "output": 0}
         self.wg_error: str | None = None
         self.last_success_ns = 0
-        self.started_ns = world.wall_ns()
+        self.started_ns = world.clock.wall_ns()
         self.last_duration_s = 0.0
         # Told the count of handshakes seen so far after each cycle's stepping (the nflog
         # trigger's health check: triggered.TriggeredReads.cycle).
@@ -59,7 +59,7 @@ class Cycle:
 
     def facts(self, wall_ns: int | None = None, stopped: bool = False) -> CycleFacts:
         """What the tracker's own metrics say now (the last cycle's duration)."""
-        return CycleFacts(time_ns=self.world.wall_ns() if wall_ns is None else wall_ns, cycle=self.number,
+        return CycleFacts(time_ns=self.world.clock.wall_ns() if wall_ns is None else wall_ns, cycle=self.number,
                           wg_error=self.wg_error, cycle_duration_s=0.0 if stopped else round(self.last_duration_s, 6),
                           started_ns=self.started_ns, loop_lag_ms=round(self.watch.max_lag_s * 1000, 3),
                           last_success_ns=self.last_success_ns, errors=tuple(sorted(self.errors.items())),
@@ -73,7 +73,7 @@ class Cycle:
         loop = asyncio.get_running_loop()
         started = loop.time()
         self.number += 1
-        wall_ns = self.world.wall_ns()
+        wall_ns = self.world.clock.wall_ns()
         dump = await self._read(wall_ns)
         if dump is not None:
             self._log_dump_problems(dump.problems, dump.bad_lines)

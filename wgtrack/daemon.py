@@ -87,7 +87,7 @@ class Daemon:
                                    lambda: self._stop_signal is not None)
         self.actions = Actions(self.config, self.tracker, self.world)
         self.lanes = Lanes(self.config, self.tracker, self.actions, self.publisher, self.watch,
-                           lambda: self.world.wall_ns() / 1e9, lambda: self.cycle.wg_error is None, once)
+                           lambda: self.world.clock.wall_ns() / 1e9, lambda: self.cycle.wg_error is None, once)
         self.cycle = Cycle(self.config, self.tracker, self.world, self.lanes, self.publisher, self.watch, self._io)
         self.triggered = TriggeredReads(self.config, self.tracker, self.world, self.cycle.parser, self.publisher,
                                         lambda: self.cycle.wg_error is None, lambda: self._stop_signal is not None,
@@ -130,7 +130,7 @@ class Daemon:
         probe.set_rate(self.config.probe_rate)
         sdnotify.notify("READY=1")
         log.info("wgtrack started: cycle %g s, outputs: %s", self.config.cycle_time_s, self.outputs.names)
-        self.tracker.events.tracker_event("tracker_started", self.world.wall_ns() / 1e9, "wgtrack started")
+        self.tracker.events.tracker_event("tracker_started", self.world.clock.wall_ns() / 1e9, "wgtrack started")
         try:
             async with asyncio.TaskGroup() as tasks:
                 await self._run_in(tasks)
@@ -213,7 +213,7 @@ class Daemon:
 
     def _publish_farewell(self) -> None:
         """One last snapshot carrying ``tracker_stopping``, so event outputs hear of the stop."""
-        wall_ns = self.world.wall_ns()
+        wall_ns = self.world.clock.wall_ns()
         self.tracker.events.tracker_event("tracker_stopping", wall_ns / 1e9, f"wgtrack stopping ({self._stop_signal})")
         self.outputs.offer(self.tracker.snapshot(asyncio.get_running_loop().time(),
                                                  self.cycle.facts(wall_ns, stopped=True)))

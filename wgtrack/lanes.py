@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import functools
 import math
 from collections.abc import Awaitable, Callable, Container
@@ -115,9 +114,11 @@ class Lanes:
             due = self._fast_due = max(self.tracker.next_due(), last + FAST_LANE_TICK_S)
             if due > loop.time():
                 self._fast_wake.clear()
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._fast_wake.wait(), None if due == math.inf else due - loop.time())
-                if loop.time() < due:
+                except TimeoutError:
+                    pass  # due now (a float's width early, it may be: the clock is not compared again)
+                else:
                     continue  # woken: something is due sooner than planned
             started = last = loop.time()
             if not self._readable():

@@ -84,7 +84,7 @@ class TriggeredReads:
         records = dump.interfaces[0].peers if isinstance(dump, Dump) else dump.changed
         before = self.tracker.changes
         new = self.tracker.observe_seen(dump.interfaces[0], records, asyncio.get_running_loop().time(),
-                                        self.world.wall_ns() / 1e9)
+                                        self.world.clock.wall_ns() / 1e9)
         if self.tracker.changes != before:
             self.publisher.soon()
         return new

@@ -18,6 +18,28 @@ from wgtrack.wgcmd import WgResult, run_wg, show_all_dump
 log = logging.getLogger(__name__)
 
 
+class Clock(Protocol):
+    """Time as the daemon reads it. ``monotonic`` must be the event loop's own ``time()``: the
+    loop's timers (cycle deadlines, probe timeouts) run on it. Tests pass a simulated clock
+    with a loop that follows it (tests/simtime.py), and a whole daemon runs minutes in
+    milliseconds."""
+
+    def monotonic(self) -> float: ...
+
+    def wall_ns(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class SystemClock:
+    """The real one: asyncio's loops run on ``time.monotonic``."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall_ns(self) -> int:
+        return time.time_ns()
+
+
 class ResolverLike(Protocol):
     async def resolve(self, hostname: str) -> link.ResolveResult: ...
 
@@ -44,4 +66,4 @@ class World:
     check: Callable[[checks.Check, float], Awaitable[checks.CheckResult]] = checks.run  # (check, timeout)
     resolver: Callable[[Path, float], ResolverLike] = Resolver  # (hosts file, DNS timeout)
     send_handshake_packet: Callable[[str], None] = send_handshake_packet  # link.TriggerHandshake
-    wall_ns: Callable[[], int] = time.time_ns
+    clock: Clock = SystemClock()
