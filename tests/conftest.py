@@ -59,14 +59,15 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def fakewg(tmp_path: Path) -> Path:
-    """A ``wg`` that prints ``dump`` (or hangs while ``hang`` exists, fails while ``fail`` exists,
-    printing its content to stderr when it has any)."""
+    """A ``wg`` that prints ``dump`` (or hangs while ``hang`` exists, writing its PID to
+    ``hanging`` as it begins; fails while ``fail`` exists, printing its content to stderr when
+    it has any)."""
     script = tmp_path / "fakewg"
     script.write_text(f"""#!/bin/sh
 d={tmp_path}
 [ -s $d/fail ] && {{ cat $d/fail >&2; exit 1; }}
 [ -e $d/fail ] && {{ echo "Unable to access interface: Permission denied" >&2; exit 1; }}
-[ -e $d/hang ] && exec sleep 30
+[ -e $d/hang ] && {{ echo $$ > $d/hanging; exec sleep 30; }}
 [ -e $d/dump ] && cat $d/dump
 exit 0
 """)

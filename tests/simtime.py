@@ -75,7 +75,7 @@ class SimLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self.clock.now
 
-    def call_at(self, when: float, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts],
+    def call_at(self, when: float, callback: Callable[[Unpack[Ts]], object], *args: *Ts,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         # A timer always lies in the future, past the loop's resolution (within it, asyncio runs
         # a timer at once): a real clock moves on by itself, this one only to the next timer,

@@ -128,7 +128,14 @@ def test_sigterm_stops_cleanly_within_5s(daemon: Watched) -> None:
 def test_sigterm_during_hung_wg_is_still_prompt(daemon: Watched, tmp_path: Path) -> None:
     daemon.wait_for("cycles", lambda t: daemon.cycle() >= 1)
     (tmp_path / "hang").touch()
-    time.sleep(0.7)
+    hanging = tmp_path / "hanging"
+    deadline = time.monotonic() + 10
+    while not hanging.exists() or not hanging.read_text().strip():  # bounded: 10 s of 0.05 s looks
+        assert time.monotonic() < deadline, "the next cycle never ran wg"
+        time.sleep(0.05)
+    pid = int(hanging.read_text())
+    os.kill(pid, 0)  # the hang has begun: a cycle is waiting on this wg right now
+    assert Path(f"/proc/{pid}/status").read_text().count(f"PPid:\t{daemon.proc.pid}\n") == 1  # the daemon's own
     rc, took = daemon.stop(signal.SIGTERM)
     assert rc == 0 and took < 5
 

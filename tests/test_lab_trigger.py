@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from tests.daemon_helpers import start_in_lab
 from tests.lab import MON_TUNNEL, WG_PORT, Lab, run
 from tests.test_lab_lifecycle import HOOK_PORT, jsonl, start_receiver
+from wgtrack.trigger import FIRST_READ_S
 
 pytestmark = pytest.mark.lab
 GROUP = 7
@@ -95,34 +97,42 @@ class _Netns:
 # real UDP packets, the trigger's read schedule and its silence check.
 _SCRIPT = r"""
 import asyncio, json, logging, socket, sys
-from wgtrack.trigger import HandshakeTrigger
+from wgtrack.trigger import FIRST_READ_S, HandshakeTrigger
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stdout)
 INIT = b"\x01\0\0\0" + bytes(144)
 DATA = b"\x04\0\0\0" + bytes(40)
 
+async def until(condition, limit_s):  # wait for what must have happened (bounded), never a guessed time
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit_s
+    while not condition():
+        assert loop.time() < end, "timed out"
+        await asyncio.sleep(0.01)
+
 async def main():
+    loop = asyncio.get_running_loop()
     reads = []
     async def read(ifname):
-        reads.append((ifname, round(asyncio.get_running_loop().time() - t0, 2)))
+        reads.append((ifname, round(loop.time() - t0, 3)))
         return 1
-    t = HandshakeTrigger(7, 0.5, lambda: {51820: "wg0"}, read, asyncio.ensure_future, silence_s=0.3)
+    t = HandshakeTrigger(7, 0.5, lambda: {51820: "wg0"}, read, asyncio.ensure_future, silence_s=1.0)
     t.start()
-    t0 = asyncio.get_running_loop().time()
-    await asyncio.sleep(0.4)
-    t.cycle(handshakes=2)  # nothing logged for 0.4 s while cycles found 2 handshakes
+    await asyncio.sleep(1.1)  # at least the silence: sleeping longer changes nothing
+    t.cycle(handshakes=2)  # nothing logged while cycles found 2 handshakes: the warning
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.sendto(DATA, ("127.0.0.1", 51820))  # logged, but no handshake: no read
-        await asyncio.sleep(0.2)
+        await until(lambda: t.packets == 1, 10)
+        await asyncio.sleep(3 * FIRST_READ_S)  # a read would have come by now (at least that long)
         assert reads == [], reads
-        t0 = asyncio.get_running_loop().time()
+        t0 = loop.time()
         for _ in range(5):  # a burst of initiations: one read, then min_interval holds the next
             udp.sendto(INIT, ("127.0.0.1", 51820))
-        await asyncio.sleep(0.3)
+        await until(lambda: len(reads) == 1 and t.packets == 6, 10)
         udp.sendto(INIT, ("127.0.0.1", 51820))
-        await asyncio.sleep(0.05)
-        t.cycle(handshakes=2)  # logged again
-        await asyncio.sleep(0.6)
+        await until(lambda: t.packets == 7, 10)
+        t.cycle(handshakes=2)  # logged again (within the silence of the last packet)
+        await until(lambda: len(reads) == 2, 10)
     print("RESULT " + json.dumps({"reads": reads, "packets": t.packets, "handshakes": t.handshakes}))
     t.stop()
 
@@ -137,14 +147,15 @@ def test_trigger_reads_on_handshakes_debounced_and_warns_when_the_group_is_silen
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     warning = next(line for line in lines if line.startswith("WARNING"))
-    assert "nflog group 7: nothing logged for 0.4 s while 2 handshake(s) completed: is the nft rule missing? e.g. " \
-           "nft add rule inet filter input udp dport 51820 log group 7" in warning
+    quiet = re.search(r"nflog group 7: nothing logged for ([0-9.]+) s while 2 handshake\(s\) completed: is the nft "
+                      r"rule missing\? e\.g\. nft add rule inet filter input udp dport 51820 log group 7", warning)
+    assert quiet is not None and float(quiet.group(1)) >= 1.0, warning
     assert "INFO nflog group 7: packets are logged again" in lines
     result = json.loads(next(line for line in lines if line.startswith("RESULT ")).removeprefix("RESULT "))
     reads = result["reads"]
     assert [ifname for ifname, _ in reads] == ["wg0", "wg0"]
     first, second = reads[0][1], reads[1][1]
-    assert 0.1 <= first < 0.3  # FIRST_READ_S after the burst
+    assert first >= FIRST_READ_S  # the burst coalesced into one read, FIRST_READ_S after it began
     assert second - first >= 0.5  # min_interval
     assert (result["packets"], result["handshakes"]) == (7, 6)
 
