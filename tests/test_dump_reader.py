@@ -52,7 +52,7 @@ def _picture(tracker: Tracker, now: float, wall: int, cycle: int) -> tuple[objec
     snap = tracker.snapshot(now, CycleFacts(time_ns=wall * 10**9, cycle=cycle, wg_error=None, cycle_duration_s=0.0,
                                             started_ns=0))
     views = {(i.name, p.public_key): p for i in snap.interfaces for p in i.peers}
-    states = {pid: t.state for pid, t in tracker._peers.items()}
+    states = {pid: tracker.state_of(pid) for pid in tracker.tracked()}
     events = sorted((e.kind, e.public_key or "", e.message) for e in snap.events)
     totals = [i.totals for i in snap.interfaces]
     return views, states, events, totals

@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from wgtrack import checks, link
-from wgtrack.config import Config, TrackSettings
-from wgtrack.peers import PeerId
-from wgtrack.tracker import Tracker
-from wgtrack.world import ResolverLike, World
+
+if TYPE_CHECKING:
+    from wgtrack.config import Config, TrackSettings
+    from wgtrack.peers import PeerId
+    from wgtrack.tracker import Tracker
+    from wgtrack.world import ResolverLike, World
 
 log = logging.getLogger(__name__)
 

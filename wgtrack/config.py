@@ -14,17 +14,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from wgtrack.checks import Check
 from wgtrack.dump import is_public_key, valid_ifname
 from wgtrack.errors import WgtrackError
 from wgtrack.keys import BY_NAME, KEYS, TRIGGER_NFLOG
 from wgtrack.link.settings import LinkSettings
 from wgtrack.outputs import registry
-from wgtrack.schema import (
-    Key,
-)
+
+if TYPE_CHECKING:
+    from wgtrack.checks import Check
+    from wgtrack.schema import (
+        Key,
+    )
 
 DEFAULT_PATH = Path("/etc/wgtrack.conf")
 SettingsT = TypeVar("SettingsT")

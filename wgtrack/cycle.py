@@ -7,26 +7,28 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wgtrack import heap, link
-from wgtrack.config import Config
-from wgtrack.dump import DumpReader
-from wgtrack.lanes import Lanes
-from wgtrack.loopwatch import LoopWatch
-from wgtrack.model import Dump, DumpChange
-from wgtrack.peers import PeerId
-from wgtrack.publisher import Publisher
+from wgtrack.dump import PARSE_TIMEOUT_S, DumpReader
 from wgtrack.snapshot import CycleFacts
-from wgtrack.tracker import Tracker
 from wgtrack.wgcmd import WgResult
 from wgtrack.wgconf import load_interface_conf
 from wgtrack.workers import Workers
-from wgtrack.world import World
+
+if TYPE_CHECKING:
+    from wgtrack.config import Config
+    from wgtrack.lanes import Lanes
+    from wgtrack.loopwatch import LoopWatch
+    from wgtrack.model import Dump, DumpChange
+    from wgtrack.peers import PeerId
+    from wgtrack.publisher import Publisher
+    from wgtrack.tracker import Tracker
+    from wgtrack.world import World
 
 log = logging.getLogger(__name__)
 
 IO_TIMEOUT_S = 10.0  # reading a config file or a wg config (a hung NFS mount, say)
-PARSE_TIMEOUT_S = 60.0  # a dump is at most wgcmd.MAX_STDOUT: a million peers parse well within it
 SETTLE_AFTER_ADDED = 1_000  # peers added since the heap was last settled that call for it again
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from wgtrack.peers import PeerId, TrackedPeer
+if TYPE_CHECKING:
+    from wgtrack.peers import PeerId, TrackedPeer
 
 
 class DueQueue:

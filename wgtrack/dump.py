@@ -18,6 +18,10 @@ MAX_INT64 = 2**63 - 1
 IFNAMSIZ = 16  # the kernel's limit, NUL included
 MAX_PROBLEM_KINDS = 32  # distinct kinds kept; the messages are constant, so this is plenty
 
+# A dump is at most wgcmd.MAX_STDOUT: a million peers parse well within this (on a thread of
+# its own; the cycle goes on without a parse that takes longer).
+PARSE_TIMEOUT_S = 60.0
+
 
 def valid_ifname(name: str) -> bool:
     """The kernel's rule (dev_valid_name): 1-15 bytes, not '.' or '..', no '/', ':', NUL or

@@ -14,14 +14,17 @@ import collections
 import functools
 import math
 from collections.abc import Awaitable, Callable, Container
+from typing import TYPE_CHECKING
 
 from wgtrack import link, probe
-from wgtrack.actions import Actions
-from wgtrack.config import Config
-from wgtrack.loopwatch import LoopWatch
-from wgtrack.peers import PeerId
-from wgtrack.publisher import Publisher
-from wgtrack.tracker import Tracker
+
+if TYPE_CHECKING:
+    from wgtrack.actions import Actions
+    from wgtrack.config import Config
+    from wgtrack.loopwatch import LoopWatch
+    from wgtrack.peers import PeerId
+    from wgtrack.publisher import Publisher
+    from wgtrack.tracker import Tracker
 
 FAST_LANE_TICK_S = 0.25  # the fast lane wakes at most this often
 # A cycle waits this long (at most) for the re-resolutions it started, so that a heal with a

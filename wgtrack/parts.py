@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator, Iterator
 from typing import TypeVar
 
@@ -32,3 +33,13 @@ def finish(parts: Generator[object, None, Done]) -> Done:
             next(parts)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+
+
+async def finish_with_turns(parts: Generator[object, None, Done]) -> Done:
+    """Run work made in parts to its end, the event loop taking a turn between parts."""
+    while True:
+        try:
+            next(parts)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        await asyncio.sleep(0)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from wgtrack import __version__, link
 from wgtrack.checks import CheckResult
 from wgtrack.events import NOTHING, Event
+from wgtrack.model import Dump, DumpChange
 from wgtrack.peers import PeerId, TrackedPeer
 
 log = logging.getLogger("wgtrack.tracker")  # the log lines operators know keep their logger
@@ -37,9 +38,15 @@ class EventLog:
     def tracker_event(self, kind: str, wall: float, message: str) -> None:
         self._events.append(Event(kind, wall, message, details={"version": __version__}))
 
-    def interfaces_came(self, came: list[str], listed_on: Counter[str], wall: float) -> None:
+    def interfaces_came(self, dump: Dump | DumpChange, came: list[str], wall: float) -> None:
         """An interface that appears is one event with the count of peers it came with (at start
-        too): a peer_added each would be a flood on a big hub's every restart."""
+        too): a peer_added each would be a flood on a big hub's every restart. Peers come and go
+        one by one only on an interface already tracked."""
+        if not came:
+            return
+        listed_on = Counter(record.interface for record in
+                            (dump.changed if isinstance(dump, DumpChange) else
+                             (r for iface in dump.interfaces if iface.name in came for r in iface.peers)))
         for ifname in came:
             count = listed_on[ifname]
             self._events.append(Event("interface_up", wall, f"interface {ifname} appeared with "

@@ -6,12 +6,15 @@ from __future__ import annotations
 import ipaddress
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from wgtrack import link
-from wgtrack.checks import CheckResult
-from wgtrack.config import TrackSettings
 from wgtrack.model import PeerRecord, single_host_address
-from wgtrack.snapshot import PeerView
+
+if TYPE_CHECKING:
+    from wgtrack.checks import CheckResult
+    from wgtrack.config import TrackSettings
+    from wgtrack.snapshot import PeerView
 
 PeerId = tuple[str, str]  # (interface, public key)
 Labels = tuple[tuple[str, str], ...]  # a friendly_json group

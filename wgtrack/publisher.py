@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from wgtrack.loopwatch import LoopWatch
-from wgtrack.outputs.runner import Outputs
-from wgtrack.snapshot import CycleFacts, Snapshot
-from wgtrack.tracker import Tracker
+from wgtrack.parts import finish_with_turns
+
+if TYPE_CHECKING:
+    from wgtrack.loopwatch import LoopWatch
+    from wgtrack.outputs.runner import Outputs
+    from wgtrack.snapshot import CycleFacts, Snapshot
+    from wgtrack.tracker import Tracker
 
 # At most one publish between cycles per this many seconds (the changes meanwhile coalesce).
 MIN_PUBLISH_GAP_S = 1.0
@@ -28,13 +32,7 @@ class Publisher:
 
     async def snapshot(self, facts: CycleFacts) -> Snapshot:
         """The tracker's snapshot, built in parts with a turn for the loop between them."""
-        building = self.tracker.snapshot_in_parts(asyncio.get_running_loop().time(), facts)
-        while True:
-            try:
-                next(building)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            await asyncio.sleep(0)  # a turn for the loop between parts
+        return await finish_with_turns(self.tracker.snapshot_in_parts(asyncio.get_running_loop().time(), facts))
 
     def offer(self, snap: Snapshot) -> None:
         """Every output gets it (each keeps only the newest); the cycle never waits."""

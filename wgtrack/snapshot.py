@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from wgtrack.checks import CheckResult
-from wgtrack.events import Event
 from wgtrack.link import Status
+
+if TYPE_CHECKING:
+    from wgtrack.checks import CheckResult
+    from wgtrack.events import Event
 
 
 @dataclass(frozen=True, slots=True)

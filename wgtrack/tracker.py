@@ -13,18 +13,21 @@ import random
 import socket
 from collections import Counter
 from collections.abc import Callable, Container, Generator, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from wgtrack import link
-from wgtrack.checks import CheckResult
-from wgtrack.config import Config, TrackSettings
 from wgtrack.duequeue import DueQueue
 from wgtrack.model import Dump, DumpChange, InterfaceRecord, PeerRecord, short_key, split_endpoint
 from wgtrack.parts import finish, in_parts
 from wgtrack.peerevents import EventLog
-from wgtrack.peers import CounterMemory, Labels, PeerId, TrackedPeer, handshake_target, probe_target
-from wgtrack.snapshot import CycleFacts, Snapshot
+from wgtrack.peers import CounterMemory, PeerId, TrackedPeer, handshake_target, probe_target
 from wgtrack.views import ViewCache
-from wgtrack.wgconf import PeerConf
+
+if TYPE_CHECKING:
+    from wgtrack.checks import CheckResult
+    from wgtrack.config import Config, TrackSettings
+    from wgtrack.snapshot import CycleFacts, Snapshot
+    from wgtrack.wgconf import PeerConf
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ class Tracker:
         self._counters = CounterMemory()
         self._due = DueQueue(self._peers)
         self.views = ViewCache(self._peers, self.settings, self._counters)
-        self.events = EventLog(self.name_of, self._friendly, self._state_of,
+        self.events = EventLog(self.name_of, self._friendly, self.state_of,
                                lambda now: now + self.views.wall_offset)
         # Told of every time the fast lane must step a peer (the daemon wakes its fast lane when
         # that is sooner than it planned to): a callback, so that the tracker stays free of I/O.
@@ -102,22 +105,26 @@ class Tracker:
 
     # ---- what a peer is ----
 
+    def _conf(self, pid: PeerId) -> PeerConf | None:
+        """What the interface's wg config says of the peer (a name, labels, an endpoint host)."""
+        return self._confs.get(pid[0], {}).get(pid[1])
+
     def name_of(self, pid: PeerId) -> str:
-        conf = self._confs.get(pid[0], {}).get(pid[1])
-        who = conf.friendly_name if conf and conf.friendly_name else short_key(pid[1])
-        return f"{pid[0]}/{who}"
+        conf = self._conf(pid)
+        return f"{pid[0]}/{conf.friendly_name if conf and conf.friendly_name else short_key(pid[1])}"
 
     def _friendly(self, pid: PeerId) -> str | None:
-        conf = self._confs.get(pid[0], {}).get(pid[1])
+        conf = self._conf(pid)
         return conf.friendly_name if conf else None
 
-    def _state_of(self, pid: PeerId) -> link.LinkState | None:
+    def state_of(self, pid: PeerId) -> link.LinkState | None:
+        """The peer's machine state (None: not tracked)."""
         tracked = self._peers.get(pid)
         return tracked.state if tracked else None
 
-    def _labels(self, pid: PeerId) -> Labels:
-        conf = self._confs.get(pid[0], {}).get(pid[1])
-        return tuple(sorted(conf.friendly_json.items())) if conf else ()
+    def tracked(self) -> list[PeerId]:
+        """Every tracked peer, in the order they came."""
+        return list(self._peers)
 
     def icmp_target(self, pid: PeerId) -> str | None:
         """Where to ping this peer: its probe target, unless ``icmp = no`` or it has none (the
@@ -134,7 +141,7 @@ class Tracker:
             return None
         if settings.endpoint:
             return split_endpoint(settings.endpoint)
-        conf = self._confs.get(pid[0], {}).get(pid[1])
+        conf = self._conf(pid)
         if conf and conf.endpoint_host and conf.endpoint_port:
             return conf.endpoint_host, conf.endpoint_port
         return None
@@ -176,7 +183,7 @@ class Tracker:
         interfaces = tuple(InterfaceRecord(i.name, i.public_key, i.listen_port, i.fwmark, ())
                            for i in dump.interfaces) if whole else dump.interfaces
         present = {iface.name for iface in interfaces}
-        self._interfaces_came(dump, present, wall)
+        self.events.interfaces_came(dump, sorted(present - self._present), wall)
         announce_at = self.events.mark()
         gone_with: Counter[str] = Counter()  # peers that went away with their interface
         if isinstance(dump, DumpChange):
@@ -203,16 +210,6 @@ class Tracker:
         for ifname in set(self._confs) - present:
             del self._confs[ifname]
         self._interfaces = interfaces
-
-    def _interfaces_came(self, dump: Dump | DumpChange, present: set[str], wall: float) -> None:
-        """Peers come and go one by one only on an interface already tracked; an interface that
-        appears is one event with its count of peers."""
-        came = sorted(present - self._present)
-        if came:
-            listed_on = Counter(record.interface for record in
-                                (dump.changed if isinstance(dump, DumpChange) else
-                                 (r for iface in dump.interfaces if iface.name in came for r in iface.peers)))
-            self.events.interfaces_came(came, listed_on, wall)
 
     def _step_listed(self, listed: Iterable[PeerRecord], now: float, wall: float) -> Iterator[Todo]:
         """Each listed peer, once: a new list of its actions per peer looked at."""
@@ -273,7 +270,8 @@ class Tracker:
             else:
                 gone_with[pid[0]] += 1
             del self._peers[pid]
-            self._counters.carry(pid, tracked, self._labels(pid), now)
+            conf = self._conf(pid)
+            self._counters.carry(pid, tracked, tuple(sorted(conf.friendly_json.items())) if conf else (), now)
             self._clocked.discard(pid)
             self.views.aged.discard(pid)
             self.views.fresh[pid] = None  # the next snapshot drops its view

@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from wgtrack.config import Config
-from wgtrack.cycle import PARSE_TIMEOUT_S
-from wgtrack.dump import DumpReader
+from wgtrack.dump import PARSE_TIMEOUT_S, DumpReader
 from wgtrack.model import Dump
-from wgtrack.publisher import Publisher
-from wgtrack.tracker import Tracker
 from wgtrack.trigger import HandshakeTrigger
-from wgtrack.workers import Workers
-from wgtrack.world import World
+
+if TYPE_CHECKING:
+    from wgtrack.config import Config
+    from wgtrack.publisher import Publisher
+    from wgtrack.tracker import Tracker
+    from wgtrack.workers import Workers
+    from wgtrack.world import World
 
 log = logging.getLogger(__name__)
 

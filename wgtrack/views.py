@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from wgtrack import link
-from wgtrack.config import TrackSettings
-from wgtrack.events import Event
 from wgtrack.model import InterfaceRecord, PeerRecord, is_ip_literal, split_endpoint
-from wgtrack.peers import CounterMemory, PeerId, TrackedPeer
 from wgtrack.snapshot import CycleFacts, InterfaceView, PeerView, Snapshot, Totals, tally
-from wgtrack.wgconf import PeerConf
+
+if TYPE_CHECKING:
+    from wgtrack.config import TrackSettings
+    from wgtrack.events import Event
+    from wgtrack.peers import CounterMemory, PeerId, TrackedPeer
+    from wgtrack.wgconf import PeerConf
 
 # Peers looked at per part of building a snapshot: sized for a big hub's first cycles (a first
 # view 20 µs at 50,000 peers), so that no part holds the event loop for long.

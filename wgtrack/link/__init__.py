@@ -9,7 +9,7 @@ rest of wgtrack but the dump's plain records (``wgtrack.model``).
 - ``messages``, ``state``, ``settings``: the values it is told, keeps, answers and reads.
 """
 
-from wgtrack.link.fast import down_gap, tick_due, timeless, unchanged, urgent
+from wgtrack.link.fast import tick_due, timeless, unchanged, urgent
 from wgtrack.link.machine import choose_address, step
 from wgtrack.link.messages import (
     EFFECTS,
@@ -35,7 +35,7 @@ from wgtrack.link.messages import (
     TriggerHandshake,
     UnderlayResult,
 )
-from wgtrack.link.rules import cycles_to_next_resolve
+from wgtrack.link.rules import cycles_to_next_resolve, down_gap
 from wgtrack.link.settings import (
     DOWN_FAST_S,
     DOWN_PROBE_CAP_S,

@@ -55,15 +55,6 @@ def timeless(state: LinkState, wall: float, now: float, settings: LinkSettings) 
     return not (is_down(state) and settings.underlay_probe and s.endpoint)
 
 
-def down_gap(down_for: float, interval: float, was_up: bool) -> float:
-    """Seconds between probes of a down peer: ``interval`` for its first minute (if it was ever
-    up: a hub's departed peers, down since wgtrack started, get no such minute), then a
-    quarter of the time down, at most DOWN_PROBE_CAP_S (``tick_due`` solves the same rule)."""
-    if was_up and down_for <= DOWN_FAST_S:
-        return interval
-    return max(interval, min(DOWN_PROBE_CAP_S, down_for / 4))
-
-
 def tick_due(state: LinkState, settings: LinkSettings) -> float:
     """The monotonic time from which a ``Tick`` asks for a probe (``inf``: time alone never
     will). The daemon's fast lane keeps peers in a heap by it instead of looking at every down

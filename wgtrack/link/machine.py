@@ -15,7 +15,6 @@ from __future__ import annotations
 import ipaddress
 
 from wgtrack.link import table
-from wgtrack.link.fast import down_gap
 from wgtrack.link.messages import (
     Action,
     Changed,
@@ -39,7 +38,7 @@ from wgtrack.link.messages import (
     UnderlayResult,
     same_reading,
 )
-from wgtrack.link.rules import judge, schedule_verdict
+from wgtrack.link.rules import down_gap, judge, schedule_verdict
 from wgtrack.link.settings import DOWN_FAST_S, DOWN_PROBE_CAP_S, UNDERLAY_PERIOD_S, LinkSettings
 from wgtrack.link.state import LinkState, in_lane, is_down, lane_target, probes_decide, probing, replace, session
 from wgtrack.link.table import Status, Target, Verdict

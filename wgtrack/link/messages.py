@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from wgtrack.link.table import Status, Target
+if TYPE_CHECKING:
+    from wgtrack.link.table import Status, Target
 
 # ---- observations ----
 

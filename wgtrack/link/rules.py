@@ -7,10 +7,21 @@ drift from the rules: it asks them, and looks their verdict up in the table.
 
 from __future__ import annotations
 
-from wgtrack.link.messages import Sample
-from wgtrack.link.settings import HANDSHAKE_MARGIN_S, KNOCK_GRACE_S, SESSION_S, LinkSettings
-from wgtrack.link.state import LinkState
+from typing import TYPE_CHECKING
+
+from wgtrack.link.settings import (
+    DOWN_FAST_S,
+    DOWN_PROBE_CAP_S,
+    HANDSHAKE_MARGIN_S,
+    KNOCK_GRACE_S,
+    SESSION_S,
+    LinkSettings,
+)
 from wgtrack.link.table import Status, Verdict
+
+if TYPE_CHECKING:
+    from wgtrack.link.messages import Sample
+    from wgtrack.link.state import LinkState
 
 
 def judge(state: LinkState, s: Sample, wall: float, now: float, settings: LinkSettings, fresh: bool,
@@ -59,6 +70,15 @@ def schedule_verdict(state: LinkState, s: LinkSettings) -> Verdict:
         return Verdict.DEAD_CHECK
     backoff = state.backoff_cycles or min(2 * s.cycles_checkperiod, s.cycles_slowcheckingperiod)
     return Verdict.DEAD_SLOW if backoff >= s.cycles_slowcheckingperiod else Verdict.DEAD_BACKOFF
+
+
+def down_gap(down_for: float, interval: float, was_up: bool) -> float:
+    """Seconds between probes of a down peer: ``interval`` for its first minute (if it was ever
+    up: a hub's departed peers, down since wgtrack started, get no such minute), then a
+    quarter of the time down, at most DOWN_PROBE_CAP_S (``tick_due`` solves the same rule)."""
+    if was_up and down_for <= DOWN_FAST_S:
+        return interval
+    return max(interval, min(DOWN_PROBE_CAP_S, down_for / 4))
 
 
 def cycles_to_next_resolve(state: LinkState, s: LinkSettings) -> int | None:

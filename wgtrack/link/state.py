@@ -3,11 +3,13 @@ paths share."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from wgtrack.link.messages import Sample
 from wgtrack.link.settings import SESSION_S, LinkSettings
 from wgtrack.link.table import Status, Target
+
+if TYPE_CHECKING:
+    from wgtrack.link.messages import Sample
 
 
 class LinkState(NamedTuple):

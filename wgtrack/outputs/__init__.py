@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from wgtrack.snapshot import Snapshot
+if TYPE_CHECKING:
+    from wgtrack.snapshot import Snapshot
 
 
 class Output(Protocol):

@@ -16,13 +16,16 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from wgtrack.config import Config
 from wgtrack.errors import StartupError
 from wgtrack.outputs import Output, registry
 from wgtrack.redact import redact_text
 from wgtrack.retry import FailureRun
-from wgtrack.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from wgtrack.config import Config
+    from wgtrack.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
