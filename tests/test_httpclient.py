@@ -24,8 +24,8 @@ def test_no_proxy_means_what_it_means_to_urllib(no_proxy: str, monkeypatch: pyte
 
 
 def test_the_lowercase_variable_wins_and_loopback_never_goes_through_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("no_proxy", raising=False)
-    monkeypatch.delenv("NO_PROXY", raising=False)
+    for name in ("no_proxy", "NO_PROXY", "https_proxy", "HTTPS_PROXY"):  # package builds set a dead one
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", "http://198.51.100.1:3128")
     monkeypatch.setenv("http_proxy", "198.51.100.2:8080")
     assert urllib.request.getproxies_environment()["http"] == "198.51.100.2:8080"
