@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from wgtrack import heap, link
 from wgtrack.dump import PARSE_TIMEOUT_S, DumpReader
+from wgtrack.retry import FailureRun
 from wgtrack.snapshot import CycleFacts
 from wgtrack.wgcmd import WgResult
 from wgtrack.wgconf import load_interface_conf
@@ -53,6 +54,7 @@ class Cycle:
         # Told the count of handshakes seen so far after each cycle's stepping (the nflog
         # trigger's health check: triggered.TriggeredReads.cycle).
         self.after_stepping: Callable[[int], None] = lambda handshakes: None
+        self._wg_failures = FailureRun(log, self.config.wg_command, logging.ERROR)
         self._dump_problem_kinds: set[str] = set()  # kinds logged in the current run of bad dumps
         self._heap = heap.HeapUpkeep(SETTLE_AFTER_ADDED)
 
@@ -105,15 +107,13 @@ class Cycle:
                 self._reader = DumpReader()  # the late parse goes on with the old one: read whole next time
                 result = WgResult("", f"parsing the dump took more than {PARSE_TIMEOUT_S:g} s")
         if result.error is not None or dump is None:
-            if self.wg_error is None:
-                log.error("cannot read WireGuard state, outputs carry no peer data until it works: %s",
-                          result.error)
+            self._wg_failures.failed(result.error or "", "cannot read WireGuard state, outputs carry no peer data "
+                                                        "until it works")
             self.wg_error = result.error
             self.errors["wg"] += 1
             self.tracker.forget()
             return None
-        if self.wg_error is not None:
-            log.info("WireGuard state readable again")
+        self._wg_failures.recovered("WireGuard state readable again")
         self.wg_error = None
         self.last_success_ns = wall_ns
         return dump

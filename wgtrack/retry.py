@@ -35,8 +35,8 @@ class FailureRun:
     """Logs the first failure of a run, then nothing until it recovers, then one line with the
     count. Messages must already be redacted."""
 
-    def __init__(self, log: logging.Logger, what: str) -> None:
-        self.log, self.what = log, what
+    def __init__(self, log: logging.Logger, what: str, level: int = logging.WARNING) -> None:
+        self.log, self.what, self.level = log, what, level
         self.count = 0
         self.last = ""
 
@@ -44,7 +44,7 @@ class FailureRun:
         self.count += 1
         self.last = reason
         if self.count == 1:
-            self.log.warning("%s: %s (logged once until it recovers): %s", self.what, doing, reason)
+            self.log.log(self.level, "%s: %s (logged once until it recovers): %s", self.what, doing, reason)
 
     def recovered(self, doing: str = "working again") -> None:
         if self.count:
