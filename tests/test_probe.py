@@ -123,3 +123,64 @@ def test_probes_of_links_that_are_up_go_first_when_probes_wait() -> None:
     urgent, rest = asyncio.run(run())
     assert max(urgent) < sorted(rest)[3]  # only the first slots of the queue went before them
     assert sorted(rest)[-1] >= 0.4  # 10 slow sends at 20 a second: paced, not at once
+
+
+# Inside a namespace of its own: a raw socket with the prober's filter and one without, both
+# open while another process pings loopback (v4 and v6); then one echo request of our own.
+_FILTER_SCRIPT = r"""
+import json, socket, subprocess, time
+from wgtrack import icmpfilter, probe
+
+IDENT = 0x4242
+def queued(sock):
+    n = 0
+    while True:
+        try:
+            sock.recv(2048, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return n
+        n += 1
+
+out = {}
+for family, proto, target in ((socket.AF_INET, socket.IPPROTO_ICMP, "127.0.0.1"),
+                              (socket.AF_INET6, socket.IPPROTO_ICMPV6, "::1")):
+    filtered = socket.socket(family, socket.SOCK_RAW, proto)
+    icmpfilter.attach(filtered, family, IDENT)
+    plain = socket.socket(family, socket.SOCK_RAW, proto)
+    flag = "-4" if family == socket.AF_INET else "-6"
+    subprocess.run(["ping", flag, "-c", "50", "-i", "0.002", "-q", target], check=True, timeout=30,
+                   stdout=subprocess.DEVNULL)
+    foreign = (queued(filtered), queued(plain))
+    filtered.sendto(probe.echo_request(family, IDENT, 7), (target, 0))
+    time.sleep(0.2)
+    ours = []
+    while True:
+        try:
+            data = filtered.recv(2048, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            break
+        ours.append(probe.echo_reply(family, data, True))
+    out[target] = {"foreign": foreign, "ours": ours}
+print(json.dumps(out))
+"""
+
+
+def test_a_raw_socket_is_woken_only_by_its_own_echo_replies() -> None:
+    """A ping flood on the host costs the prober nothing: the kernel drops every ICMP packet
+    but our own echo replies before they reach the socket (a socket without the filter gets
+    the flood's requests and replies)."""
+    ns = f"wgtpf{os.getpid() % 0xFFFF:x}{secrets.token_hex(2)}"
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=20)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True, timeout=20)
+        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _FILTER_SCRIPT],
+                             capture_output=True, text=True, timeout=90, cwd=REPO)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False, timeout=20)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    for target in ("127.0.0.1", "::1"):
+        filtered, plain = result[target]["foreign"]
+        assert filtered == 0, (target, result)
+        assert plain >= 50, (target, result)  # the control: the flood was there to be seen
+        assert result[target]["ours"] == [[0x4242, 7]], (target, result)

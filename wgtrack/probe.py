@@ -27,6 +27,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass
 
+from wgtrack import icmpfilter
 from wgtrack.link import ProbeResult
 
 CAP_NET_RAW = 13
@@ -134,10 +135,15 @@ class Prober:
             proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
             sock = socket.socket(family, socket.SOCK_RAW if self.raw else socket.SOCK_DGRAM, proto)
             sock.setblocking(False)
-            # A burst of replies (a raw socket also sees every other ICMP packet) must not
-            # overflow the default ~200 KB buffers, nor requests to dead addresses (each held
-            # until the neighbour lookup gives up) block the others: ask for more, beyond
-            # rmem_max/wmem_max where allowed.
+            if self.raw:
+                try:
+                    icmpfilter.attach(sock, family, self.ident)  # only our echo replies wake us
+                except OSError:
+                    sock.close()
+                    raise
+            # A burst of replies must not overflow the default ~200 KB buffers, nor requests to
+            # dead addresses (each held until the neighbour lookup gives up) block the others:
+            # ask for more, beyond rmem_max/wmem_max where allowed.
             for forced, plain in ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
                                   (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF)):
                 for option in (forced, plain):
