@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_helpers import start_in_lab
-from tests.lab import MON_TUNNEL, WG_PORT, Lab, run
+from tests.lab import MON_TUNNEL, WG_PORT, Lab, run, wait_until
 from tests.test_lab_lifecycle import HOOK_PORT, jsonl, start_receiver
 from wgtrack.trigger import FIRST_READ_S
 
@@ -24,10 +24,54 @@ pytestmark = pytest.mark.lab
 GROUP = 7
 
 
-def log_rule(lab: Lab, host: str, ports: str) -> None:
-    rules = (f"table inet {lab.prefix[:-1]}nflog {{\n"
-             f"  chain i {{ type filter hook input priority 0; udp dport {ports} log group {GROUP}; }}\n}}\n")
+def documented_rules() -> list[str]:
+    """The rules docs/link-state.md tells operators to add, as written there."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "link-state.md").read_text()
+    rules = [line for line in text.splitlines() if line.startswith("nft add rule inet wgtrack input ")]
+    assert len(rules) == 2, rules
+    return rules
+
+
+def log_rule(lab: Lab, host: str, ports: str, control: bool = False) -> str:
+    """docs/link-state.md's rules in ``host``'s namespace (a table of the lab's own, group
+    GROUP, ``ports``), each with a counter; ``control`` adds a last rule counting every packet
+    of the port. Returns the table's name."""
+    table = f"{lab.prefix[:-1]}nflog"
+    chain = [rule.removeprefix("nft add rule inet wgtrack input ").replace("udp dport 51820", f"udp dport {ports}")
+             .replace("log group 5", f"counter log group {GROUP}") for rule in documented_rules()]
+    if control:
+        chain.append(f"udp dport {ports} counter")
+    rules = (f"table inet {table} {{\n  chain i {{ type filter hook input priority 0;\n"
+             + "".join(f"    {rule}\n" for rule in chain) + "  }\n}\n")
     run("ip", "netns", "exec", lab.hosts[host].ns, "nft", "-f", "-", input=rules)
+    return table
+
+
+def counters(lab: Lab, host: str, table: str) -> list[int]:
+    """Each rule's packet counter, in the chain's order."""
+    listing = run("ip", "netns", "exec", lab.hosts[host].ns, "nft", "list", "table", "inet", table)
+    return [int(n) for n in re.findall(r"counter packets (\d+)", listing)]
+
+
+def test_the_documented_rule_logs_handshakes_both_ways_and_never_the_tunnel_s_traffic() -> None:
+    """docs/link-state.md's rules against real WireGuard traffic: an initiation arriving (a
+    peer starts the handshake) and a response arriving (the hub starts it) are logged; a ping
+    flood through the tunnel reaches the port and none of it is logged."""
+    with Lab(peers=("a", "b")) as lab:
+        table = log_rule(lab, "mon", str(WG_PORT), control=True)
+        assert counters(lab, "mon", table) == [0, 0, 0]
+        wait_until("a's handshake with mon", lambda: lab.ping("a", MON_TUNNEL), 20, interval=0.1)
+        initiations, responses, _ = counters(lab, "mon", table)
+        assert initiations >= 1  # a initiated: its initiation arrived at mon
+        lab.handshake("b")  # mon initiates: b's response arrives at mon
+        after_b = counters(lab, "mon", table)
+        assert after_b[1] > responses
+        lab.exec("a", "ping", "-f", "-q", "-c", "3000", "-s", "1000", "-w", "30", MON_TUNNEL, timeout=40)
+        after_flood = counters(lab, "mon", table)
+        assert after_flood[2] - after_b[2] >= 3000  # the flood's requests reached the port
+        assert after_flood[:2] == after_b[:2], (after_b, after_flood)  # and none was logged
+        print(f"documented nflog rules: initiations, responses, all packets of the port: {after_b} after the "
+              f"handshakes, {after_flood} after a flood of 3000")
 
 
 def test_a_road_warrior_connecting_is_up_within_a_second_at_a_30_s_cycle(tmp_path: Path) -> None:
@@ -147,8 +191,8 @@ def test_trigger_reads_on_handshakes_debounced_and_warns_when_the_group_is_silen
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     warning = next(line for line in lines if line.startswith("WARNING"))
-    quiet = re.search(r"nflog group 7: nothing logged for ([0-9.]+) s while 2 handshake\(s\) completed: is the nft "
-                      r"rule missing\? e\.g\. nft add rule inet filter input udp dport 51820 log group 7", warning)
+    quiet = re.search(r"nflog group 7: nothing logged for ([0-9.]+) s while 2 handshake\(s\) completed: are the nft "
+                      r"rules missing\? docs/link-state\.md has them, for port 51820 and group 7", warning)
     assert quiet is not None and float(quiet.group(1)) >= 1.0, warning
     assert "INFO nflog group 7: packets are logged again" in lines
     result = json.loads(next(line for line in lines if line.startswith("RESULT ")).removeprefix("RESULT "))

@@ -73,7 +73,7 @@ KEYS: tuple[Key, ...] = (
     Key("endpoint", "endpoint", hostname_endpoint, frozenset({"peer"}),
         "hostname:port to re-resolve when no wg-quick config names one (systemd-networkd ...)"),
     Key("group", "nflog_group", int_between(0, 65535), frozenset({"trigger:nflog"}),
-        "the nflog group an nft rule logs WireGuard's listen ports to (udp dport <port> log group <N>)"),
+        "the nflog group nft rules log WireGuard's handshake messages to (docs/link-state.md has them)"),
     Key("min_interval", "nflog_min_interval_s", seconds(0.05, 60, "each read forks wg"), frozenset({"trigger:nflog"}),
         "seconds between two handshake-triggered reads of one interface (more handshakes coalesce)"),
 )

@@ -128,7 +128,7 @@ class HandshakeTrigger:
         if missed > 0 and now - self._quiet_since >= self._silence_s and not self._warned:
             self._warned = True
             ports = [str(p) for p in sorted(self._ports())] or ["<listen port>"]
-            log.warning("nflog group %d: nothing logged for %g s while %d handshake(s) completed: is the nft rule "
-                        "missing? e.g. nft add rule inet filter input udp dport %s log group %d (see "
-                        "docs/link-state.md)", self.group, round(now - self._quiet_since, 1), missed,
+            log.warning("nflog group %d: nothing logged for %g s while %d handshake(s) completed: are the nft rules "
+                        "missing? docs/link-state.md has them, for port %s and group %d (\"The nflog trigger\": "
+                        "they log handshake messages only)", self.group, round(now - self._quiet_since, 1), missed,
                         ports[0] if len(ports) == 1 else "{ " + ", ".join(ports) + " }", self.group)
