@@ -59,6 +59,7 @@ bench: system-deps venv
 	$(BIN)/python -m bench.hub
 	$(BIN)/python -m bench.scrape
 	$(BIN)/python -m bench.probes
+	$(BIN)/python -m bench.flood
 
 deb:
 	PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b
