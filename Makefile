@@ -10,7 +10,7 @@ LAB_PACKAGES := python3 python3-venv wireguard-tools wireguard-go dnsmasq-base n
 SYSTEM_PACKAGES := $(LAB_PACKAGES) influxdb prometheus prometheus-alertmanager victoria-metrics openssl ca-certificates systemd \
 	debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools build-essential fakeroot lintian \
 	python3-dnspython python3-prometheus-client python3-yaml python3-bcrypt \
-	python3-pytest python3-hypothesis python3-jsonschema chromium debootstrap systemd-container podman runc
+	python3-pytest python3-hypothesis python3-jsonschema chromium debootstrap systemd-container podman runc iptables
 
 .PHONY: help system-deps lab-deps apt-install venv test unit lab check demo bench deb clean
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from bench.hub import cpu_seconds, spawn
 from bench.run import ensure_020
 from tests.lab import MON_TUNNEL, MON_UNDERLAY, REPO, WG_PORT, Lab, run
-from tests.test_lab_trigger import documented_rules
+from tests.test_lab_trigger import NFT_PREFIX, documented_rules
 
 PATH = {"PATH": "/usr/sbin:/usr/bin:/bin"}
 GROUP = 5
@@ -57,7 +57,7 @@ def rules(lab: Lab, documented: bool | None) -> None:
     run("ip", "netns", "exec", lab.hosts["mon"].ns, "nft", "delete", "table", "inet", table, check=False)
     if documented is None:
         return
-    body = ([rule.removeprefix("nft add rule inet wgtrack input ") for rule in documented_rules()] if documented
+    body = ([rule.removeprefix(NFT_PREFIX) for rule in documented_rules()] if documented
             else [f"udp dport {WG_PORT} log group {GROUP}"])
     text = (f"table inet {table} {{\n  chain i {{ type filter hook input priority 0;\n"
             + "".join(f"    {rule}\n" for rule in body) + "  }\n}\n")
@@ -78,8 +78,25 @@ def flood(lab: Lab, kind: str, seconds: float, forged_rate: float) -> subprocess
     return subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def measure(lab: Lab, argv: list[str], env: dict[str, str], seconds: float, forged_rate: float) -> dict[str, float]:
-    """% of a core per flood for one contender."""
+def triggered_reads(runs: Path) -> int:
+    """How many ``wg show <if> dump`` (the trigger's reads; a cycle's is ``show all dump``) the
+    counting wrapper has seen."""
+    if not runs.exists():
+        return 0
+    return sum(1 for line in runs.read_text().splitlines() if line.startswith("show wg"))
+
+
+def counting_wg(tmp: Path, name: str) -> Path:
+    """A ``wg_command`` that notes each run's arguments, then is wg."""
+    wrapper = tmp / f"{name}.wg"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {tmp / (name + ".wgruns")}\nexec wg "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def measure(lab: Lab, argv: list[str], env: dict[str, str], seconds: float, forged_rate: float,
+            runs: Path) -> dict[str, float]:
+    """% of a core per flood for one contender, and its triggered reads a second in each."""
     proc = spawn(lab, argv, env)
     try:
         time.sleep(6.0)  # started, first cycles done, sockets open
@@ -88,24 +105,28 @@ def measure(lab: Lab, argv: list[str], env: dict[str, str], seconds: float, forg
         figures = {}
         for kind in FLOODS:
             flooder = flood(lab, kind, seconds, forged_rate)
-            before, started = cpu_seconds(proc.pid), time.monotonic()
+            before, started, reads = cpu_seconds(proc.pid), time.monotonic(), triggered_reads(runs)
             if flooder is None:
                 time.sleep(seconds)
             else:
                 flooder.wait(timeout=seconds + 30)
-            figures[kind] = (cpu_seconds(proc.pid) - before) / (time.monotonic() - started) * 100
+            elapsed = time.monotonic() - started
+            figures[kind] = (cpu_seconds(proc.pid) - before) / elapsed * 100
+            figures[kind + " reads"] = (triggered_reads(runs) - reads) / elapsed
             time.sleep(1.0)
         return figures
     finally:
         lab._stop(proc)
 
 
-def config(tmp: Path, name: str, trigger: bool, ours: bool = True) -> Path:
-    """Cycle 2 s, a probe every cycle (0.2.0's keys), the lab's wg configs for ours."""
+def config(tmp: Path, name: str, trigger: bool, ours: bool = True, manage: bool = False) -> Path:
+    """Cycle 2 s, a probe every cycle (0.2.0's keys), the lab's wg configs and a counting wg for
+    ours; the trigger with its rules kept by wgtrack (``manage``) or by the bench."""
     conf = tmp / f"{name}.conf"
     conf.write_text("[general]\ncycle_time = 2\nping_interval = 1\nloglevel = 30\n"
-                    + (f"wg_config_dir = {tmp / 'wireguard'}\n" if ours else "")
-                    + (f"[trigger:nflog]\ngroup = {GROUP}\n" if trigger else "")
+                    + (f"wg_config_dir = {tmp / 'wireguard'}\nwg_command = {counting_wg(tmp, name)}\n" if ours else "")
+                    + (f"[trigger:nflog]\ngroup = {GROUP}\nmanage_rule = {'yes' if manage else 'no'}\n"
+                       if trigger else "")
                     + f"[output:influx]\nfilename = {tmp / (name + '.lp')}\n")
     return conf
 
@@ -130,7 +151,10 @@ def main() -> int:
             ("wgtrack 0.2.0", [python_020, "-m", "wgtrack", "-c", str(config(tmp, "old", False, ours=False))], PATH,
              None),
             ("wgtrack (this tree), no trigger", [*ours, str(config(tmp, "plain", False))], env, None),
-            ("wgtrack (this tree), trigger, documented rules", [*ours, str(config(tmp, "docs", True))], env, True),
+            ("wgtrack (this tree), trigger, its own table (manage_rule, the default)",
+             [*ours, str(config(tmp, "managed", True, manage=True))], env, None),
+            ("wgtrack (this tree), trigger, the documented rules by hand", [*ours, str(config(tmp, "docs", True))], env,
+             True),
             ("wgtrack (this tree), trigger, every packet of the port logged", [*ours, str(config(tmp, "all", True))],
              env, False),
         ]
@@ -142,7 +166,9 @@ def main() -> int:
         for _ in range(args.runs):
             for name, argv, contender_env, documented in contenders:
                 rules(lab, documented)
-                results.setdefault(name, []).append(measure(lab, argv, contender_env, args.seconds, args.forged_rate))
+                wgruns = tmp / (argv[-1].rpartition("/")[2].removesuffix(".conf") + ".wgruns")
+                results.setdefault(name, []).append(measure(lab, argv, contender_env, args.seconds, args.forged_rate,
+                                                            wgruns))
     finally:
         lab.close()
     print(f"\n% of one core over each {args.seconds:g} s span (own + children), medians of {args.runs} run(s); "
@@ -150,6 +176,12 @@ def main() -> int:
     print("| contender | " + " | ".join(FLOODS) + " |\n|---|" + "---|" * len(FLOODS))
     for name, runs in results.items():
         cells = [f"{statistics.median(r[kind] for r in runs):.1f} %" for kind in FLOODS]
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    print("\nTriggered reads (`wg show <if> dump`) a second in each span, medians; min_interval 0.5 s allows "
+          "at most 2 (0.2.0 and a tree without the trigger make none)\n")
+    print("| contender | " + " | ".join(FLOODS) + " |\n|---|" + "---|" * len(FLOODS))
+    for name, runs in results.items():
+        cells = [f"{statistics.median(r[kind + ' reads'] for r in runs):.2f}" for kind in FLOODS]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     return 0
 

@@ -85,7 +85,7 @@ def test_packaged_unit_under_real_systemd(machine: Machine, deb: Path) -> None:
     m.run("dpkg", "-i", "/root/wgtrack.deb", timeout=120)
     assert show(m, "UnitFileState")["UnitFileState"] == "enabled"  # the package enables it
     m.run("systemctl", "stop", "wgtrack.service")
-    (m.root / "etc/wgtrack.conf").write_text(config(peer_key))
+    (m.root / "etc/wgtrack.conf").write_text(config(peer_key, extra="[trigger:nflog]\ngroup = 5\n"))
 
     # start: Type=notify, so `systemctl start` returns once READY=1 came through sd_notify
     m.run("systemctl", "start", "wgtrack.service")
@@ -103,6 +103,12 @@ def test_packaged_unit_under_real_systemd(machine: Machine, deb: Path) -> None:
          and peer_state(m).get("endpoint_changes", 0) >= 1, 40)
     assert m.sh("wg show wg0 endpoints").split() == [peer_key, "198.51.100.2:51820"]
     assert peer_state(m)["endpoint_host"] == "peer.test"
+
+    # the nflog trigger's own nft table, installed by the unit's nft child with the unit's capabilities
+    def table() -> str:
+        return m.run("nft", "list", "table", "inet", "wgtrack", check=False).stdout
+    wait("wgtrack's nft table", lambda: "udp dport 51820 udp length 156" in table())
+    assert "managed by wgtrack" in table()
     log = m.run("journalctl", "-u", "wgtrack.service", "--no-pager", "-o", "cat").stdout
     assert "up:ok -> down" in log and "endpoint 198.51.100.77:51820 -> 198.51.100.2:51820" in log, log[-3000:]
 
@@ -111,6 +117,7 @@ def test_packaged_unit_under_real_systemd(machine: Machine, deb: Path) -> None:
     (m.root / "etc/wgtrack.conf").write_text(config(peer_key, cycle_time=2))
     m.run("systemctl", "reload", "wgtrack.service")
     wait("the new cycle_time in the status file", lambda: status(m).get("cycle_time_s") == 2.0)
+    wait("the table gone with the trigger", lambda: table() == "", 10)  # the new config has no trigger
     assert show(m, "MainPID")["MainPID"] == pid and show(m, "ActiveState")["ActiveState"] == "active"
 
     # stop: clean, and the status file says so

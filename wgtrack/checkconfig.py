@@ -31,6 +31,7 @@ def describe(config: Config) -> str:
         lines.extend(f"[peer:{pubkey}] {by_attr[k]} = {_shown(v)}" for k, v in over.items())
     if config.nflog_group is not None:
         lines.append(f"[{TRIGGER_NFLOG}] group = {config.nflog_group}, min_interval = {config.nflog_min_interval_s:g} "
+                     f"manage_rule = {'yes' if config.nflog_manage_rule else 'no'} "
                      "(a WireGuard handshake on a listen port reads that interface at once)")
     for name, settings in config.outputs:
         fields = dataclasses.fields(settings)  # type: ignore[arg-type]  # every output's settings are a dataclass

@@ -95,6 +95,7 @@ class Config:
     probe_rate: float = 1000.0  # echo requests per second, the whole daemon
     nflog_group: int | None = None  # [trigger:nflog]: read an interface at once on a handshake
     nflog_min_interval_s: float = 0.5
+    nflog_manage_rule: bool = True  # table inet wgtrack, kept by wgtrack (wgtrack/nftrule.py)
     track: TrackSettings = field(default_factory=TrackSettings)
     interface_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     peer_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

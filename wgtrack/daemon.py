@@ -138,7 +138,8 @@ class Daemon:
             sdnotify.notify("STOPPING=1")
             if self._stop_signal:
                 self._publish_farewell()
-            await self.outputs.close(STOP_DEADLINE_S)
+            # In parallel: the managed nft table goes while the outputs close.
+            await asyncio.gather(self.outputs.close(STOP_DEADLINE_S), self.triggered.close())
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         if self._stop_signal:

@@ -76,6 +76,9 @@ KEYS: tuple[Key, ...] = (
         "the nflog group nft rules log WireGuard's handshake messages to (docs/link-state.md has them)"),
     Key("min_interval", "nflog_min_interval_s", seconds(0.05, 60, "each read forks wg"), frozenset({"trigger:nflog"}),
         "seconds between two handshake-triggered reads of one interface (more handshakes coalesce)"),
+    Key("manage_rule", "nflog_manage_rule", boolean, frozenset({"trigger:nflog"}),
+        "wgtrack keeps the nft rules itself, in table inet wgtrack, for every listen port it tracks (removed "
+        "on stop); no: you add them (docs/link-state.md)"),
 )
 BY_NAME: dict[str, list[Key]] = {}
 for _key in KEYS:

@@ -1,15 +1,17 @@
 """Reads between cycles: the nflog trigger saw a handshake on a listen port, so that interface
-is read at once (``wg show <ifname> dump``) and a decided change is published at once."""
+is read at once (``wg show <ifname> dump``) and a decided change is published at once. With
+``manage_rule``, the nft rules that feed the trigger follow the listen ports (``nftrule``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from wgtrack.dump import PARSE_TIMEOUT_S, DumpReader
 from wgtrack.model import Dump
+from wgtrack.nftrule import ManagedRule
 from wgtrack.trigger import HandshakeTrigger
 
 if TYPE_CHECKING:
@@ -32,6 +34,8 @@ class TriggeredReads:
         self.tasks: asyncio.TaskGroup | None = None  # set while the daemon runs
         self._trigger: HandshakeTrigger | None = None
         self._readers: dict[str, DumpReader] = {}  # one reader per interface
+        self._rule: ManagedRule | None = None
+        self._rule_task: asyncio.Task[None] | None = None  # one nft run at a time
 
     def start(self) -> None:
         group = self.config.nflog_group
@@ -40,6 +44,7 @@ class TriggeredReads:
         assert self.tasks is not None
         trigger = HandshakeTrigger(group, self.config.nflog_min_interval_s, self.tracker.listen_ports,
                                    self._read_interface, self.tasks.create_task)
+        rule = ManagedRule(group, self.world.run_program)
         try:
             trigger.start()
         except OSError as exc:
@@ -47,24 +52,51 @@ class TriggeredReads:
             log.error("nflog trigger off: %s", exc.strerror or exc)
             return
         self._trigger = trigger
+        if self.config.nflog_manage_rule:
+            self._rule = rule  # installed after each cycle, once the listen ports are known
+        else:
+            self._nft(rule.remove())  # a table of ours that a crashed run with manage_rule left behind
         log.info("nflog trigger: group %d, a handshake reads its interface at once (at most every %g s)",
                  group, self.config.nflog_min_interval_s)
 
     def stop(self) -> None:
+        """Stop listening; the managed table stays until ``close`` (or a new start replaces it)."""
         if self._trigger is not None:
             self._trigger.stop()
             self._trigger = None
 
+    async def close(self) -> None:
+        """On the way out: the managed table goes (each nft run has its deadline, nftrule.NFT_TIMEOUT_S)."""
+        rule, self._rule = self._rule, None
+        if self._rule_task is not None:
+            self._rule_task.cancel()  # kills its nft; the removal below replaces whatever it did
+        if rule is not None:
+            await rule.remove()
+
     def reload(self, old: Config, new: Config) -> None:
         self.config = new
-        if (old.nflog_group, old.nflog_min_interval_s) != (new.nflog_group, new.nflog_min_interval_s):
+        if (old.nflog_group, old.nflog_min_interval_s, old.nflog_manage_rule) != \
+                (new.nflog_group, new.nflog_min_interval_s, new.nflog_manage_rule):
+            rule, self._rule = self._rule, None
             self.stop()
             self.start()
+            if rule is not None and self._rule is None:  # trigger or manage_rule off: its table goes
+                self._nft(rule.remove())
 
     def cycle(self, handshakes: int) -> None:
-        """After each cycle's stepping: the trigger checks that it hears what cycles find."""
+        """After each cycle's stepping: the trigger checks that it hears what cycles find, and the
+        managed rules follow the listen ports."""
         if self._trigger is not None:
             self._trigger.cycle(handshakes)
+        if self._rule is not None:
+            self._nft(self._rule.follow(self.tracker.listen_ports()))
+
+    def _nft(self, job: Coroutine[Any, Any, None]) -> None:
+        """Run one nft job unless one is running (a cycle's follow is retried by the next)."""
+        if self.tasks is None or (self._rule_task is not None and not self._rule_task.done()):
+            job.close()
+            return
+        self._rule_task = self.tasks.create_task(job)
 
     async def _read_interface(self, ifname: str) -> int:
         """Read one interface; returns how many peers had a new handshake."""

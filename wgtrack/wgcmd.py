@@ -1,4 +1,4 @@
-"""Runs the ``wg`` binary as an async subprocess, always under a timeout."""
+"""Runs the ``wg`` binary (and ``nft``) as an async subprocess, always under a timeout."""
 
 from __future__ import annotations
 
@@ -42,18 +42,32 @@ async def run_wg(wg_command: str, args: list[str], timeout_s: float) -> WgResult
     env = dict(os.environ)
     # wg's own DNS retries take ~72 s; we only ever hand it numeric endpoints anyway.
     env["WG_ENDPOINT_RESOLUTION_RETRIES"] = "0"
+    return await run_program([wg_command, *args], timeout_s, env=env)
+
+
+async def run_program(argv: list[str], timeout_s: float, stdin: bytes | None = None,
+                      env: dict[str, str] | None = None) -> WgResult:
+    """Run ``argv`` (``stdin`` written to it, else /dev/null) with a deadline that kills it.
+    Failure is a result, never an exception; its text (the last line of stderr) is redacted."""
+    program, verb = argv[0], argv[1] if len(argv) > 1 else ""
     try:
         proc = await asyncio.create_subprocess_exec(
-            wg_command, *args,
-            stdin=asyncio.subprocess.DEVNULL,
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
         )
     except OSError as exc:
-        return WgResult("", f"cannot run {wg_command}: {exc.strerror or exc}")
+        return WgResult("", f"cannot run {program}: {exc.strerror or exc}")
     try:
         async with asyncio.timeout(timeout_s):
+            if stdin is not None:
+                assert proc.stdin is not None
+                proc.stdin.write(stdin)
+                with contextlib.suppress(ConnectionError):  # it may exit without reading all of it
+                    await proc.stdin.drain()
+                proc.stdin.close()
             out, err = await asyncio.gather(_read_capped(proc.stdout, MAX_STDOUT),
                                             _read_capped(proc.stderr, MAX_STDERR))
             await proc.wait()
@@ -62,8 +76,8 @@ async def run_wg(wg_command: str, args: list[str], timeout_s: float) -> WgResult
             proc.kill()
         await proc.wait()
         if isinstance(exc, OverflowError):
-            return WgResult("", f"{wg_command} {args[0]} printed more than {MAX_STDOUT >> 20} MiB")
-        return WgResult("", f"{wg_command} {args[0]} timed out after {timeout_s:g} s")
+            return WgResult("", f"{program} {verb} printed more than {MAX_STDOUT >> 20} MiB")
+        return WgResult("", f"{program} {verb} timed out after {timeout_s:g} s")
     except asyncio.CancelledError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -71,7 +85,7 @@ async def run_wg(wg_command: str, args: list[str], timeout_s: float) -> WgResult
     if proc.returncode != 0:
         message = err.decode(errors="replace").strip().splitlines()
         detail = redact_text(message[-1]) if message else "no message"
-        return WgResult("", f"{wg_command} {args[0]} exited {proc.returncode}: {detail}")
+        return WgResult("", f"{program} {verb} exited {proc.returncode}: {detail}")
     return WgResult(out.decode(errors="replace"), None)
 
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from wgtrack import checks, link, probe
 from wgtrack.resolve import Resolver
-from wgtrack.wgcmd import WgResult, run_wg, show_all_dump
+from wgtrack.wgcmd import WgResult, run_program, run_wg, show_all_dump
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class World:
 
     read_wg: Callable[[str, float], Awaitable[WgResult]] = show_all_dump  # (wg command, timeout)
     run_wg: Callable[[str, list[str], float], Awaitable[WgResult]] = run_wg
+    run_program: Callable[[list[str], float, bytes | None], Awaitable[WgResult]] = run_program  # nft
     # (target, count, timeout, urgent: up or in its first minute down, so it goes first when probes wait)
     probe: Callable[[str, int, float, bool], Awaitable[link.ProbeResult]] = probe.ping
     check: Callable[[checks.Check, float], Awaitable[checks.CheckResult]] = checks.run  # (check, timeout)
