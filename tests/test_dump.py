@@ -102,7 +102,8 @@ IFACE_KEY = "3+lM+fs3RsV/UxQbPxytzD5PTyVmnWCUghTX1P/wQBU="
 PEER_KEY = "5FddUppPDYDCR4pxzC7jW5WF8dW8MjGXuiMKPrLgRAM="
 
 
-@pytest.mark.parametrize("name", ["wg\0x", "../etc", "a/b", "x:1", "has space", ".", "..", "sixteen-bytes-xx", ""])
+@pytest.mark.parametrize("name", ["wg\0x", "../etc", "a/b/c", "../wg0", "/wg0", "ns/", "x:1", "has space", ".", "..",
+                                  "sixteen-bytes-xx", "ns/sixteen-bytes-xx", ""])
 def test_interface_names_follow_the_kernels_rules(name: str) -> None:
     dump = parse_dump(f"{name}\tpriv\t{IFACE_KEY}\t51820\toff\n{name}\t{PEER_KEY}{PEER_TAIL}\n")
     assert dump.interfaces == ()
@@ -131,3 +132,19 @@ def test_a_flood_of_bad_lines_is_counted_by_kind_not_kept() -> None:
     assert dump.bad_lines == 200_000
     assert dump.problems == (("peer public key is malformed", 100_000, 3),
                              ("wrong number of tab-separated fields (expected 5 or 9)", 100_000, 4))
+
+
+def test_an_interface_of_another_namespace_is_named_netns_slash_ifname() -> None:
+    """The kernel never puts a '/' in an interface name: wgtrack's own prefix for the interfaces
+    it read in another namespace (netnsreads.qualified) parses, and says which namespace."""
+    from wgtrack.dump import interface_labels, split_qualified
+    from wgtrack.netnsreads import qualified
+
+    text = qualified("blue-1", f"wg0\tpriv\t{IFACE_KEY}\t51820\toff\nwg0\t{PEER_KEY}{PEER_TAIL}\n")
+    dump = parse_dump(text)
+    assert dump.bad_lines == 0
+    assert [i.name for i in dump.interfaces] == ["blue-1/wg0"]
+    assert dump.interfaces[0].peers[0].interface == "blue-1/wg0"
+    assert split_qualified("blue-1/wg0") == ("blue-1", "wg0") and split_qualified("wg0") == ("", "wg0")
+    assert interface_labels("blue-1/wg0") == [("netns", "blue-1"), ("interface", "wg0")]
+    assert interface_labels("wg0") == [("interface", "wg0")]  # the own namespace: 0.2.0's tags, unchanged

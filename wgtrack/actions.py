@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
-from wgtrack import checks, link
+from wgtrack import checks, link, netns
 
 if TYPE_CHECKING:
     from wgtrack.config import Config, TrackSettings
@@ -86,20 +86,21 @@ class Actions:
         if isinstance(action, link.Probe):
             if settings.checks:
                 return await self.probe_with_checks(pid, self.tracker.icmp_target(pid), settings)
-            return await world.probe(action.target, settings.ping_count, settings.ping_timeout_s,
+            return await world.probe(netns.target(pid[0], action.target), settings.ping_count, settings.ping_timeout_s,
                                      self.tracker.is_urgent(pid, asyncio.get_running_loop().time()))
         if isinstance(action, link.Resolve):
             log.info("%s: re-resolving %s", self.tracker.name_of(pid), action.hostname)
             return await self.resolver.resolve(action.hostname)
         if isinstance(action, link.ProbeUnderlay):
             # Outside the tunnel: the endpoint's own address, through the normal routes.
-            reply = await world.probe(action.address, 1, settings.ping_timeout_s, False)
+            reply = await world.probe(netns.target(pid[0], action.address), 1, settings.ping_timeout_s, False)
             return link.UnderlayResult(reply.ok, action.address)
         if isinstance(action, link.SetEndpoint):
-            result = await world.run_wg(self.config.wg_command, ["set", pid[0], "peer", pid[1], "endpoint",
-                                                                 action.endpoint], self.config.wg_timeout_s)
+            argv = netns.command(pid[0], [self.config.wg_command, "set", pid[0], "peer", pid[1], "endpoint",
+                                     action.endpoint])
+            result = await world.run_wg(argv[0], argv[1:], self.config.wg_timeout_s)
             return link.SetEndpointResult(action.endpoint, result.error is None, result.error)
-        world.send_handshake_packet(action.target)
+        world.send_handshake_packet(netns.target(pid[0], action.target))
         return None
 
     async def probe_with_checks(self, pid: PeerId, icmp_target: str | None,
@@ -109,7 +110,8 @@ class Actions:
         jobs: list[Awaitable[link.ProbeResult | checks.CheckResult]] = [
             self.world.check(check, settings.check_timeout_s) for check in settings.checks]
         if icmp_target is not None:
-            jobs.append(self.world.probe(icmp_target, settings.ping_count, settings.ping_timeout_s,
+            jobs.append(self.world.probe(netns.target(pid[0], icmp_target), settings.ping_count,
+                                         settings.ping_timeout_s,
                                          self.tracker.is_urgent(pid, asyncio.get_running_loop().time())))
         results = await asyncio.gather(*jobs)
         ran = tuple(r for r in results if isinstance(r, checks.CheckResult))

@@ -89,6 +89,7 @@ class Config:
     wg_command: str = "wg"
     wg_config_dir: Path = Path("/etc/wireguard")
     wg_timeout_s: float = 5.0
+    netns: tuple[str, ...] = ()  # other network namespaces to read: names, or ("all",)
     dns_timeout_s: float = 2.0
     hosts_file: Path = Path("/etc/hosts")
     host: str | None = None  # the host's name in the fleet's series; default: the system's host name

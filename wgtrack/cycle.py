@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wgtrack import heap, link
-from wgtrack.dump import PARSE_TIMEOUT_S, DumpReader
+from wgtrack.dump import PARSE_TIMEOUT_S, DumpReader, split_qualified
+from wgtrack.netnsreads import NamespaceReads
 from wgtrack.retry import FailureRun
 from wgtrack.snapshot import CycleFacts
 from wgtrack.wgcmd import WgResult
@@ -45,6 +46,7 @@ class Cycle:
         # (one, so that each DumpReader is only ever used by one thread at a time).
         self.parser = Workers("parse", threads=1)
         self._reader = DumpReader()  # used on the parse thread only
+        self.namespaces = NamespaceReads(world.run_wg, io)  # [general] netns
         self.number = 0
         self.errors: dict[str, int] = {"wg": 0, "parse": 0, "output": 0}
         self.wg_error: str | None = None
@@ -99,6 +101,7 @@ class Cycle:
     async def _read(self, wall_ns: int) -> Dump | DumpChange | None:
         """This cycle's dump, or None (the error said once per run, every peer forgotten)."""
         result = await self.world.read_wg(self.config.wg_command, self.config.wg_timeout_s)
+        result = await self.namespaces.read(self.config.netns, self.config.wg_command, self.config.wg_timeout_s, result)
         dump = None
         if result.error is None:
             try:
@@ -134,8 +137,10 @@ class Cycle:
         known = self.tracker.known_interfaces()
         for name in (name for name in present if name not in known):
             try:
-                conf = await self.io.run(load_interface_conf, Path(self.config.wg_config_dir), name,
-                                         timeout_s=IO_TIMEOUT_S)
+                netns, ifname = split_qualified(name)
+                # Another namespace's wg-quick configs are where ip netns exec shows them: /etc/netns/<name>/
+                folder = Path(f"/etc/netns/{netns}/wireguard") if netns else Path(self.config.wg_config_dir)
+                conf = await self.io.run(load_interface_conf, folder, ifname, timeout_s=IO_TIMEOUT_S)
             except TimeoutError:
                 log.warning("reading the wg config of %s timed out; going on without it", name)
                 conf = {}

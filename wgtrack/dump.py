@@ -85,8 +85,31 @@ def _allowed_ips(text: str) -> tuple[str, ...]:
     return parts
 
 
+def valid_netns_name(name: str) -> bool:
+    """A network namespace's name as wgtrack accepts it (``ip netns`` names, or its own
+    ``<command>-<pid>`` for a process's namespace): 1-64 of letters, digits, ``._-``."""
+    return 0 < len(name) <= 64 and name not in (".", "..") and all(c.isascii() and (c.isalnum() or c in "._-")
+                                                                   for c in name)
+
+
+def split_qualified(name: str) -> tuple[str, str]:
+    """(namespace, interface) of an interface name; the namespace is "" for wgtrack's own.
+    Interfaces of other namespaces are named ``<netns>/<ifname>`` inside wgtrack: the kernel
+    never puts a '/' in an interface name, so every name of the own namespace is unchanged."""
+    netns, _, ifname = name.rpartition("/")
+    return netns, ifname
+
+
+def interface_labels(name: str) -> list[tuple[str, str]]:
+    """The labels (tags) that name an interface in the outputs: ``interface`` alone, as 0.2.0
+    wrote it, unless it is of another namespace: then ``netns`` too."""
+    netns, ifname = split_qualified(name)
+    return [("netns", netns), ("interface", ifname)] if netns else [("interface", name)]
+
+
 def _name(text: str) -> str:
-    if not valid_ifname(text):
+    netns, slash, ifname = text.rpartition("/")
+    if not valid_ifname(ifname) or (slash and not valid_netns_name(netns)):
         raise ValueError("interface name breaks the kernel's rules")
     return sys.intern(text)  # one string for all of a hub's peer records, not one each
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from wgtrack.dump import split_qualified
+
 KINDS = ("peer_down", "peer_up", "endpoint_changed", "peer_roamed", "peer_diagnosed", "reresolve_failed",
          "peer_added", "peer_removed", "interface_up", "interface_down", "tracker_started", "tracker_stopping")
 
@@ -32,10 +34,12 @@ class Event:
     details: dict[str, Any] = field(default_factory=dict)  # old_endpoint, new_endpoint, reason, version
 
     def to_dict(self) -> dict[str, Any]:
+        netns, ifname = split_qualified(self.interface) if self.interface is not None else ("", None)
         return {
             "kind": self.kind,
             "time": round(self.time, 3),
-            "interface": self.interface,
+            **({"netns": netns} if netns else {}),  # only for another namespace: 0.3.0's events unchanged
+            "interface": ifname,
             "public_key": self.public_key,
             "friendly_name": self.friendly_name,
             "old_state": self.old_state,

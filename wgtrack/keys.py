@@ -5,6 +5,7 @@ Each output's keys live in its own module (its ``SPEC``)."""
 from __future__ import annotations
 
 from wgtrack.checks import parse_checks
+from wgtrack.dump import valid_netns_name
 from wgtrack.schema import (
     Key,
     absolute_path,
@@ -21,6 +22,16 @@ from wgtrack.schema import (
 
 TRACK = frozenset({"general", "interface", "peer"})
 TRIGGER_NFLOG = "trigger:nflog"
+
+def netns_names(text: str) -> tuple[str, ...]:
+    names = tuple(name for name in text.replace(",", " ").split() if name)
+    if text.strip().lower() in ("no", "none", "off"):
+        return ()
+    for name in names:
+        if name != "all" and not valid_netns_name(name):
+            raise ValueError(f"{name!r} is not a namespace name (1-64 of letters, digits, '.', '_', '-'), nor all")
+    return names
+
 KEYS: tuple[Key, ...] = (
     Key("cycle_time", "cycle_time_s", seconds(0.1, 3600, "faster only forks wg more often; slower is no monitoring"),
         frozenset({"general"}), "seconds between cycles"),
@@ -28,6 +39,9 @@ KEYS: tuple[Key, ...] = (
     Key("wg_command", "wg_command", nonempty, frozenset({"general"}), "the wg binary"),
     Key("wg_config_dir", "wg_config_dir", absolute_path, frozenset({"general"}), "where <interface>.conf files live"),
     Key("wg_timeout", "wg_timeout_s", seconds(0.1, 300), frozenset({"general"}), "seconds a wg call may take"),
+    Key("netns", "netns", netns_names, frozenset({"general"}),
+        "other network namespaces to track: all (every named one, and those of processes holding WireGuard), or "
+        "names from ip netns; empty (default): only wgtrack's own (docs/container.md)"),
     Key("dns_timeout", "dns_timeout_s", seconds(0.1, 60), frozenset({"general"}),
         "seconds one DNS query may take when re-resolving"),
     Key("hosts_file", "hosts_file", absolute_path, frozenset({"general"}), "hosts file consulted before DNS"),

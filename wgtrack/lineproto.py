@@ -12,6 +12,7 @@ from array import array
 from collections.abc import Iterator, Mapping
 
 from wgtrack import __version__
+from wgtrack.dump import interface_labels
 from wgtrack.link import Status
 from wgtrack.snapshot import InterfaceView, PeerView, Snapshot
 
@@ -80,7 +81,7 @@ def peer_fields(peer: PeerView) -> dict[str, FieldValue]:
 
 def _peer_text(ifname: str, peer: PeerView) -> bytes:
     """A peer's line and its checks' lines, each without its timestamp and ending in a newline."""
-    tags = {"interface": ifname, "peer": peer.public_key, "friendly_name": peer.friendly_name}
+    tags = {**dict(interface_labels(ifname)), "peer": peer.public_key, "friendly_name": peer.friendly_name}
     lines = [line("wgtrack", tags, peer_fields(peer), 0)[:-2]]  # without " 0", the timestamp
     for result in peer.checks:
         lines.append(line("wgtrack_check", {**tags, "check": result.check},
@@ -183,9 +184,9 @@ def _summary_lines(snapshot: Snapshot, iface: InterfaceView | None) -> Iterator[
             "transfer_rx": totals.rx_bytes, "transfer_tx": totals.tx_bytes,
         }
         if totals.labels:
-            yield line("wgtrack_group", {**dict(totals.labels), "interface": iface.name}, counts, ts)
+            yield line("wgtrack_group", {**dict(totals.labels), **dict(interface_labels(iface.name))}, counts, ts)
         else:
-            yield line("wgtrack_interface", {"interface": iface.name}, {
+            yield line("wgtrack_interface", dict(interface_labels(iface.name)), {
                 **counts, "listen_port": iface.listen_port, "public_key": iface.public_key,
                 "wgtrack_host": snapshot.host or None}, ts)
 

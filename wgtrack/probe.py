@@ -25,9 +25,10 @@ import random
 import socket
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from wgtrack import icmpfilter
+from wgtrack import icmpfilter, netns
 from wgtrack.link import ProbeResult
 
 CAP_NET_RAW = 13
@@ -109,8 +110,10 @@ class _Echo:
 class Prober:
     """The daemon's probes: ``await prober.ping(target, count, timeout_s)``."""
 
-    def __init__(self, rate: float = DEFAULT_RATE, raw: bool | None = None) -> None:
+    def __init__(self, rate: float = DEFAULT_RATE, raw: bool | None = None,
+                 opener: Callable[[int, int, int], socket.socket] = socket.socket) -> None:
         self.rate = rate
+        self._opener = opener  # (family, type, proto): netns.open_socket for another namespace
         self.raw = raw_sockets() if raw is None else raw
         self.ident = random.randint(1, 0xFFFF)  # raw sockets see every reply: ours carry this
         self._seq = random.randint(0, 0xFFFF)
@@ -133,7 +136,7 @@ class Prober:
         sock = self._socks.get(family)
         if sock is None:
             proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
-            sock = socket.socket(family, socket.SOCK_RAW if self.raw else socket.SOCK_DGRAM, proto)
+            sock = self._opener(family, socket.SOCK_RAW if self.raw else socket.SOCK_DGRAM, proto)
             sock.setblocking(False)
             if self.raw:
                 try:
@@ -300,18 +303,41 @@ class Prober:
 
 
 _shared = Prober()
+_in_netns: dict[str, Prober] = {}  # one prober per other namespace, by the path that names it
 
 
 async def ping(target: str, count: int, timeout_s: float, urgent: bool = True) -> ProbeResult:
-    """A probe through the process's one prober (the daemon's ``World.probe``)."""
-    return await _shared.ping(target, count, timeout_s, urgent)
+    """A probe through the process's prober (the daemon's ``World.probe``); ``<netns>/<address>``
+    probes from inside that namespace, through a prober of its own."""
+    name, _, address = target.rpartition("/")
+    if not name:
+        return await _shared.ping(target, count, timeout_s, urgent)
+    path = netns.path_of(name)
+    if path is None:
+        return ProbeResult(ok=False, loss=1.0, reason=f"netns {name} is gone")
+    prober = _in_netns.get(path)
+    if prober is None:
+        prober = _in_netns[path] = Prober(_shared.rate, opener=functools.partial(netns.open_socket, path))
+    try:
+        return await prober.ping(address, count, timeout_s, urgent)
+    except OSError as exc:  # the namespace went between the lookup and the socket
+        return ProbeResult(ok=False, loss=1.0, reason=f"netns {name}: {exc.strerror or exc}")
+
+
+def forget_netns(path: str) -> None:
+    """A namespace went: its prober's sockets close."""
+    prober = _in_netns.pop(path, None)
+    if prober is not None:
+        prober.close()
 
 
 def set_rate(rate: float) -> None:
     """``[general] probe_rate``, applied at start and on every reload."""
-    _shared.rate = rate
+    for prober in (_shared, *_in_netns.values()):
+        prober.rate = rate
 
 
 def stats() -> tuple[int, int]:
     """(echo requests sent, replies matched) since the start."""
-    return _shared.sent, _shared.replies
+    probers = (_shared, *_in_netns.values())
+    return sum(p.sent for p in probers), sum(p.replies for p in probers)

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterator
 
 from wgtrack import __version__
+from wgtrack.dump import interface_labels
 from wgtrack.link import Status
 from wgtrack.snapshot import PeerView, Snapshot
 
@@ -85,7 +86,8 @@ class LabelCache:
         key = (p.interface, p.public_key, p.allowed_ips, p.friendly_name, p.friendly_labels)
         text = self._compat.get(key)
         if text is None:
-            pairs = [("interface", p.interface), ("public_key", p.public_key), ("allowed_ips", ",".join(p.allowed_ips))]
+            pairs = [*interface_labels(p.interface), ("public_key", p.public_key),
+                     ("allowed_ips", ",".join(p.allowed_ips))]
             if p.friendly_name:
                 pairs.append(("friendly_name", p.friendly_name))
             pairs += [(k, v) for k, v in p.friendly_labels if valid_label(k)]
@@ -97,7 +99,7 @@ class LabelCache:
         key = (p.interface, p.public_key, p.friendly_name)
         text = self._own.get(key)
         if text is None:
-            full = _labels([("interface", p.interface), ("public_key", p.public_key),
+            full = _labels([*interface_labels(p.interface), ("public_key", p.public_key),
                             ("friendly_name", p.friendly_name or "")])
             text = self._own[key] = full[:-1]
         return text
@@ -180,15 +182,21 @@ def render_chunks(snap: Snapshot | None, cache: LabelCache) -> Iterator[str]:
             yield _peer_lines(family, peers[start:end], compat[start:end], own[start:end], snap.time_ns / 1e9)
     yield from _check_lines(peers, own)
     info = _head("wgtrack_interface_info", "gauge", "Each interface's own public key and this host's name")
-    info += "".join(f'wgtrack_interface_info{{interface="{_escape(iface.name)}",public_key="{iface.public_key}",'
+    info += "".join(f'wgtrack_interface_info{{{_iface(iface.name)},public_key="{iface.public_key}",'
                     f'host="{_escape(snap.host)}"}} 1\n' for iface in snap.interfaces)
     yield info
     yield _interface_lines(snap)
     cache.prune(snap)
 
 
+def _iface(name: str) -> str:
+    """An interface's labels, written out: ``interface="wg0"`` (and ``netns`` in front, for another namespace)."""
+    return ",".join(f'{k}="{_escape(v)}"' for k, v in interface_labels(name))
+
+
 def _group_labels(iface: str, labels: tuple[tuple[str, str], ...]) -> str:
-    pairs = [("interface", iface)] + [(k, v) for k, v in labels if valid_label(k) and k not in ("interface", "state")]
+    pairs = interface_labels(iface) + [(k, v) for k, v in labels
+                                       if valid_label(k) and k not in ("interface", "state", "netns")]
     return ",".join(f'{k}="{_escape(v)}"' for k, v in pairs)
 
 
@@ -203,8 +211,8 @@ def _interface_lines(snap: Snapshot) -> str:
     group_rx = _head("wgtrack_group_received_bytes_total", "counter", "Bytes received from a group's peers")
     group_tx = _head("wgtrack_group_sent_bytes_total", "counter", "Bytes sent to a group's peers")
     for iface in snap.interfaces:
-        name = _escape(iface.name)
-        up += f'wgtrack_interface_up{{interface="{name}"}} 1\n'
+        name = _iface(iface.name)
+        up += f'wgtrack_interface_up{{{name}}} 1\n'
         for totals in iface.all_totals():
             labels = _group_labels(iface.name, totals.labels)
             if totals.labels:
@@ -212,10 +220,10 @@ def _interface_lines(snap: Snapshot) -> str:
                 group_rx += f"wgtrack_group_received_bytes_total{{{labels}}} {totals.rx_bytes}\n"
                 group_tx += f"wgtrack_group_sent_bytes_total{{{labels}}} {totals.tx_bytes}\n"
             else:
-                counts += "".join(f'wgtrack_interface_peers{{interface="{name}",state="{s}"}} {n}\n'
+                counts += "".join(f'wgtrack_interface_peers{{{name},state="{s}"}} {n}\n'
                                   for s, n in totals.states)
-                rx += f'wgtrack_interface_received_bytes_total{{interface="{name}"}} {totals.rx_bytes}\n'
-                tx += f'wgtrack_interface_sent_bytes_total{{interface="{name}"}} {totals.tx_bytes}\n'
+                rx += f'wgtrack_interface_received_bytes_total{{{name}}} {totals.rx_bytes}\n'
+                tx += f'wgtrack_interface_sent_bytes_total{{{name}}} {totals.tx_bytes}\n'
     return up + counts + rx + tx + groups + group_rx + group_tx
 
 

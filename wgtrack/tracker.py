@@ -157,8 +157,9 @@ class Tracker:
         return tracked is not None and link.urgent(tracked.state, now)
 
     def listen_ports(self) -> dict[int, str]:
-        """listen port -> interface, from the last dump (where a logged handshake belongs)."""
-        return {i.listen_port: i.name for i in self._interfaces if i.listen_port}
+        """listen port -> interface, from the last dump (where a logged handshake belongs); the
+        own namespace's only: the trigger listens in it alone."""
+        return {i.listen_port: i.name for i in self._interfaces if i.listen_port and "/" not in i.name}
 
     # ---- dumps ----
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from wgtrack import checks, link, probe
+from wgtrack import checks, link, netns, probe
 from wgtrack.resolve import Resolver
 from wgtrack.wgcmd import WgResult, run_program, run_wg, show_all_dump
 
@@ -45,10 +45,17 @@ class ResolverLike(Protocol):
 
 
 def send_handshake_packet(target: str) -> None:
-    """One UDP datagram into the tunnel (discard port): enough to make WireGuard handshake."""
+    """One UDP datagram into the tunnel (discard port): enough to make WireGuard handshake.
+    ``<netns>/<address>``: sent from inside that namespace."""
+    name, _, target = target.rpartition("/")
     family = socket.AF_INET6 if ":" in target else socket.AF_INET
+    path = netns.path_of(name) if name else None
     try:
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        if name and path is None:
+            raise OSError(f"netns {name} is gone")
+        opened = socket.socket(family, socket.SOCK_DGRAM) if path is None else netns.open_socket(
+            path, family, socket.SOCK_DGRAM, 0)
+        with opened as sock:
             sock.setblocking(False)
             sock.sendto(b"wgtrack", (target, 9))
     except OSError as exc:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from wgtrack import __version__
+from wgtrack.dump import interface_labels
 from wgtrack.httpclient import post
 from wgtrack.outputs.sender import Sender
 from wgtrack.redact import redact_url
@@ -86,7 +87,7 @@ class Alertmanager(Sender[Payload]):
     def _alert(self, peer: PeerView, starts: float) -> dict[str, Any]:
         name = peer.friendly_name or peer.public_key[:8]
         return {
-            "labels": {"alertname": ALERTNAME, "interface": peer.interface, "peer": peer.public_key,
+            "labels": {"alertname": ALERTNAME, **dict(interface_labels(peer.interface)), "peer": peer.public_key,
                        "friendly_name": peer.friendly_name or "", "instance": self.instance,
                        "severity": self.settings.severity},
             "annotations": {

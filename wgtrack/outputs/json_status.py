@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from wgtrack.atomic import directory_problem, write_atomic
+from wgtrack.dump import interface_labels
 from wgtrack.errors import StartupError
 from wgtrack.outputs import Output
 from wgtrack.schema import OutputSpec, enabled_key, filename_key
@@ -84,7 +85,8 @@ def render_status(snap: Snapshot, texts: PeerTexts | None = None) -> str:
             "cycle_time_s": snap.cycle_time_s, "stopped": snap.stopped}
     parts = [json.dumps(head, separators=(",", ":"))[:-1], ',"interfaces":[']
     for n, iface in enumerate(snap.interfaces):
-        about = {"name": iface.name, "public_key": iface.public_key, "listen_port": iface.listen_port}
+        about = {"name": iface.name, **dict(interface_labels(iface.name)[:-1]), "public_key": iface.public_key,
+                 "listen_port": iface.listen_port}  # name: <netns>/<ifname> for another namespace, with netns
         parts.append(("," if n else "") + json.dumps(about, separators=(",", ":"))[:-1] + ',"peers":[\n')
         parts.append(",\n".join(texts.text(p) for p in iface.peers))
         parts.append("]}")
