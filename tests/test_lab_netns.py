@@ -1,0 +1,80 @@
+"""WireGuard in other network namespaces, in the real lab: wgtrack runs in the host's own
+namespace, where there is no WireGuard at all, with ``netns = <mon> <b> <c>``: mon's hub
+(wireguard-go, its socket in a mount namespace of its own) and two spokes. One break is seen,
+one re-resolution heals (``wg set`` inside mon's namespace), and one namespace is deleted
+mid-run: its peers leave the outputs and that is said once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon_helpers import start_local, write_config
+from tests.lab import STALE_IP, WG_PORT, Lab, wait_until
+
+pytestmark = pytest.mark.lab
+
+
+def peers(status: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """(interface name as the status file gives it, public key) -> the peer's entry."""
+    try:
+        doc = json.loads(status.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return {(i["name"], p["public_key"]): {**p, "netns": i.get("netns")} for i in doc["interfaces"] for p in i["peers"]}
+
+
+def test_three_namespaces_a_break_a_heal_and_one_deleted(tmp_path: Path) -> None:
+    with Lab(peers=("a", "b", "c")) as lab:
+        for peer in ("a", "b", "c"):
+            lab.handshake(peer)
+        mon, b, c = (lab.hosts[h].ns for h in ("mon", "b", "c"))
+        key = {h: lab.hosts[h].public_key for h in ("mon", "a", "b", "c")}
+        hosts = tmp_path / "hosts"
+        hosts.write_text(f"{lab.hosts['a'].underlay} peer-a.test\n")
+        status, out, log = tmp_path / "status.json", tmp_path / "wgtrack.lp", tmp_path / "log"
+        conf = write_config(tmp_path / "wgtrack.conf", out, cycle_time=1, ping_interval=1, ping_timeout=0.5,
+                            ping_failafternum=2, cycles_wait=1, cycles_checkperiod=1, hosts_file=hosts,
+                            netns=f"{mon} {b} {c}", loglevel="info")
+        conf.write_text(conf.read_text() + f"[output:json]\nfilename = {status}\n"
+                        f"[peer:{key['a']}]\nendpoint = peer-a.test:{WG_PORT}\n")
+        w = start_local(conf, out, log)
+        try:
+            wait_until("mon's three peers up, probed from inside mon's namespace", lambda: all(
+                peers(status).get((f"{mon}/wg0", key[h]), {}).get("status") == "up:ok"
+                and peers(status)[(f"{mon}/wg0", key[h])].get("rtt_ms") is not None for h in ("a", "b", "c")), 30)
+            seen = peers(status)
+            assert {name for name, _ in seen} == {f"{mon}/wg0", f"{b}/wg0", f"{c}/wg0"}  # nothing of the host's own
+            assert seen[(f"{b}/wg0", key["mon"])]["netns"] == b
+            lines = out.read_text()
+            assert f"wgtrack,interface=wg0,netns={mon},peer={key['a']} " in lines.replace("\\", ""), lines
+
+            # a break: b's WireGuard traffic dropped; mon's namespace sees b go down
+            lab.blackhole("b")
+            wait_until("b down in mon's namespace",
+                       lambda: peers(status)[(f"{mon}/wg0", key["b"])]["status"].startswith("down"), 30)
+
+            # a heal by re-resolution: mon's endpoint of a goes stale; wgtrack resolves peer-a.test
+            # (the hosts file) and sets it back with wg set, inside mon's namespace
+            lab.wg("mon", "set", "wg0", "peer", key["a"], "endpoint", f"{STALE_IP}:{WG_PORT}")
+            wait_until("mon's endpoint of a set back by wgtrack",
+                       lambda: lab.endpoint_of("a") == f"{lab.hosts['a'].underlay}:{WG_PORT}", 60)
+            wait_until("a up again", lambda: peers(status)[(f"{mon}/wg0", key["a"])]["status"] == "up:ok", 30)
+
+            # a namespace deleted mid-run: c's interface leaves the outputs, said once
+            subprocess.run(["ip", "netns", "del", c], check=True, timeout=20)
+            wait_until("c's namespace gone from the status", lambda: all(
+                name != f"{c}/wg0" for name, _ in peers(status)), 60)
+            assert (f"{mon}/wg0", key["c"]) in peers(status)  # mon's view of c stays
+            said = w.log()
+            assert said.count(f"netns {c}: gone") == 1, said[-3000:]
+            assert f"{c}/wg0" not in out.read_text().split("\n\n")[-1]
+            print(f"netns lab: {sum(1 for line in said.splitlines() if 'netns' in line)} netns log lines; "
+                  f"endpoint healed to {lab.endpoint_of('a')}")
+        finally:
+            w.stop()
+        assert "Traceback" not in w.log(), w.log()[-3000:]
