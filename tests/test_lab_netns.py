@@ -78,3 +78,29 @@ def test_three_namespaces_a_break_a_heal_and_one_deleted(tmp_path: Path) -> None
         finally:
             w.stop()
         assert "Traceback" not in w.log(), w.log()[-3000:]
+
+
+def test_all_finds_a_process_namespace_holding_userspace_wireguard(tmp_path: Path) -> None:
+    """``netns = all``: a process in a namespace of no name (a container's), with a WireGuard
+    UAPI socket in its own mount namespace's /run/wireguard, is found, named after its command
+    and PID, and entered with its mount namespace."""
+    from wgtrack.netns import discover
+
+    script = ("mount -t tmpfs tmpfs /run/wireguard && touch /run/wireguard/wg7.sock && echo ready && "
+              "exec sleep 60")
+    proc = subprocess.Popen(["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", script],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        found = {ns.name: ns for ns in discover(("all",))}
+        ours = found.get(f"sleep-{proc.pid}")
+        assert ours is not None, sorted(found)
+        assert (ours.named, ours.userspace) == (False, True)
+        assert ours.enter == ("nsenter", "-t", str(proc.pid), "--net", "--mount", "--")
+        assert ours.net == f"/proc/{proc.pid}/ns/net"
+        assert all(ns.net != "/proc/self/ns/net" for ns in found.values())
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
