@@ -104,3 +104,64 @@ def test_all_finds_a_process_namespace_holding_userspace_wireguard(tmp_path: Pat
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_service_checks_run_inside_the_peer_s_namespace(tmp_path: Path) -> None:
+    """tcp, http and dns checks of a peer in another namespace open their sockets there: the
+    services listen on that namespace's loopback, where the host's own loopback has nothing."""
+    import asyncio
+    import dataclasses
+    import os
+    import secrets
+    import socket
+    import sys
+    import time
+
+    from wgtrack import checks, netns
+
+    name = f"wgtck{os.getpid() % 0xFFFF:x}{secrets.token_hex(2)}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=20)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, timeout=20)
+        http_port, dns_port = 18080, 15353
+        procs.append(subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-m", "http.server", "--bind",
+                                       "127.0.0.1", str(http_port)], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, cwd=tmp_path))
+        procs.append(subprocess.Popen(["ip", "netns", "exec", name, "dnsmasq", "--no-daemon", "--no-resolv",
+                                       "--no-hosts", f"--port={dns_port}", "--listen-address=127.0.0.1",
+                                       "--bind-interfaces", "--address=/svc.test/192.0.2.9", "--user=root",
+                                       f"--pid-file={tmp_path / 'dnsmasq.pid'}"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+        def listening() -> bool:
+            out = subprocess.run(["ip", "netns", "exec", name, "ss", "-Htlnu"], capture_output=True, text=True,
+                                 timeout=10).stdout
+            return f"127.0.0.1:{http_port}" in out and f"127.0.0.1:{dns_port}" in out
+        deadline = time.monotonic() + 15
+        while not listening():
+            assert time.monotonic() < deadline, "services did not start"
+            time.sleep(0.1)
+        netns.register([netns.Namespace(name, f"/run/netns/{name}", ("nsenter", f"--net=/run/netns/{name}", "--"))])
+        wanted = [checks.parse_check(f"tcp://127.0.0.1:{http_port}"),
+                  checks.parse_check(f"http://127.0.0.1:{http_port}/"),
+                  checks.parse_check(f"dns://svc.test@127.0.0.1:{dns_port}")]
+
+        async def run_all(inside: str) -> list[checks.CheckResult]:
+            return list(await asyncio.gather(*(checks.run(dataclasses.replace(c, netns=inside), 3.0)
+                                               for c in wanted)))
+
+        inside = asyncio.run(run_all(name))
+        assert [r.ok for r in inside] == [True, True, True], inside
+        with socket.socket() as probe_port:  # nothing of ours listens there in the host's namespace
+            assert probe_port.connect_ex(("127.0.0.1", http_port)) != 0
+        outside = asyncio.run(run_all(""))
+        assert [r.ok for r in outside] == [False, False, False], outside
+        netns.register([])
+        gone = asyncio.run(run_all(name))
+        assert all(not r.ok and f"netns {name} is gone" in (r.error or "") for r in gone), gone
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+        subprocess.run(["ip", "netns", "del", name], check=False, timeout=20)

@@ -5,11 +5,13 @@ follow-up actions are carried out in turn (a chain, bounded)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from wgtrack import checks, link, netns
+from wgtrack.dump import split_qualified
 
 if TYPE_CHECKING:
     from wgtrack.config import Config, TrackSettings
@@ -107,8 +109,10 @@ class Actions:
                                 settings: TrackSettings) -> link.ProbeResult:
         """ICMP to ``icmp_target`` (None: icmp = no, or no address to ping) and every check at
         once: any answer is life, as one probe reply is; the reasons of all failures are kept."""
+        inside, _ = split_qualified(pid[0])  # another namespace: the checks run from inside it
         jobs: list[Awaitable[link.ProbeResult | checks.CheckResult]] = [
-            self.world.check(check, settings.check_timeout_s) for check in settings.checks]
+            self.world.check(dataclasses.replace(check, netns=inside) if inside else check, settings.check_timeout_s)
+            for check in settings.checks]
         if icmp_target is not None:
             jobs.append(self.world.probe(netns.target(pid[0], icmp_target), settings.ping_count,
                                          settings.ping_timeout_s,

@@ -21,12 +21,14 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import socket
 import ssl
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from wgtrack import lazydns  # dnspython is imported by the first DNS check, in a worker thread
+from wgtrack import lazydns, netns  # dnspython is imported by the first DNS check, in a worker thread
 from wgtrack.redact import redact_text
 
 KINDS = ("tcp", "http", "https", "dns")
@@ -44,6 +46,7 @@ class Check:
     path: str = "/"
     expect: int | None = None  # http(s): the status wanted; None = any 2xx
     name: str = ""  # dns: the name asked for
+    netns: str = ""  # the peer's network namespace when it is not wgtrack's own (set when run)
 
     @property
     def text(self) -> str:
@@ -140,8 +143,34 @@ class CheckFailed(Exception):
     """The service answered, but not as the check wants."""
 
 
+def _socket_for(check: Check, kind: int) -> socket.socket:
+    """A non-blocking socket inside the check's namespace."""
+    path = netns.path_of(check.netns)
+    if path is None:
+        raise CheckFailed(f"netns {check.netns} is gone")
+    family = socket.AF_INET6 if ":" in check.host else socket.AF_INET
+    sock = netns.open_socket(path, family, kind, 0)
+    sock.setblocking(False)
+    return sock
+
+
+async def _connect(check: Check, context: ssl.SSLContext | None = None) -> tuple[asyncio.StreamReader,
+                                                                                 asyncio.StreamWriter]:
+    """A stream to the check's host and port, from inside its namespace when it has one."""
+    if not check.netns:
+        return await asyncio.open_connection(check.host, check.port, ssl=context)
+    sock = _socket_for(check, socket.SOCK_STREAM)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (check.host, check.port))
+        return await asyncio.open_connection(sock=sock, ssl=context,
+                                             server_hostname=check.host if context is not None else None)
+    except BaseException:
+        sock.close()
+        raise
+
+
 async def _tcp(check: Check) -> None:
-    _, writer = await asyncio.open_connection(check.host, check.port)
+    _, writer = await _connect(check)
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
@@ -153,7 +182,7 @@ async def _http(check: Check) -> None:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    reader, writer = await asyncio.open_connection(check.host, check.port, ssl=context)
+    reader, writer = await _connect(check, context)
     try:
         host = f"[{check.host}]" if ":" in check.host else check.host
         writer.write(f"GET {check.path} HTTP/1.1\r\nHost: {host}:{check.port}\r\nUser-Agent: wgtrack\r\n"
@@ -183,8 +212,27 @@ async def _dns(check: Check, timeout_s: float) -> None:
     import dns.rdatatype
 
     query = dns.message.make_query(check.name, dns.rdatatype.A)
-    answer = await dns.asyncquery.udp(query, check.host, timeout=timeout_s, port=check.port)
+    if check.netns:
+        answer = await _dns_in_netns(check, query)
+    else:
+        answer = await dns.asyncquery.udp(query, check.host, timeout=timeout_s, port=check.port)
     if answer.rcode() != dns.rcode.NOERROR:
         raise CheckFailed(f"DNS {dns.rcode.to_text(answer.rcode())} for {check.name}")
     if not answer.answer:
         raise CheckFailed(f"DNS answered no record for {check.name}")
+
+
+async def _dns_in_netns(check: Check, query: Any) -> Any:
+    """One UDP exchange from a socket inside the check's namespace (``run`` holds the deadline)."""
+    import dns.exception
+    import dns.message
+
+    loop = asyncio.get_running_loop()
+    with _socket_for(check, socket.SOCK_DGRAM) as sock:
+        await loop.sock_connect(sock, (check.host, check.port))
+        await loop.sock_sendall(sock, query.to_wire())
+        while True:  # a stray datagram is not the answer: wait on for ours
+            with contextlib.suppress(dns.exception.FormError):
+                answer = dns.message.from_wire(await loop.sock_recv(sock, 65535))
+                if query.is_response(answer):
+                    return answer
