@@ -92,6 +92,8 @@ def test_all_finds_a_process_namespace_holding_userspace_wireguard(tmp_path: Pat
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        wait_until("sh to exec sleep", lambda: Path(f"/proc/{proc.pid}/comm").read_text().strip() == "sleep", 10,
+                   interval=0.01)
         found = {ns.name: ns for ns in discover(("all",))}
         ours = found.get(f"sleep-{proc.pid}")
         assert ours is not None, sorted(found)
@@ -165,3 +167,42 @@ def test_service_checks_run_inside_the_peer_s_namespace(tmp_path: Path) -> None:
             proc.terminate()
             proc.wait(timeout=10)
         subprocess.run(["ip", "netns", "del", name], check=False, timeout=20)
+
+
+def test_the_trigger_listens_inside_each_namespace(tmp_path: Path) -> None:
+    """``[trigger:nflog]`` with ``netns``: wgtrack, in the host's namespace, keeps its nft table in
+    mon's namespace and listens to the nflog group there; a road warrior connecting to mon is
+    ``up:ok`` within a second at a 30 s cycle, before any cycle; the table goes on stop."""
+    import time
+
+    def table() -> str:
+        done = subprocess.run(["ip", "netns", "exec", lab.hosts["mon"].ns, "nft", "list", "table", "inet", "wgtrack"],
+                              capture_output=True, text=True, timeout=20)
+        return done.stdout if done.returncode == 0 else ""
+
+    with Lab(peers=("a", "b")) as lab:
+        lab.handshake("a")
+        mon, b = lab.hosts["mon"].ns, lab.hosts["b"].public_key
+        lab.wg("mon", "set", "wg0", "peer", b, "remove")  # b: a road warrior mon has never heard from
+        lab.wg("mon", "set", "wg0", "peer", b, "allowed-ips", f"{lab.hosts['b'].tunnel}/32")
+        status, out, log = tmp_path / "status.json", tmp_path / "wgtrack.lp", tmp_path / "log"
+        conf = write_config(tmp_path / "wgtrack.conf", out, cycle_time=30, ping_interval=1, netns=mon,
+                            loglevel="info")
+        conf.write_text(conf.read_text() + f"[output:json]\nfilename = {status}\n[trigger:nflog]\ngroup = 7\n")
+        w = start_local(conf, out, log)
+        try:
+            wait_until("the table in mon's namespace", lambda: f"udp dport {WG_PORT} udp length 156" in table(), 15)
+            wait_until("b idle", lambda: peers(status).get((f"{mon}/wg0", b), {}).get("status") == "idle", 15)
+            assert json.loads(status.read_text())["cycle"] == 1
+            time.sleep(1.2)  # not right after a publish (MIN_PUBLISH_GAP_S)
+            connected = time.monotonic()
+            assert lab.ping("b", "192.0.2.1")  # b's first packet: an initiation to mon
+            wait_until("b up", lambda: peers(status)[(f"{mon}/wg0", b)]["status"] == "up:ok", 5, interval=0.02)
+            took = time.monotonic() - connected
+            print(f"netns trigger: b up:ok in the status file {took:.2f} s after its first packet")
+            assert took <= 1.0
+            assert json.loads(status.read_text())["cycle"] == 1  # the trigger saw it, not a cycle
+        finally:
+            w.stop()
+        assert table() == ""  # removed on stop, inside the namespace
+        assert f"nflog trigger in netns {mon}: group 7" in w.log()

@@ -91,7 +91,7 @@ class Daemon:
         self.cycle = Cycle(self.config, self.tracker, self.world, self.lanes, self.publisher, self.watch, self._io)
         self.triggered = TriggeredReads(self.config, self.tracker, self.world, self.cycle.parser, self.publisher,
                                         lambda: self.cycle.wg_error is None, lambda: self._stop_signal is not None,
-                                        once)
+                                        once, lambda: self.cycle.namespaces.namespaces)
         self.cycle.after_stepping = self.triggered.cycle
         self.reloadables: tuple[Reloadable, ...] = (
             _Process(loglevel_override), self.triggered, _Tracking(self.tracker), self.actions, self.lanes,

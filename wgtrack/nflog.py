@@ -13,7 +13,7 @@ import errno
 import os
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 NETLINK_NETFILTER = 12
@@ -135,9 +135,10 @@ def wireguard_handshake(packet: bytes) -> Handshake | None:
 class NflogSocket:
     """One netlink socket bound to one nflog group; non-blocking once open."""
 
-    def __init__(self, group: int) -> None:
+    def __init__(self, group: int, opener: Callable[[int, int, int], socket.socket] = socket.socket) -> None:
         self.group = group
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+        # opener: netns.open_socket for another namespace (nflog groups are per namespace)
+        self.sock = opener(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
             self.sock.bind((0, 0))

@@ -156,10 +156,11 @@ class Tracker:
         tracked = self._peers.get(pid)
         return tracked is not None and link.urgent(tracked.state, now)
 
-    def listen_ports(self) -> dict[int, str]:
-        """listen port -> interface, from the last dump (where a logged handshake belongs); the
-        own namespace's only: the trigger listens in it alone."""
-        return {i.listen_port: i.name for i in self._interfaces if i.listen_port and "/" not in i.name}
+    def listen_ports(self, netns: str = "") -> dict[int, str]:
+        """listen port -> interface, from the last dump (where a logged handshake belongs), of
+        one namespace ("": wgtrack's own; the trigger listens in each one apart)."""
+        return {i.listen_port: i.name for i in self._interfaces
+                if i.listen_port and i.name.rpartition("/")[0] == netns}
 
     # ---- dumps ----
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -37,13 +38,15 @@ class HandshakeTrigger:
     def __init__(self, group: int, min_interval_s: float, ports: Callable[[], dict[int, str]],
                  read: Callable[[str], Awaitable[int]],
                  spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
-                 silence_s: float = SILENCE_S) -> None:
+                 silence_s: float = SILENCE_S,
+                 opener: Callable[[int, int, int], socket.socket] = socket.socket) -> None:
         self.group = group
         self.min_interval_s = min_interval_s
         self._ports = ports
         self._read = read
         self._spawn = spawn
         self._silence_s = silence_s
+        self._opener = opener
         self._sock: NflogSocket | None = None
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._last_read: dict[str, float] = {}
@@ -57,7 +60,7 @@ class HandshakeTrigger:
     def start(self) -> None:
         """Bind the group (raises OSError with a reason) and watch the socket."""
         loop = asyncio.get_running_loop()
-        self._sock = NflogSocket(self.group)
+        self._sock = NflogSocket(self.group, self._opener)
         loop.add_reader(self._sock.fileno(), self._readable)
         self._quiet_since = loop.time()
 
