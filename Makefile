@@ -60,6 +60,7 @@ bench: system-deps venv
 	$(BIN)/python -m bench.scrape
 	$(BIN)/python -m bench.probes
 	$(BIN)/python -m bench.flood
+	$(BIN)/python -m bench.netns
 
 deb:
 	PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b
