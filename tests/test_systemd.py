@@ -171,3 +171,41 @@ def test_wgtrack_install_and_uninstall_under_real_systemd(machine: Machine) -> N
     after = show(m, "ActiveState", "LoadState")
     assert after == {"ActiveState": "inactive", "LoadState": "not-found"}, after
     assert (m.root / "etc/wgtrack.conf").exists()  # the operator's config stays
+
+
+def test_netns_under_real_systemd_with_the_shipped_drop_in(machine: Machine) -> None:
+    """``netns = peer``: the shipped unit forbids entering namespaces, and says so in the journal
+    while wg0 is still tracked; with contrib/systemd/wgtrack-netns.conf as a drop-in, the peer
+    namespace's wg1 (userspace, its socket in a mount namespace of its own) is read and probed."""
+    m = machine
+    m.sh(WG_PAIR)
+    m.spawn(WG_PEER)
+    hub_key = m.sh("cat /root/hub.pub").strip()
+    m.run("python3", "-m", "venv", "--without-pip", "--system-site-packages", "/opt/wgtrack")
+    site = m.sh("/opt/wgtrack/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'").strip()
+    shutil.copytree(REPO / "wgtrack", m.root / site.lstrip("/") / "wgtrack",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (m.root / "etc/wgtrack.conf").write_text(config(m.sh("cat /root/peer.pub").strip()).replace(
+        "[general]\n", "[general]\nnetns = peer\n"))
+    m.run("/opt/wgtrack/bin/python", "-m", "wgtrack", "install", timeout=120)
+
+    def interfaces() -> dict[str, dict[str, Any]]:
+        return {i["name"]: i for i in status(m).get("interfaces", [])}
+    wait("wg0 tracked", lambda: "wg0" in interfaces())
+    wait("the refusal in the journal", lambda: "netns peer:" in m.run(
+        "journalctl", "-u", "wgtrack.service", "--no-pager", "-o", "cat").stdout)
+    assert "peer/wg1" not in interfaces()
+
+    dropin = m.root / "etc/systemd/system/wgtrack.service.d/netns.conf"
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "contrib/systemd/wgtrack-netns.conf", dropin)
+    m.run("systemctl", "daemon-reload")
+    m.run("systemctl", "restart", "wgtrack.service")
+
+    def wg1_peer() -> dict[str, Any]:
+        peers = interfaces().get("peer/wg1", {}).get("peers", [])
+        return peers[0] if peers else {}
+    wait("peer/wg1's peer up, probed from inside the namespace",
+         lambda: wg1_peer().get("status") == "up:ok" and wg1_peer().get("rtt_ms") is not None, 40)
+    assert wg1_peer()["public_key"] == hub_key and interfaces()["peer/wg1"]["netns"] == "peer"
+    assert show(m, "NRestarts")["NRestarts"] == "0"
