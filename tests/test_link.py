@@ -89,7 +89,7 @@ def test_probes_decide_down_after_failafternum_and_reply_recovers() -> None:
     state, actions = run(PROBES, sample(5, 100), ProbeResult(ok=True, rtt_ms=1.0))
     state, actions = step(state, fail, 1.0, PROBES)
     assert state.status is Status.UP and state.probe_failures == 1
-    assert actions == [Probe("192.0.2.2")]  # confirm at once, not a ping_interval later
+    assert actions == [Probe("192.0.2.2", 9)]  # confirm at once, with a burst, not a ping_interval later
     state, actions = step(state, fail, 1.5, PROBES)
     assert state.status is Status.DOWN
     # A young handshake does not outvote failed probes.

@@ -87,8 +87,9 @@ class Actions:
         world = self.world
         if isinstance(action, link.Probe):
             if settings.checks:
-                return await self.probe_with_checks(pid, self.tracker.icmp_target(pid), settings)
-            return await world.probe(netns.target(pid[0], action.target), settings.ping_count, settings.ping_timeout_s,
+                return await self.probe_with_checks(pid, self.tracker.icmp_target(pid), settings, action.count)
+            return await world.probe(netns.target(pid[0], action.target), max(action.count, settings.ping_count),
+                                     settings.ping_timeout_s,
                                      self.tracker.is_urgent(pid, asyncio.get_running_loop().time()))
         if isinstance(action, link.Resolve):
             log.info("%s: re-resolving %s", self.tracker.name_of(pid), action.hostname)
@@ -106,7 +107,7 @@ class Actions:
         return None
 
     async def probe_with_checks(self, pid: PeerId, icmp_target: str | None,
-                                settings: TrackSettings) -> link.ProbeResult:
+                                settings: TrackSettings, count: int = 0) -> link.ProbeResult:
         """ICMP to ``icmp_target`` (None: icmp = no, or no address to ping) and every check at
         once: any answer is life, as one probe reply is; the reasons of all failures are kept."""
         inside, _ = split_qualified(pid[0])  # another namespace: the checks run from inside it
@@ -114,7 +115,7 @@ class Actions:
             self.world.check(dataclasses.replace(check, netns=inside) if inside else check, settings.check_timeout_s)
             for check in settings.checks]
         if icmp_target is not None:
-            jobs.append(self.world.probe(netns.target(pid[0], icmp_target), settings.ping_count,
+            jobs.append(self.world.probe(netns.target(pid[0], icmp_target), max(count, settings.ping_count),
                                          settings.ping_timeout_s,
                                          self.tracker.is_urgent(pid, asyncio.get_running_loop().time())))
         results = await asyncio.gather(*jobs)

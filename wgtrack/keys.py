@@ -54,6 +54,9 @@ KEYS: tuple[Key, ...] = (
         "probe_rate × cycle_time"),
     Key("ping_interval", "ping_interval", int_between(0, 100_000), TRACK, "probe every N cycles; 0 = no probes"),
     Key("ping_failafternum", "ping_failafternum", int_between(1, 1000), TRACK, "failed probes in a row before down"),
+    Key("confirm_pings", "confirm_pings", int_between(0, 30), TRACK,
+        "echo requests of each probe that confirms a failed one (any reply is life): a lossy link is not down "
+        "(docs/link-state.md, Flapping); 0: one probe of ping_count, as 0.2.0"),
     Key("ping_count", "ping_count", int_between(1, 10, "a probe must end within its period"), TRACK,
         "echo requests per probe"),
     Key("ping_timeout", "ping_timeout_s", seconds(0.01, 60), TRACK, "seconds to wait for each echo reply"),

@@ -278,8 +278,9 @@ def _on_probe(state: LinkState, r: ProbeResult, now: float, settings: LinkSettin
         return state, []
     if failures >= settings.ping_failafternum:
         return _down(state, now, f"{failures} probes failed ({r.reason or 'no reply'})", settings)
-    # Confirm a first failure at once instead of a whole ping_interval later.
-    return state, [Probe(target)] if target else []
+    # Confirm a first failure at once instead of a whole ping_interval later, with a burst of
+    # confirm_pings echoes: a lossy link loses one probe often, all of a burst almost never.
+    return state, [Probe(target, settings.confirm_pings)] if target else []
 
 
 def _family(address: str) -> int:

@@ -95,6 +95,7 @@ class Probe:
     """Send a probe through the tunnel to ``target`` and report a ``ProbeResult``."""
 
     target: str
+    count: int = 0  # echo requests (any reply is life); 0 = the peer's ping_count
 
 
 @dataclass(frozen=True, slots=True)

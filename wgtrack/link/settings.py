@@ -40,6 +40,11 @@ class LinkSettings:
     underlay_probe: bool = False  # probe a down peer's endpoint address outside the tunnel
     down_probe_interval_s: float = 1.0  # the fast lane for down peers; 0 = off
     probe_interval_s: float = 0.0  # seconds between probes of an up peer; 0 = ping_interval cycles
+    # Echo requests of a probe that confirms a failure: down needs ping_failafternum failed
+    # probes in a row, and each after the first is this many echoes unanswered (docs/link-state.md,
+    # "Flapping": at 15 % loss a false down is rarer than once a month). 0: as 0.2.0, one probe
+    # of ping_count.
+    confirm_pings: int = 9
 
 
 def stale_limit(settings: LinkSettings, keepalive_s: int) -> float:
