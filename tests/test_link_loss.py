@@ -7,6 +7,8 @@ that the first test can fail."""
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import random
 
 import pytest
@@ -19,55 +21,57 @@ ENDPOINT = "198.51.100.9:51820"
 TARGET = "192.0.2.2"
 SHIPPED = TrackSettings(ping_interval=1, probe_interval_s=1.0, ping_failafternum=2, ping_timeout_s=1.0,
                         down_probe_interval_s=1.0)
-CYCLE_S = 5.0
+CYCLE_S = 5  # seconds
 ECHO_SPACING_S = 0.2  # probe.INTERVAL_S: between the echo requests of one probe
 
 
 class Link:
-    """Drives one peer's machine as the daemon does: a Sample every cycle (handshakes kept
-    fresh by keepalive, as on a link that carries traffic), a Tick every second (the fast
-    lane), and every Probe answered by the simulated network; each echo request is lost with
-    ``loss``, or all after ``broken_at``. Time advances by the probes' own durations."""
+    """Drives one peer's machine as the daemon does, on an event queue: a Sample every cycle
+    (handshakes kept fresh by keepalive, as on a link that carries traffic), a Tick every
+    second (the fast lane), and every Probe answered by the simulated network when its answer
+    would be known, while ticks and cycles go on meanwhile (probes overlap, as in the daemon).
+    Each echo request is lost with ``loss``, or all after ``broken_at``."""
 
     def __init__(self, settings: TrackSettings, loss: float, seed: int, broken_at: float = float("inf")) -> None:
         self.settings, self.loss, self.broken_at = settings, loss, broken_at
         self.rng = random.Random(seed)
         self.state = LinkState()
         self.downs: list[float] = []
-        self.now = 0.0
+        self.events: list[tuple[float, int, Sample | Tick | ProbeResult]] = []
+        self.seq = itertools.count()
 
-    def _answer(self, probe: Probe) -> tuple[ProbeResult, float]:
-        """The result, and when it is known (a reply at once on loopback-like RTT; a failure
-        after ping_timeout past the last echo)."""
+    def _answer(self, probe: Probe, now: float) -> tuple[float, ProbeResult]:
+        """When the result is known, and the result: a reply 20 ms after the first echo that
+        gets through; a failure ping_timeout after the last echo."""
         count = max(probe.count, self.settings.ping_count)
         for i in range(count):
-            sent = self.now + i * ECHO_SPACING_S
+            sent = now + i * ECHO_SPACING_S
             if sent < self.broken_at and self.rng.random() >= self.loss:
-                return ProbeResult(ok=True, rtt_ms=20.0), sent + 0.02
-        return (ProbeResult(ok=False, loss=1.0, reason="no reply"),
-                self.now + (count - 1) * ECHO_SPACING_S + self.settings.ping_timeout_s)
+                return sent + 0.02, ProbeResult(ok=True, rtt_ms=20.0, sent=i + 1)
+        return (now + (count - 1) * ECHO_SPACING_S + self.settings.ping_timeout_s,
+                ProbeResult(ok=False, loss=1.0, reason="no reply", sent=count))
 
-    def _feed(self, obs: Sample | Tick | ProbeResult) -> None:
-        was_down = self.state.status is not None and self.state.status.is_down
-        self.state, actions = step(self.state, obs, self.now, self.settings)
-        if self.state.status is not None and self.state.status.is_down and not was_down:
-            self.downs.append(self.now)
-        for action in actions:
-            if isinstance(action, Probe):
-                result, known = self._answer(action)
-                self.now = max(self.now, known)
-                self._feed(result)
+    def _at(self, when: float, obs: Sample | Tick | ProbeResult) -> None:
+        heapq.heappush(self.events, (when, next(self.seq), obs))
 
     def run(self, seconds: float) -> None:
-        next_cycle = 0.0
-        while self.now < seconds:
-            wall = WALL + self.now
-            if self.now >= next_cycle:
-                age = 0 if self.now < self.broken_at else int(self.now - self.broken_at)
-                self._feed(Sample(int(wall - age), 1000 + int(self.now), 25, wall, TARGET, ENDPOINT))
-                next_cycle += CYCLE_S
-            self._feed(Tick(wall))
-            self.now = float(int(self.now) + 1)  # the fast lane's next look
+        for second in range(int(seconds)):
+            self._at(float(second), Tick(WALL + second))
+            if second % CYCLE_S == 0:
+                self._at(float(second) + 0.001, Sample(0, 0, 25, 0.0, TARGET, ENDPOINT))  # filled in below
+        while self.events:
+            now, _, obs = heapq.heappop(self.events)
+            if isinstance(obs, Sample):
+                # WireGuard renews the session every 120 s while traffic flows; none after the break
+                alive = min(now, self.broken_at)
+                obs = Sample(int(WALL + alive // 120 * 120), 1000 + int(alive), 25, WALL + now, TARGET, ENDPOINT)
+            was_down = self.state.status is not None and self.state.status.is_down
+            self.state, actions = step(self.state, obs, now, self.settings)
+            if self.state.status is not None and self.state.status.is_down and not was_down:
+                self.downs.append(now)
+            for action in actions:
+                if isinstance(action, Probe):
+                    self._at(*self._answer(action, now))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -130,7 +130,7 @@ def _cycle_probe(state: LinkState, s: Sample, now: float, settings: LinkSettings
         due = state.cycles_to_probe <= 0 or state.probe_failures > 0
     if due:
         return (replace(state, cycles_to_probe=settings.ping_interval - 1, last_probe_at=now),
-                [Probe(s.probe_target or "")])
+                [_probe(state, s.probe_target or "", settings)])
     return replace(state, cycles_to_probe=state.cycles_to_probe - 1), []
 
 
@@ -212,7 +212,7 @@ def _on_tick(state: LinkState, now: float, settings: LinkSettings) -> Result:
     if not is_down(state):
         # probe_interval: up (and idle) peers on their own clock too, so a break is seen in seconds
         if settings.probe_interval_s > 0 and now - state.last_probe_at >= settings.probe_interval_s:
-            return replace(state, last_probe_at=now), [Probe(target)]
+            return replace(state, last_probe_at=now), [_probe(state, target, settings)]
         return state, []
     if settings.down_probe_interval_s <= 0:
         return state, []
@@ -266,6 +266,11 @@ def _on_probe(state: LinkState, r: ProbeResult, now: float, settings: LinkSettin
             reason, state = state.silence_reason, replace(state, silence_reason="")
             return state, [TargetVerdict(target, Target.SILENT, reason)]
         return state, []  # expected: not evidence, and no reason to probe it any faster
+    if state.probe_failures > 0 and 0 < r.sent < settings.confirm_pings and state.target is Target.ANSWERS \
+            and not is_down(state):
+        # A lone echo sent before the first failure was known: lost on a lossy link, it must
+        # not stand in for the confirmation already under way. Only a burst convicts.
+        return state, []
     failures = state.probe_failures + 1
     if failures == 1:
         state = replace(state, failing_since=state.last_sample.wall if state.last_sample else 0.0)
@@ -280,7 +285,15 @@ def _on_probe(state: LinkState, r: ProbeResult, now: float, settings: LinkSettin
         return _down(state, now, f"{failures} probes failed ({r.reason or 'no reply'})", settings)
     # Confirm a first failure at once instead of a whole ping_interval later, with a burst of
     # confirm_pings echoes: a lossy link loses one probe often, all of a burst almost never.
-    return state, [Probe(target, settings.confirm_pings)] if target else []
+    return state, [_probe(state, target, settings)] if target else []
+
+
+def _probe(state: LinkState, target: str, settings: LinkSettings) -> Probe:
+    """A probe of an up peer; while its probes are failing, every one is a confirmation (a
+    burst of confirm_pings): a single echo lost then must not make the run, whichever clock
+    (the cycle, the fast lane, the failure itself) sends it."""
+    confirming = state.probe_failures > 0 and not is_down(state)
+    return Probe(target, settings.confirm_pings if confirming else 0)
 
 
 def _family(address: str) -> int:

@@ -40,6 +40,7 @@ class ProbeResult:
     rtt_ms: float | None = None
     loss: float = 0.0
     reason: str = ""
+    sent: int = 0  # echo requests sent (a burst confirms a failure); 0 = not said (checks, errors)
 
 
 @dataclass(frozen=True, slots=True)
