@@ -654,3 +654,17 @@ def test_urgent_probes_are_up_links_and_the_first_minute_down_of_links_that_were
     never = down._replace(was_up=False)  # a departed peer, down since wgtrack started
     assert not link.urgent(never, never.down_since)
     assert not link.urgent(LinkState(), 0.0)  # new
+
+
+def test_only_a_burst_confirms_a_failure() -> None:
+    """A lone echo lost while the confirmation is under way is not the confirmation: only a
+    burst of confirm_pings unanswered makes the second failure (docs/link-state.md, Flapping)."""
+    lone = ProbeResult(ok=False, loss=1.0, reason="no reply", sent=1)
+    burst = ProbeResult(ok=False, loss=1.0, reason="no reply", sent=9)
+    state, _ = run(PROBES, sample(5, 100), ProbeResult(ok=True, rtt_ms=1.0, sent=1))
+    state, actions = step(state, lone, 1.0, PROBES)
+    assert state.probe_failures == 1 and actions == [Probe("192.0.2.2", 9)]
+    state, actions = step(state, lone, 1.2, PROBES)  # sent before the first failure was known
+    assert state.status is Status.UP and state.probe_failures == 1 and actions == []
+    state, _ = step(state, burst, 3.6, PROBES)
+    assert state.status is Status.DOWN
