@@ -668,3 +668,18 @@ def test_only_a_burst_confirms_a_failure() -> None:
     assert state.status is Status.UP and state.probe_failures == 1 and actions == []
     state, _ = step(state, burst, 3.6, PROBES)
     assert state.status is Status.DOWN
+
+
+def test_a_handshake_older_than_the_failed_probe_does_not_end_the_confirmation() -> None:
+    """A break just after a handshake: the next dump shows that handshake as new, but it
+    completed before the failed probe was sent, so the run of failures goes on (the lab saw the
+    down come one burst late, 6.5 s after the break); one completed after it does end the run."""
+    s = TrackSettings(ping_interval=1, probe_interval_s=1.0, ping_failafternum=2, ping_timeout_s=1.0)
+    state, _ = run(s, sample(5, 100), ProbeResult(ok=True, rtt_ms=1.0, sent=1))  # sample at t=0, wall WALL
+    state, _ = step(state, ProbeResult(ok=False, loss=1.0, reason="no reply", sent=1), 3.0, s)  # sent at t=2
+    before = Sample(int(WALL + 1), 100, 0, WALL + 5, "192.0.2.2", ENDPOINT)  # completed at WALL + 1
+    kept, _ = step(state, before, 5.0, s)
+    assert kept.probe_failures == 1 and kept.status is Status.UP
+    after = Sample(int(WALL + 4), 100, 0, WALL + 5, "192.0.2.2", ENDPOINT)  # completed after it
+    ended, _ = step(state, after, 5.0, s)
+    assert ended.probe_failures == 0

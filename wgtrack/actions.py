@@ -88,9 +88,13 @@ class Actions:
         if isinstance(action, link.Probe):
             if settings.checks:
                 return await self.probe_with_checks(pid, self.tracker.icmp_target(pid), settings, action.count)
-            return await world.probe(netns.target(pid[0], action.target), max(action.count, settings.ping_count),
-                                     settings.ping_timeout_s,
-                                     self.tracker.is_urgent(pid, asyncio.get_running_loop().time()))
+            count = max(action.count, settings.ping_count)
+            answer = await world.probe(netns.target(pid[0], action.target), count, settings.ping_timeout_s,
+                                       self.tracker.is_urgent(pid, asyncio.get_running_loop().time()))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s: probe of %d echo(es): %s", self.tracker.name_of(pid), count,
+                          f"{answer.rtt_ms} ms" if answer.ok else answer.reason)
+            return answer
         if isinstance(action, link.Resolve):
             log.info("%s: re-resolving %s", self.tracker.name_of(pid), action.hostname)
             return await self.resolver.resolve(action.hostname)

@@ -69,7 +69,6 @@ class TrackSettings(LinkSettings):
     the daemon reads (how to probe, what to check, what to export)."""
 
     ping_count: int = 1  # echo requests per probe
-    ping_timeout_s: float = 1.0  # wait for each reply
     ping_target: str | None = None  # None = the /32 or /128 allowed IP, if there is one
     reresolve: bool = True  # re-resolve a hostname endpoint while the link is down
     endpoint: str | None = None  # "host:port" when the wg-quick config does not say it

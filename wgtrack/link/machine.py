@@ -157,12 +157,16 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: LinkSettings) 
         endpoint=s.endpoint,
         quiet_cycles=state.quiet_cycles + 1 if s.hostname is not None else state.quiet_cycles,
         last_sample=previous if keep_previous else s,
+        sampled_at=state.sampled_at if keep_previous else now,
         knock_since=None if session(s.latest_handshake, s.wall) else state.knock_since,
     )
     if is_probing and not lane:
         state, probe = _cycle_probe(state, s, now, settings)
         actions += probe
     decide = probes_decide(state, settings, s.probe_target)
+    if fresh and decide and 0 < state.probe_failures < settings.ping_failafternum \
+            and s.latest_handshake <= state.failing_since:
+        fresh = False  # completed before the failure being confirmed: no news of the link now
     if fresh and decide and state.probe_failures >= settings.ping_failafternum:
         if s.latest_handshake > state.failing_since:
             # Completed after our probes went unanswered: the link works, the target does not
@@ -273,7 +277,7 @@ def _on_probe(state: LinkState, r: ProbeResult, now: float, settings: LinkSettin
         return state, []
     failures = state.probe_failures + 1
     if failures == 1:
-        state = replace(state, failing_since=state.last_sample.wall if state.last_sample else 0.0)
+        state = replace(state, failing_since=_sent_wall(state, r, now, settings))
     state = replace(state, probe_failures=failures)
     if state.target is Target.UNPROVEN:
         if failures >= settings.ping_failafternum and target:
@@ -288,12 +292,25 @@ def _on_probe(state: LinkState, r: ProbeResult, now: float, settings: LinkSettin
     return state, [_probe(state, target, settings)] if target else []
 
 
+def _sent_wall(state: LinkState, r: ProbeResult, now: float, settings: LinkSettings) -> float:
+    """The epoch second before the failed probe ``r`` was sent (its echoes went 0.2 s apart, and
+    the last one waited ping_timeout), less one: wg dumps handshakes to the whole second."""
+    if state.last_sample is None:
+        return 0.0
+    wall_now = state.last_sample.wall + (now - state.sampled_at)
+    return wall_now - settings.ping_timeout_s - max(r.sent - 1, 0) * ECHO_SPACING_S - 1.0
+
+
 def _probe(state: LinkState, target: str, settings: LinkSettings) -> Probe:
     """A probe of an up peer; while its probes are failing, every one is a confirmation (a
     burst of confirm_pings): a single echo lost then must not make the run, whichever clock
     (the cycle, the fast lane, the failure itself) sends it."""
     confirming = state.probe_failures > 0 and not is_down(state)
     return Probe(target, settings.confirm_pings if confirming else 0)
+
+
+# probe.INTERVAL_S: between the echo requests of one probe (the core imports no I/O module)
+ECHO_SPACING_S = 0.2
 
 
 def _family(address: str) -> int:

@@ -45,6 +45,7 @@ class LinkSettings:
     # "Flapping": at 15 % loss a false down is rarer than once a month). 0: as 0.2.0, one probe
     # of ping_count.
     confirm_pings: int = 9
+    ping_timeout_s: float = 1.0  # wait for each reply (when a failed probe was sent)
 
 
 def stale_limit(settings: LinkSettings, keepalive_s: int) -> float:

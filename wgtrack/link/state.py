@@ -38,7 +38,10 @@ class LinkState(NamedTuple):
     resolving: bool = False
     last_sample: Sample | None = None
     target: Target = Target.UNPROVEN
-    failing_since: float = 0.0  # epoch time of the sample before the first failed probe of a run
+    # epoch time (to the dump's whole second) before which a handshake is older than the first
+    # failed probe of a run: it then says nothing of the link now
+    failing_since: float = 0.0
+    sampled_at: float = 0.0  # monotonic time of last_sample: with its wall time, the epoch now
     # monotonic time our first failed probe with no session to carry it came back (a knock: the
     # probe made WireGuard initiate a handshake). Not when the probe was asked for: on a big hub
     # a probe may wait its turn for minutes (probe_rate), and a knock not yet sent proves nothing.
