@@ -164,19 +164,8 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: LinkSettings) 
         state, probe = _cycle_probe(state, s, now, settings)
         actions += probe
     decide = probes_decide(state, settings, s.probe_target)
-    if fresh and decide and 0 < state.probe_failures < settings.ping_failafternum \
-            and s.latest_handshake <= state.failing_since:
-        fresh = False  # completed before the failure being confirmed: no news of the link now
-    if fresh and decide and state.probe_failures >= settings.ping_failafternum:
-        if s.latest_handshake > state.failing_since:
-            # Completed after our probes went unanswered: the link works, the target does not
-            # answer. Announced only if the next probe fails too: at the end of an outage the
-            # handshake often lands just before the first reply, and that is no silent target.
-            reason = f"{state.probe_failures} probes unanswered while a handshake completed"
-            state = replace(state, target=Target.SILENT, probe_failures=0, silence_reason=reason)
-            decide = False
-        else:
-            fresh = False  # it completed before the failures: no news of the link now
+    if fresh and decide and state.probe_failures > 0:
+        state, fresh, decide = _handshake_while_failing(state, s, settings)
     verdict, why = judge(state, s, s.wall, now, settings, fresh, rx_grew, decide, is_probing)
     if verdict is Verdict.ALIVE:
         state, changed = _alive(state, now, why, handshake=fresh)
@@ -186,6 +175,19 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: LinkSettings) 
         state, changed = _move(state, verdict, now, why)
     state, underlay = _underlay_due(state, s, now, settings)
     return state, actions + changed + underlay
+
+
+def _handshake_while_failing(state: LinkState, s: Sample, settings: LinkSettings) -> tuple[LinkState, bool, bool]:
+    """A new handshake while probes to an answering target fail: (state, fresh, decide)."""
+    if s.latest_handshake <= state.failing_since:
+        return state, False, True  # it completed before the failures: no news of the link now
+    if state.probe_failures < settings.ping_failafternum:
+        return state, True, True  # the link works: the failure was loss
+    # Completed after our probes went unanswered: the link works, the target does not answer.
+    # Announced only if the next probe fails too: at the end of an outage the handshake often
+    # lands just before the first reply, and that is no silent target.
+    reason = f"{state.probe_failures} probes unanswered while a handshake completed"
+    return replace(state, target=Target.SILENT, probe_failures=0, silence_reason=reason), True, False
 
 
 def _underlay_due(state: LinkState, s: Sample, now: float, settings: LinkSettings) -> Result:
