@@ -6,11 +6,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from wgtrack import __version__
 from wgtrack.link import Status
+from wgtrack.quality import BUCKETS_S
 from wgtrack.snapshot import PeerView, Snapshot
 
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -74,8 +81,13 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
     state = GaugeMetricFamily("wgtrack_peer_state", "1 for the peer's current state, 0 for the others",
                               labels=[*PEER, "state"])
     since = GaugeMetricFamily("wgtrack_peer_state_seconds", "Seconds since the last state change", labels=PEER)
-    rtt = GaugeMetricFamily("wgtrack_peer_probe_rtt_seconds", "Round-trip time of the last probe", labels=PEER)
+    rtt = GaugeMetricFamily("wgtrack_peer_probe_last_rtt_seconds", "Round-trip time of the last probe", labels=PEER)
     loss = GaugeMetricFamily("wgtrack_peer_probe_loss_ratio", "Packet loss of the last probe (0-1)", labels=PEER)
+    probes = CounterMetricFamily("wgtrack_peer_probes", "Echo requests sent through the tunnel", labels=PEER)
+    replies = CounterMetricFamily("wgtrack_peer_probe_replies", "Echo replies received through the tunnel",
+                                  labels=PEER)
+    histogram = HistogramMetricFamily("wgtrack_peer_probe_rtt_seconds", "Round-trip times of the echo replies",
+                                      labels=PEER)
     silent = GaugeMetricFamily("wgtrack_peer_probe_silent",
                                "1 when the probe target does not answer and handshakes judge the link", labels=PEER)
     reresolves = CounterMetricFamily("wgtrack_peer_reresolves", "Endpoint re-resolutions started", labels=PEER)
@@ -139,6 +151,12 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
                 rtt.add_metric(labels, peer.rtt_ms / 1000)
             if peer.loss is not None:
                 loss.add_metric(labels, peer.loss)
+            if peer.quality is not None:
+                q = peer.quality
+                probes.add_metric(labels, q.probes)
+                replies.add_metric(labels, q.replies)
+                bounds = [repr(b) for b in BUCKETS_S] + ["+Inf"]
+                histogram.add_metric(labels, list(zip(bounds, q.buckets, strict=True)), q.rtt_sum_s)
             silent.add_metric(labels, int(peer.probe_silent))
             reresolves.add_metric(labels, peer.reresolves)
             changes.add_metric(labels, peer.endpoint_changes)
@@ -152,7 +170,8 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
             keepalive.add_metric(labels, peer.keepalive_s)
             info.add_metric(labels, {"endpoint": peer.endpoint or "", "allowed_ips": ",".join(peer.allowed_ips),
                                      "link": ",".join(sorted((peer.interface_key, peer.public_key)))})
-    yield from (sent, received, latest, delay, up, state, since, rtt, loss, silent, reresolves, changes, roams,
+    yield from (sent, received, latest, delay, up, state, since, rtt, loss, probes, replies, histogram, silent,
+                reresolves, changes, roams,
                 underlay, keepalive, check_up, check_rtt, info, iface_info, iface_up, iface_peers, iface_rx, iface_tx,
                 group_peers, group_rx, group_tx)
 

@@ -97,7 +97,7 @@ def test_container_image_builds_offline_and_serves_the_lab(lab: Lab, podman: Pod
         assert peer_up(metrics) == ["1", "1", "1"], (metrics[-3000:], logs)
         assert all(f'public_key="{key}"' in metrics for key in keys)
         assert 'friendly_name="peer-a"' in metrics  # the mounted wg-quick configs were read
-        assert "wgtrack_peer_probe_rtt_seconds{" in metrics  # probes ran with the container's NET_RAW
+        assert "wgtrack_peer_probe_rtt_seconds_count{" in metrics  # probes ran with the container's NET_RAW
         page = lab.http_get("mon", "http://127.0.0.1:9586/")
         assert "<h1>wgtrack" in page and "peer-b" in page
         status = podman("exec", name, "python3", "-m", "wgtrack", "status", check=False)

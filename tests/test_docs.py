@@ -15,6 +15,7 @@ from wgtrack.config import all_keys
 from wgtrack.lineproto import render_lines
 from wgtrack.link import Status
 from wgtrack.promtext import LabelCache, render_chunks
+from wgtrack.quality import Quality
 from wgtrack.snapshot import InterfaceView, PeerView, Snapshot
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
@@ -60,7 +61,10 @@ def _rich_snapshot() -> Snapshot:
         values.update(extra)
         return PeerView(**values)  # type: ignore[arg-type]
 
-    peers = (peer("A" * 43 + "=", Status.UP), peer("B" * 43 + "=", Status.WAITING))
+    measured = Quality()
+    measured.record(NOW_NS / 1e9 - 2, 3, (1.5, 2.5))
+    peers = (peer("A" * 43 + "=", Status.UP, quality=measured.summary(NOW_NS / 1e9)),
+             peer("B" * 43 + "=", Status.WAITING))
     return Snapshot(time_ns=NOW_NS, cycle=3, wg_ok=True, wg_error=None,
                     interfaces=(InterfaceView("wg0", "I" * 43 + "=", 51820, peers),), cycle_duration_s=0.1,
                     started_ns=NOW_NS - 10**10, loop_lag_ms=1.0, last_success_ns=NOW_NS,

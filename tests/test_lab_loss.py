@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import lp
 from tests.daemon_helpers import Watched, start_in_lab
 from tests.lab import WG_PORT, Lab, run
 from tests.test_lab_lifecycle import HOOK_PORT, jsonl, start_receiver
@@ -50,13 +51,22 @@ def test_fifteen_percent_loss_for_five_minutes_is_no_down(tmp_path: Path) -> Non
             log = w.log()
             downs = [line for line in log.splitlines() if "-> down" in line]
             events = [e for e in jsonl(hooks) if e["kind"] == "peer_down"]
+            fields = lp.peers(w.text())[a].fields
             print(f"15 % loss for {LOSS_S} s at a: {dropped} of {arrived} packets dropped "
                   f"({dropped / max(arrived, 1):.1%}); down verdicts {len(downs)}, peer_down events {len(events)}; "
-                  f"status {w.status(a)}")
+                  f"status {w.status(a)}; wgtrack measured loss_5m {fields['loss_5m']}, "
+                  f"{fields['replies']} of {fields['probes']} echoes answered, "
+                  f"RTT p50/p90/p99 {fields['rtt_p50_ms']}/{fields['rtt_p90_ms']}/{fields['rtt_p99_ms']} ms, "
+                  f"jitter {fields['jitter_ms']} ms")
             assert arrived >= LOSS_S  # a probe a second at least crossed the link
             assert 0.08 <= dropped / arrived <= 0.22
             assert downs == [] and events == [], (downs, events)
             assert w.status(a) == "up:ok"
+            # The loss is measured, not only survived: the window sees what nft dropped (the echo
+            # requests are most of the WireGuard packets a receives; the replies are not dropped).
+            loss, probes, replies = (float(str(fields[k])) for k in ("loss_5m", "probes", "replies"))
+            assert abs(loss - dropped / arrived) <= 0.07
+            assert probes >= LOSS_S and replies < probes
         finally:
             w.stop()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from tests.daemon_helpers import REPO, run_cli, write_config
 from wgtrack.events import Event
 from wgtrack.link import Status
+from wgtrack.quality import Quality
 from wgtrack.snapshot import InterfaceView, PeerView, Snapshot
 from wgtrack.statuspage import MAX_ROWS, Timeline, human_rate, rates, render
 
@@ -83,18 +84,25 @@ def parse(page: str) -> Cells:
 def test_page_lists_worst_first_with_state_since_handshake_rtt_rates_and_hostname() -> None:
     before = snap([peer("peer-a", Status.UP, rx=1000, tx=0), peer("peer-b", Status.UP, rx=0, tx=0)],
                   at=NOW - 2)
-    now = snap([peer("peer-a", Status.UP, rx=5000, tx=2000, endpoint_host="a.lab.test"),
+    measured = Quality()
+    measured.record(NOW - 30, 1, ())
+    measured.record(NOW - 20, 3, (1.0, 2.0, 4.0))
+    now = snap([peer("peer-a", Status.UP, rx=5000, tx=2000, endpoint_host="a.lab.test",
+                     quality=measured.summary(NOW)),
                 peer("peer-b", Status.DOWN, rx=0, tx=0, rtt_ms=None)])
     page = "".join(render(now, before, Timeline(), now=NOW + 1))
     cells = parse(page)
     assert cells.scripts == 0 and cells.external == 0  # works offline, and with script off
     header, first, second = cells.rows[0], cells.rows[1], cells.rows[2]
-    assert header == ["interface", "peer", "state", "since", "handshake", "rtt", "rx", "tx", "endpoint"]
+    assert header == ["interface", "peer", "state", "since", "handshake", "rtt", "loss 5m", "rtt p50/p90/p99",
+                      "jitter", "rx", "tx", "endpoint"]
     assert first[1:3] == ["peer-b", "down"]  # the worst first
     assert second[1:3] == ["peer-a", "up:ok"]
     assert second[3] == "75s (since 07:58:45 UTC)" and second[4] == "20s ago" and second[5] == "1.2 ms"
-    assert second[6:8] == ["2.0 kB/s", "1.0 kB/s"]  # (5000-1000)/2 s and 2000/2 s
-    assert second[8] == "a.lab.test → 198.51.100.11:51820"
+    assert second[6:9] == ["25.0%", "2.0/3.9/3.9 ms", "1.5 ms"]  # 1 of 4 lost; 4 ms read back within 2.3 %
+    assert first[6:9] == ["-", "-", "-"]  # never probed
+    assert second[9:11] == ["2.0 kB/s", "1.0 kB/s"]  # (5000-1000)/2 s and 2000/2 s
+    assert second[11] == "a.lab.test → 198.51.100.11:51820"
     assert '<span class="state down">down</span>' in page  # in colour
     assert '<meta http-equiv="refresh" content="2">' in page
     assert "wgtrack on hub.test" in page and "1 down, 0 idle, 1 up" in page

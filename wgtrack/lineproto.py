@@ -11,7 +11,7 @@ import math
 from array import array
 from collections.abc import Iterator, Mapping
 
-from wgtrack import __version__
+from wgtrack import __version__, quality
 from wgtrack.dump import interface_labels
 from wgtrack.link import Status
 from wgtrack.snapshot import InterfaceView, PeerView, Snapshot
@@ -76,6 +76,7 @@ def peer_fields(peer: PeerView) -> dict[str, FieldValue]:
         "probe_silent": int(peer.probe_silent),
         "roams": peer.roams,
         "diagnosis": peer.diagnosis,
+        **quality.fields(peer.quality),
     }
 
 

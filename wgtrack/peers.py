@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from wgtrack import link
 from wgtrack.model import PeerRecord, single_host_address
+from wgtrack.quality import Quality
 
 if TYPE_CHECKING:
     from wgtrack.checks import CheckResult
@@ -65,6 +66,7 @@ class TrackedPeer(Counters):
     endpoint_changes: int = 0
     roams: int = 0
     checks: tuple[CheckResult, ...] = ()  # the last run of this peer's service checks
+    quality: Quality | None = None  # its echoes' record, from its first probe on
     settings: TrackSettings | None = None  # what the last sample was built with (the fast path's check)
     merged: TrackSettings | None = None  # its effective settings under the current config (Tracker.settings)
     # Its probe and handshake targets, from the last sample's allowed IPs and ping_target (kept
@@ -79,6 +81,11 @@ class TrackedPeer(Counters):
     view: PeerView | None = None
     view_record: PeerRecord | None = None
     view_state: link.LinkState | None = None
+
+    def record_echoes(self, wall: float, sent: int, rtts_ms: tuple[float, ...]) -> None:
+        if self.quality is None:
+            self.quality = Quality()
+        self.quality.record(wall, sent, rtts_ms)
 
 
 def probe_target(record: PeerRecord, configured: str | None) -> str | None:

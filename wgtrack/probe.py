@@ -207,7 +207,8 @@ class Prober:
         rtts = [rtt for rtt in await asyncio.gather(*waiting) if rtt is not None] if waiting else []
         loss = 1.0 - len(rtts) / count
         if rtts:
-            return ProbeResult(ok=True, rtt_ms=round(sum(rtts) / len(rtts), 3), loss=loss, sent=len(waiting))
+            return ProbeResult(ok=True, rtt_ms=round(sum(rtts) / len(rtts), 3), loss=loss, sent=len(waiting),
+                               rtts=tuple(rtts))
         return ProbeResult(ok=False, loss=1.0, reason=error or "no reply", sent=len(waiting))
 
     async def _pace(self, urgent: bool) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from wgtrack import __version__
 from wgtrack.dump import interface_labels
 from wgtrack.link import Status
+from wgtrack.quality import BUCKETS_S, QualityView
 from wgtrack.snapshot import PeerView, Snapshot
 
 STATES = tuple(s.value for s in Status)
@@ -58,8 +59,11 @@ PEER_FAMILIES: tuple[tuple[str, str, str], ...] = (
     ("wgtrack_peer_up", "gauge", "1 when the link shows evidence of life"),
     ("wgtrack_peer_state", "gauge", "1 for the peer's current state, 0 for the others"),
     ("wgtrack_peer_state_seconds", "gauge", "Seconds since the last state change"),
-    ("wgtrack_peer_probe_rtt_seconds", "gauge", "Round-trip time of the last probe"),
+    ("wgtrack_peer_probe_last_rtt_seconds", "gauge", "Round-trip time of the last probe"),
     ("wgtrack_peer_probe_loss_ratio", "gauge", "Packet loss of the last probe (0-1)"),
+    ("wgtrack_peer_probes_total", "counter", "Echo requests sent through the tunnel"),
+    ("wgtrack_peer_probe_replies_total", "counter", "Echo replies received through the tunnel"),
+    ("wgtrack_peer_probe_rtt_seconds", "histogram", "Round-trip times of the echo replies"),
     ("wgtrack_peer_probe_silent", "gauge", "1 when the probe target does not answer and handshakes judge the link"),
     ("wgtrack_peer_reresolves_total", "counter", "Endpoint re-resolutions started"),
     ("wgtrack_peer_endpoint_changes_total", "counter", "Endpoints applied by wgtrack"),
@@ -130,6 +134,8 @@ def _peer_lines(family: str, peers: list[PeerView], compat: list[str], own: list
         return "".join([f'{family}{o},endpoint="{_escape(p.endpoint or "")}",'
                         f'allowed_ips="{",".join(p.allowed_ips)}",link="{link_id(p)}"}} 1\n'
                         for o, p in zip(own, peers, strict=True)])
+    if family == "wgtrack_peer_probe_rtt_seconds":
+        return "".join([_histogram(o, p.quality) for o, p in zip(own, peers, strict=True) if p.quality])
     if family == "wgtrack_peer_state_seconds":
         return "".join([f"{family}{o}}} {round(p.since_s(at), 3)}\n" for o, p in zip(own, peers, strict=True)])
     numbers = _OWN_VALUES[family](peers)
@@ -139,8 +145,10 @@ def _peer_lines(family: str, peers: list[PeerView], compat: list[str], own: list
 
 _OWN_VALUES: dict[str, Callable[[list[PeerView]], list[float | None]]] = {
     "wgtrack_peer_up": lambda ps: [int(p.is_up) for p in ps],
-    "wgtrack_peer_probe_rtt_seconds": lambda ps: [None if p.rtt_ms is None else p.rtt_ms / 1000 for p in ps],
+    "wgtrack_peer_probe_last_rtt_seconds": lambda ps: [None if p.rtt_ms is None else p.rtt_ms / 1000 for p in ps],
     "wgtrack_peer_probe_loss_ratio": lambda ps: [p.loss for p in ps],
+    "wgtrack_peer_probes_total": lambda ps: [p.quality.probes if p.quality else None for p in ps],
+    "wgtrack_peer_probe_replies_total": lambda ps: [p.quality.replies if p.quality else None for p in ps],
     "wgtrack_peer_probe_silent": lambda ps: [int(p.probe_silent) for p in ps],
     "wgtrack_peer_reresolves_total": lambda ps: [p.reresolves for p in ps],
     "wgtrack_peer_endpoint_changes_total": lambda ps: [p.endpoint_changes for p in ps],
@@ -149,6 +157,18 @@ _OWN_VALUES: dict[str, Callable[[list[PeerView]], list[float | None]]] = {
                                             for p in ps],
     "wgtrack_peer_keepalive_seconds": lambda ps: [p.keepalive_s for p in ps],
 }
+
+
+_LE = tuple(f',le="{bound}"}} ' for bound in (*BUCKETS_S, "+Inf"))
+
+
+def _histogram(own: str, quality: QualityView) -> str:
+    """One peer's RTT histogram: its buckets (cumulative), sum and count."""
+    head = "wgtrack_peer_probe_rtt_seconds_bucket" + own
+    lines = [f"{head}{le}{count}\n" for le, count in zip(_LE, quality.buckets, strict=True)]
+    lines.append(f"wgtrack_peer_probe_rtt_seconds_sum{own}}} {quality.rtt_sum_s}\n")
+    lines.append(f"wgtrack_peer_probe_rtt_seconds_count{own}}} {quality.replies}\n")
+    return "".join(lines)
 
 
 def link_id(peer: PeerView) -> str:

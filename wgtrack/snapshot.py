@@ -11,6 +11,7 @@ from wgtrack.link import Status
 if TYPE_CHECKING:
     from wgtrack.checks import CheckResult
     from wgtrack.events import Event
+    from wgtrack.quality import QualityView
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class PeerView:
     interface_key: str = ""  # the local interface's public key: with public_key, the link's two ends
     endpoint_host: str | None = None  # the hostname the endpoint is re-resolved from, if any
     exported: bool = True  # per_peer_metrics: series of its own in Prometheus and the Influx outputs
+    quality: QualityView | None = None  # its probes' counters, histogram and window (None: never probed)
 
     @property
     def is_up(self) -> bool:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wgtrack import config
+from wgtrack import config, quality
 from wgtrack.outputs.json_status import DEFAULT_STATUS_FILE, JsonSettings, read_status
 from wgtrack.statuspage import endpoint_text, human_age, human_rate, state_class
 
@@ -82,8 +82,8 @@ def table(doc: dict[str, Any], now: float, previous: dict[str, Any] | None = Non
     """Human-readable rendering of one status document; with ``previous``, rx and tx rates too."""
     rated = previous is not None
     per_peer = _rates(doc, previous)
-    columns = ["INTERFACE", "PEER", "STATE", "SINCE", "HANDSHAKE", "RTT", *(["RX", "TX"] if rated else []),
-               "ENDPOINT", "NEXT RE-RESOLVE"]
+    columns = ["INTERFACE", "PEER", "STATE", "SINCE", "HANDSHAKE", "RTT", "LOSS 5M", "RTT P50/P90/P99", "JITTER",
+               *(["RX", "TX"] if rated else []), "ENDPOINT", "NEXT RE-RESOLVE"]
     rows = [columns]
     for iface in doc.get("interfaces", []):
         for p in iface.get("peers", []):
@@ -93,7 +93,7 @@ def table(doc: dict[str, Any], now: float, previous: dict[str, Any] | None = Non
                 rtt = "silent"  # the probe target does not answer: judged by handshakes
             rate = list(per_peer.get((iface["name"], p["public_key"]), ("-", "-"))) if rated else []
             rows.append([iface["name"], name, p["status"], _age(_since_s(p, doc)), _age(p.get("handshake_age_s")),
-                         rtt, *rate, endpoint_text(p.get("endpoint"), p.get("endpoint_host")),
+                         rtt, *quality.texts(p), *rate, endpoint_text(p.get("endpoint"), p.get("endpoint_host")),
                          _age(p.get("next_reresolve_s"))])
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
     lines = []

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from wgtrack import quality
 from wgtrack.snapshot import PeerView, Snapshot
 
 TIMELINE_S = 3600.0  # the page shows the last hour
@@ -171,7 +172,8 @@ def _table(views: list[PeerView], per_peer: dict[tuple[str, str], tuple[float, f
            taken: float) -> Iterator[str]:
     """The peer table; ages are as of ``taken``, the snapshot's time."""
     esc = html.escape
-    head = ("interface", "peer", "state", "since", "handshake", "rtt", "rx", "tx", "endpoint")
+    head = ("interface", "peer", "state", "since", "handshake", "rtt", "loss 5m", "rtt p50/p90/p99", "jitter", "rx",
+            "tx", "endpoint")
     yield "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>\n"
     for start in range(0, len(views), CHUNK_ROWS):
         rows = []
@@ -180,13 +182,15 @@ def _table(views: list[PeerView], per_peer: dict[tuple[str, str], tuple[float, f
             since = time.strftime("%H:%M:%S", time.gmtime(p.since))
             rtt = "silent" if p.probe_silent else "-" if p.rtt_ms is None else f"{p.rtt_ms:.1f} ms"
             rx, tx = per_peer.get((p.interface, p.public_key), (None, None))
+            loss, quantiles, jitter = quality.texts(quality.fields(p.quality))
             hs = "never" if p.handshake_age_s is None else f"{human_age(p.handshake_age_s)} ago"
             rows.append(
                 f"<tr><td>{esc(p.interface)}</td><td title=\"{esc(p.public_key)}\">"
                 f"{esc(p.friendly_name or p.public_key[:8] + '…')}</td>"
                 f'<td><span class="state {state_class(status)}">{esc(status)}</span></td>'
                 f"<td>{human_age(p.since_s(taken))} <small>(since {since} UTC)</small></td>"
-                f'<td class="num">{hs}</td><td class="num">{rtt}</td>'
+                f'<td class="num">{hs}</td><td class="num">{rtt}</td><td class="num">{loss}</td>'
+                f'<td class="num">{quantiles}</td><td class="num">{jitter}</td>'
                 f'<td class="num">{human_rate(rx)}</td><td class="num">{human_rate(tx)}</td>'
                 f"<td>{esc(endpoint_text(p.endpoint, p.endpoint_host))}</td></tr>\n")
         yield "".join(rows)

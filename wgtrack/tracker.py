@@ -114,8 +114,7 @@ class Tracker:
         return f"{pid[0]}/{conf.friendly_name if conf and conf.friendly_name else short_key(pid[1])}"
 
     def _friendly(self, pid: PeerId) -> str | None:
-        conf = self._conf(pid)
-        return conf.friendly_name if conf else None
+        return conf.friendly_name if (conf := self._conf(pid)) else None
 
     def state_of(self, pid: PeerId) -> link.LinkState | None:
         """The peer's machine state (None: not tracked)."""
@@ -123,8 +122,7 @@ class Tracker:
         return tracked.state if tracked else None
 
     def tracked(self) -> list[PeerId]:
-        """Every tracked peer, in the order they came."""
-        return list(self._peers)
+        return list(self._peers)  # every tracked peer, in the order they came
 
     def icmp_target(self, pid: PeerId) -> str | None:
         """Where to ping this peer: its probe target, unless ``icmp = no`` or it has none (the
@@ -148,13 +146,11 @@ class Tracker:
 
     def is_up(self, pid: PeerId) -> bool:
         """Up: its probes are awaited within the cycle."""
-        tracked = self._peers.get(pid)
-        return tracked is not None and tracked.state.status is link.Status.UP
+        return (tracked := self._peers.get(pid)) is not None and tracked.state.status is link.Status.UP
 
     def is_urgent(self, pid: PeerId, now: float) -> bool:
         """Its probes go first when probes wait (``link.urgent``)."""
-        tracked = self._peers.get(pid)
-        return tracked is not None and link.urgent(tracked.state, now)
+        return (tracked := self._peers.get(pid)) is not None and link.urgent(tracked.state, now)
 
     def listen_ports(self, netns: str = "") -> dict[int, str]:
         """listen port -> interface, from the last dump (where a logged handshake belongs), of
@@ -375,16 +371,20 @@ class Tracker:
             self.changes += self.events.said(pid, tracked, actions, now)
         return [a for a in actions if isinstance(a, link.EFFECTS)]
 
-    def record_checks(self, pid: PeerId, results: tuple[CheckResult, ...]) -> None:
-        tracked = self._peers.get(pid)
-        if tracked is not None:
-            self.events.checks_ran(pid, tracked.checks, results)
-            tracked.checks = results
-            self.views.fresh[pid] = None
+    def record_probe(self, pid: PeerId, ping: link.ProbeResult | None, wall: float,
+                     checks: tuple[CheckResult, ...] | None = None) -> None:
+        """A probe's echoes and service checks (if it ran any), for the views (the machine gets the verdict)."""
+        if (tracked := self._peers.get(pid)) is None:
+            return
+        if checks is not None:
+            self.events.checks_ran(pid, tracked.checks, checks)
+            tracked.checks = checks
+        if ping is not None and ping.sent:
+            tracked.record_echoes(wall, ping.sent, ping.rtts)
+        self.views.fresh[pid] = None
 
     def forget(self) -> None:
-        """wg could not be read: drop the picture of interfaces, keep the peers' memory."""
-        self._interfaces = ()
+        self._interfaces = ()  # wg could not be read: drop the picture of interfaces, keep the peers' memory
 
     # ---- snapshots ----
 

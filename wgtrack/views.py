@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from wgtrack.config import TrackSettings
     from wgtrack.events import Event
     from wgtrack.peers import CounterMemory, PeerId, TrackedPeer
+    from wgtrack.quality import QualityView
     from wgtrack.wgconf import PeerConf
 
 # Peers looked at per part of building a snapshot: sized for a big hub's first cycles (a first
@@ -132,12 +133,13 @@ class ViewCache:
         self._last_epoch = (since, self.wall_offset, value)
         return value
 
-    def _unchanged(self, tracked: TrackedPeer, record: PeerRecord, age: int | None) -> PeerView | None:
+    def _unchanged(self, tracked: TrackedPeer, record: PeerRecord, age: int | None,
+                   quality: QualityView | None) -> PeerView | None:
         """The peer's last view, if nothing it shows changed (a down peer's probe times are no
         part of it)."""
         view, made_of, state = tracked.view, tracked.view_state, tracked.state
         if view is not None and made_of is not None and tracked.view_record is record \
-                and view.checks is tracked.checks and view.handshake_age_s == age \
+                and view.checks is tracked.checks and view.handshake_age_s == age and view.quality is quality \
                 and (made_of is state or _same_view(made_of, state)) \
                 and (view.reresolves, view.endpoint_changes, view.roams, view.rx_bytes, view.tx_bytes) == \
                 (tracked.reresolves, tracked.endpoint_changes, tracked.roams, tracked.rx_total, tracked.tx_total):
@@ -151,7 +153,8 @@ class ViewCache:
         assert record is not None, "a tracked peer has been sampled"
         hs = record.latest_handshake
         age = max(0, wall - hs) if hs else None
-        kept = self._unchanged(tracked, record, age)
+        quality = tracked.quality.summary(wall) if tracked.quality else None
+        kept = self._unchanged(tracked, record, age, quality)
         if kept is not None:
             return kept
         state = tracked.state
@@ -184,6 +187,7 @@ class ViewCache:
             interface_key=interface_key,
             endpoint_host=endpoint_host(settings, conf),
             exported=settings.per_peer_metrics,
+            quality=quality,
         )
         tracked.view_record, tracked.view_state = record, state
         return view

@@ -41,6 +41,7 @@ class ProbeResult:
     loss: float = 0.0
     reason: str = ""
     sent: int = 0  # echo requests sent (a burst confirms a failure); 0 = not said (checks, errors)
+    rtts: tuple[float, ...] = ()  # each reply's round trip (ms), for the quality window
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wgtrack import quality
 from wgtrack.atomic import directory_problem, write_atomic
 from wgtrack.dump import interface_labels
 from wgtrack.errors import StartupError
@@ -54,6 +55,7 @@ def _peer(p: PeerView) -> dict[str, Any]:
         "roams": p.roams or None,
         "diagnosis": p.diagnosis,
         "checks": [{"check": c.check, "ok": c.ok, "rtt_ms": c.rtt_ms, "error": c.error} for c in p.checks] or None,
+        **quality.fields(p.quality),
     }
     return {k: v for k, v in doc.items() if v is not None}
 
