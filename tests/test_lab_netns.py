@@ -52,6 +52,12 @@ def test_three_namespaces_a_break_a_heal_and_one_deleted(tmp_path: Path) -> None
             assert seen[(f"{b}/wg0", key["mon"])]["netns"] == b
             lines = out.read_text()
             assert f"wgtrack,interface=wg0,netns={mon},peer={key['a']} " in lines.replace("\\", ""), lines
+            # Read in-process from each wireguard-go's socket (no process per namespace), the
+            # interface's own key worked out from the private one it answers with.
+            for ns in (mon, b, c):
+                assert f"netns {ns}: read through the userspace WireGuard sockets in /proc/" in w.log()
+            interfaces = {i["name"]: i for i in json.loads(status.read_text())["interfaces"]}
+            assert interfaces[f"{mon}/wg0"]["public_key"] == key["mon"]
 
             # a break: b's WireGuard traffic dropped; mon's namespace sees b go down
             lab.blackhole("b")

@@ -9,7 +9,9 @@ the outputs carry the namespace as a ``netns`` tag or label of its own.
   it holds WireGuard; it is named ``<command>-<pid>`` after its lowest PID.
 - ``wg`` runs in a namespace through ``nsenter --net``. Userspace WireGuard (wireguard-go,
   boringtun) keeps its UAPI socket in ``/run/wireguard`` of its own mount namespace: when a
-  process of that namespace shows one, ``wg`` enters that process's mount namespace as well.
+  process of that namespace shows one, wgtrack reads that socket itself through the process's
+  root (``wgtrack.uapi``: no process per namespace), and ``wg set`` enters that process's
+  mount namespace as well.
 - Sockets (probes, the handshake nudge) are opened in a namespace by a short-lived thread
   that enters it with setns(2): a socket stays in the namespace it was created in.
 
@@ -42,6 +44,7 @@ class Namespace:
     enter: tuple[str, ...]  # the argv prefix that runs a program in it
     userspace: bool = False  # a process in it shows a userspace WireGuard socket
     named: bool = True  # under /run/netns (else found through a process, with ``all``)
+    uapi: str | None = None  # userspace WireGuard's socket directory, as seen from here (read in-process)
 
 
 def _inode(path: Path) -> int | None:
@@ -76,10 +79,14 @@ def _processes(proc: Path, own_net: int | None, own_mnt: int | None) -> dict[int
     return found
 
 
-def _enter(net_path: str, process: tuple[int, bool, str] | None) -> tuple[tuple[str, ...], bool]:
+def _enter(net_path: str, process: tuple[int, bool, str] | None,
+           proc: Path) -> tuple[tuple[str, ...], bool, str | None]:
+    """How to run a program in the namespace, whether its WireGuard is userspace, and where
+    its UAPI sockets are seen from here (through the process's root)."""
     if process is not None and process[1]:
-        return ("nsenter", "-t", str(process[0]), "--net", "--mount", "--"), True
-    return ("nsenter", f"--net={net_path}", "--"), False
+        return (("nsenter", "-t", str(process[0]), "--net", "--mount", "--"), True,
+                str(proc / str(process[0]) / "root" / "run" / "wireguard"))
+    return ("nsenter", f"--net={net_path}", "--"), False, None
 
 
 def _comm_name(comm: str, pid: int) -> str:
@@ -105,16 +112,16 @@ def discover(wanted: tuple[str, ...], netns_dir: Path = NETNS_DIR, proc: Path = 
         if inode is None or inode in seen or not valid_netns_name(name):
             continue
         seen.add(inode)
-        enter, userspace = _enter(str(netns_dir / name), processes.get(inode))
-        found.append(Namespace(name, str(netns_dir / name), enter, userspace))
+        enter, userspace, uapi = _enter(str(netns_dir / name), processes.get(inode), proc)
+        found.append(Namespace(name, str(netns_dir / name), enter, userspace, uapi=uapi))
     if find_all:
         for inode, (pid, userspace, comm) in sorted(processes.items(), key=lambda item: item[1][0]):
             if inode in seen:
                 continue
             seen.add(inode)
             path = str(proc / str(pid) / "ns" / "net")
-            enter, userspace = _enter(path, (pid, userspace, comm))
-            found.append(Namespace(_comm_name(comm, pid), path, enter, userspace, named=False))
+            enter, userspace, uapi = _enter(path, (pid, userspace, comm), proc)
+            found.append(Namespace(_comm_name(comm, pid), path, enter, userspace, named=False, uapi=uapi))
     return found
 
 

@@ -1,6 +1,7 @@
-"""The cycle's read of the other namespaces: ``wg show all dump`` in each, in parallel and each
-under its deadline, merged into the own namespace's dump with every interface named
-``<netns>/<ifname>``. One parse of the merged text then serves them all, so the incremental
+"""The cycle's read of the other namespaces, in parallel and each under its deadline:
+userspace WireGuard's sockets asked in-process (``wgtrack.uapi``), else ``wg show all dump``
+run in the namespace. Merged into the own namespace's dump with every interface named
+``<netns>/<ifname>``: one parse of the merged text then serves them all, so the incremental
 dump reader and everything after it see one hub."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from wgtrack import netns, probe
+from wgtrack import netns, probe, uapi
 from wgtrack.retry import FailureRun
 from wgtrack.wgcmd import WgResult
 
@@ -53,8 +54,7 @@ class NamespaceReads:
             return own
         await self._refresh(wanted)
         todo = [ns for name, ns in self.namespaces.items() if name not in self._without_wg]
-        results = await asyncio.gather(*(self._run_wg(ns.enter[0], [*ns.enter[1:], wg_command, "show", "all", "dump"],
-                                                      timeout_s) for ns in todo))
+        results = await asyncio.gather(*(self._read_one(ns, wg_command, timeout_s) for ns in todo))
         parts = [own.stdout if own.stdout.endswith("\n") or not own.stdout else own.stdout + "\n"]
         for ns, result in zip(todo, results, strict=True):
             failures = self._failures.setdefault(ns.name, FailureRun(log, f"netns {ns.name}", logging.WARNING))
@@ -66,6 +66,22 @@ class NamespaceReads:
                 self._without_wg.add(ns.name)  # no WireGuard there: not read again until found again
             parts.append(qualified(ns.name, result.stdout))
         return WgResult("".join(parts), None)
+
+    async def _read_one(self, ns: netns.Namespace, wg_command: str, timeout_s: float) -> WgResult:
+        """One namespace's dump: userspace WireGuard's sockets asked in-process, else ``wg`` run in it."""
+        if ns.uapi is None:
+            return await self._run_wg(ns.enter[0], [*ns.enter[1:], wg_command, "show", "all", "dump"], timeout_s)
+        try:
+            async with asyncio.timeout(timeout_s):
+                found = await self._io.run(uapi.sockets, ns.uapi, timeout_s=timeout_s)
+                answers = await asyncio.gather(*(uapi.ask(path) for _, path in found))
+                texts = [await self._io.run(uapi.dump_lines, ifname, answer, timeout_s=timeout_s)
+                         for (ifname, _), answer in zip(found, answers, strict=True)]
+        except TimeoutError:
+            return WgResult("", f"its WireGuard sockets did not answer within {timeout_s:g} s")
+        except (OSError, ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError) as exc:
+            return WgResult("", f"reading its WireGuard sockets: {exc}")
+        return WgResult("".join(texts), None)
 
     async def _refresh(self, wanted: tuple[str, ...]) -> None:
         now = asyncio.get_running_loop().time()
@@ -83,8 +99,8 @@ class NamespaceReads:
         self._without_wg.clear()
         for name in sorted(self.namespaces.keys() - before.keys()):
             ns = self.namespaces[name]
-            log.info("netns %s: read through %s%s", name, " ".join(ns.enter[:-1]),
-                     " (userspace WireGuard)" if ns.userspace else "")
+            log.info("netns %s: read through %s", name, f"the userspace WireGuard sockets in {ns.uapi}"
+                     if ns.uapi else " ".join(ns.enter[:-1]))
         for name in sorted(before.keys() - self.namespaces.keys()):
             log.info("netns %s: gone; its peers leave the outputs", name)
             probe.forget_netns(before[name].net)
