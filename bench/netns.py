@@ -4,8 +4,9 @@ costs. The same 1,000 peers, side by side in one run:
 - one namespace of 1,000 peers, read through ``netns = <it>`` (wgtrack in the host's own);
 - twenty namespaces of 50 peers each, read through ``netns = <all twenty>``;
 - one namespace of 1,000 peers with wgtrack inside it (no netns: the reference);
-- ``wg show all dump`` run in each of the twenty namespaces, through nsenter (the floor of
-  the twenty).
+- ``wg show all dump`` run in each of the twenty namespaces, through nsenter: what reading
+  them cost when wgtrack ran ``wg`` in each (it now asks userspace WireGuard's sockets itself,
+  ``wgtrack/uapi.py``; kernel WireGuard in a namespace is still read this way).
 
 Each namespace has one wireguard-go interface (its UAPI socket in a mount namespace of its
 own, as a container's), its peers added with ``wg addconf`` (random keys, one /128 allowed IP
@@ -155,7 +156,7 @@ def main() -> int:
                     ([*ours, str(config(tmp, "many", many.names))], env),
                 f"wgtrack inside the namespace of {args.peers} (no netns)":
                     ([*one.enter(0), *ours, str(config(tmp, "inside", []))], env),
-                f"wg show all dump in each of the {many.count} namespaces, by nsenter (floor)":
+                f"wg show all dump in each of the {many.count} namespaces, by nsenter (the old way)":
                     (["sh", "-c", f"while :; do {floor}; sleep {CYCLE_S:g}; done"], PATH),
             }
             for _ in range(args.runs):
