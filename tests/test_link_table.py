@@ -59,8 +59,10 @@ def _observation(rng: random.Random, wall: float, life: _Life) -> link.Observati
         return link.Seen(life.handshake, life.endpoint, wall)
     if k < 0.9:
         return link.ResolveResult(("198.51.100.7",))
-    if k < 0.95:
+    if k < 0.93:
         return link.SetEndpointResult("198.51.100.7:51820", rng.random() < 0.7)
+    if k < 0.96:
+        return link.Measured(rng.choice([0.0, 0.2]), 100, 5.0, rng.choice([None, 1200]), 1420)
     return link.UnderlayResult(rng.random() < 0.5)
 
 

@@ -146,7 +146,8 @@ class Tracker:
 
     def is_up(self, pid: PeerId) -> bool:
         """Up: its probes are awaited within the cycle."""
-        return (tracked := self._peers.get(pid)) is not None and tracked.state.status is link.Status.UP
+        return (tracked := self._peers.get(pid)) is not None and (status := tracked.state.status) is not None \
+            and status.is_up
 
     def is_urgent(self, pid: PeerId, now: float) -> bool:
         """Its probes go first when probes wait (``link.urgent``)."""

@@ -85,6 +85,6 @@ def urgent(state: LinkState, now: float) -> bool:
     within DOWN_FAST_S (its fast minute). Never-up, long-down, new and idle links wait: each of
     their probes makes WireGuard retry a handshake with an address that may be dead."""
     status = state.status
-    if status is Status.UP:
+    if status is Status.UP or status is Status.DEGRADED:
         return True
     return status is not None and status.is_down and state.was_up and now - state.down_since <= DOWN_FAST_S

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from wgtrack.link import table
+from wgtrack.link.health import on_measured
 from wgtrack.link.messages import (
     Action,
-    Changed,
     Diagnosed,
     EndpointChanged,
+    Measured,
     Observation,
     Probe,
     ProbeResult,
@@ -38,6 +38,7 @@ from wgtrack.link.messages import (
     UnderlayResult,
     same_reading,
 )
+from wgtrack.link.moves import move as _move
 from wgtrack.link.rules import down_gap, judge, schedule_verdict
 from wgtrack.link.settings import DOWN_FAST_S, DOWN_PROBE_CAP_S, UNDERLAY_PERIOD_S, LinkSettings
 from wgtrack.link.state import LinkState, in_lane, is_down, lane_target, probes_decide, probing, replace, session
@@ -45,18 +46,6 @@ from wgtrack.link.table import Status, Target, Verdict
 from wgtrack.model import split_endpoint
 
 Result = tuple[LinkState, list[Action]]
-
-
-def _move(state: LinkState, verdict: Verdict, now: float, reason: str, connected: bool = False) -> Result:
-    new = table.lookup(state.status, verdict)
-    if state.status is new:
-        return state, []
-    if new.is_down and not is_down(state):
-        state = replace(state, down_since=now)
-    if new.is_up and not state.was_up:
-        state = replace(state, was_up=True)
-    return replace(state, status=new, since=now), [Changed(state.status, new, reason, connected)]
-
 
 def _alive(state: LinkState, now: float, reason: str, handshake: bool = False) -> Result:
     """Evidence of life: up, and the whole re-resolution schedule starts over. A completed
@@ -388,4 +377,6 @@ def step(state: LinkState, obs: Observation, now: float, settings: LinkSettings)
         return _on_tick(state, now, settings)
     if isinstance(obs, Seen):
         return _on_seen(state, obs, now)
+    if isinstance(obs, Measured):
+        return on_measured(state, obs, now, settings)
     return _on_set(state, obs)

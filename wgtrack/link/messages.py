@@ -87,7 +87,19 @@ class SetEndpointResult:
     error: str | None = None
 
 
-Observation = Sample | ProbeResult | ResolveResult | SetEndpointResult | UnderlayResult | Tick | Seen
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """The link's quality as its probes measure it over the last five minutes (the caller's
+    window), and the path MTU its last search found. None: not measured, nothing to say."""
+
+    loss: float | None = None  # lost / sent in the window
+    echoes: int = 0  # echo requests in the window
+    rtt_ms: float | None = None  # the window's median RTT
+    path_mtu: int | None = None  # the largest inner packet that passes, when below the tunnel's MTU
+    mtu: int | None = None  # the tunnel's MTU (the size that should pass)
+
+
+Observation = Sample | ProbeResult | ResolveResult | SetEndpointResult | UnderlayResult | Tick | Seen | Measured
 
 
 # ---- actions ----
@@ -130,17 +142,22 @@ class Changed:
     new: Status
     reason: str
     connected: bool = False  # idle -> up by a completed handshake: the peer connected
+    details: tuple[tuple[str, str | int | float], ...] = ()  # degraded: its cause and figures, for the event
 
     @property
     def event(self) -> str | None:
         """``peer_down`` on entering a down state, ``peer_up`` on leaving one for up, or on an
-        idle peer connecting (a road warrior's first handshake); moves between down states
-        (the re-resolution schedule) and other moves to or from idle are no events."""
-        was_down = self.old is not None and self.old.is_down
-        if self.new.is_down and not was_down:
+        idle peer connecting (a road warrior's first handshake); ``peer_degraded`` and
+        ``peer_recovered`` between up:ok and up:degraded. Moves between down states (the
+        re-resolution schedule) and other moves to or from idle are no events."""
+        old, new = self.old, self.new
+        was_down = old is not None and old.is_down
+        if new.is_down and not was_down:
             return "peer_down"
-        if self.new.is_up and (was_down or self.connected):
+        if new.is_up and (was_down or self.connected):
             return "peer_up"
+        if old is not None and old.is_up and new.is_up:
+            return "peer_degraded" if new.value == "up:degraded" else "peer_recovered"
         return None
 
 

@@ -24,6 +24,14 @@ KNOCK_GRACE_S = 16.0
 DOWN_FAST_S = 60.0
 DOWN_PROBE_CAP_S = 60.0
 UNDERLAY_PERIOD_S = 60.0  # at most one underlay probe a minute per down peer
+# Degraded (docs/link-state.md, "Degraded"): loss or latency must stay past its threshold for
+# DEGRADE_ENTER_S, and every measure within its threshold for DEGRADE_LEAVE_S to recover. Both
+# are read on the 5-minute window, so a burst of loss shorter than the entry time never counts.
+# A path-MTU black hole is a verdict of its own search, confirmed by its probes: it enters at once.
+DEGRADE_ENTER_S = 120.0
+DEGRADE_LEAVE_S = 300.0
+# Fewer echoes than this in the window say nothing of loss: 1 lost of 5 is not 20 % loss.
+MIN_WINDOW_ECHOES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +54,8 @@ class LinkSettings:
     # of ping_count.
     confirm_pings: int = 9
     ping_timeout_s: float = 1.0  # wait for each reply (when a failed probe was sent)
+    degraded_loss: float = 0.05  # window loss at or above which a link is degraded; 0 = off
+    degraded_rtt_ms: float = 0.0  # window median RTT above which it is degraded; 0 = off
 
 
 def stale_limit(settings: LinkSettings, keepalive_s: int) -> float:

@@ -54,6 +54,11 @@ class LinkState(NamedTuple):
     diagnosis: str | None = None  # while down, with underlay_probe: tunnel_only / host_unreachable
     underlay_probe_at: float = -1e18  # monotonic time of the last underlay probe
     was_up: bool = False  # up at some time since tracking began (a departed peer never was)
+    # Degraded (health.py): its cause while up:degraded (loss, latency, mtu); and the monotonic
+    # time from which the measures have said otherwise (past a threshold while up:ok, within
+    # every one while degraded), None while they agree with the status.
+    degraded: str | None = None
+    health_since: float | None = None
 
     @property
     def probe_silent(self) -> bool:

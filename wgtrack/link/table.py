@@ -24,6 +24,9 @@ class Status(enum.Enum):
     """What the output ``status`` field says; the values are 0.2.0's names where they apply."""
 
     UP = "up:ok"
+    # Up, but not well: loss, latency or a path-MTU black hole, measured over minutes
+    # (``health``). Still up for everything that asks is_up; only RECOVERED makes it up:ok.
+    DEGRADED = "up:degraded"
     # Neither evidence of life nor of death: an idle link without keepalive and without
     # probes. 0.2.0 called this "down" 181 s after the last handshake; that was a lie.
     IDLE = "idle"
@@ -35,7 +38,7 @@ class Status(enum.Enum):
 
     @property
     def is_up(self) -> bool:
-        return self is Status.UP
+        return self is Status.UP or self is Status.DEGRADED
 
     @property
     def is_down(self) -> bool:
@@ -59,6 +62,8 @@ class Verdict(enum.Enum):
     DEAD_CHECK = "dead, checking"
     DEAD_BACKOFF = "dead, backing off"
     DEAD_SLOW = "dead, slow checking"
+    DEGRADED = "degraded"
+    RECOVERED = "recovered"
 
 
 VERDICT_MEANING = {
@@ -76,6 +81,9 @@ VERDICT_MEANING = {
                         "cycles_checking cycles",
     Verdict.DEAD_BACKOFF: "dead, with a hostname endpoint: cycles_checking spent, re-resolving at a doubling interval",
     Verdict.DEAD_SLOW: "dead, with a hostname endpoint: the interval reached cycles_slowcheckingperiod",
+    Verdict.DEGRADED: "an up link's measured quality has been past a threshold for its entry time: loss or latency "
+                      "over the last 5 minutes for 2 minutes, a path-MTU black hole at once",
+    Verdict.RECOVERED: "a degraded link's quality has been within every threshold for 5 minutes",
 }
 
 
@@ -83,7 +91,7 @@ DEAD_VERDICTS = {
     Verdict.DEAD: Status.DOWN, Verdict.DEAD_WAIT: Status.WAITING, Verdict.DEAD_CHECK: Status.CHECKING,
     Verdict.DEAD_BACKOFF: Status.BACKINGOFF, Verdict.DEAD_SLOW: Status.SLOWCHECKING,
 }
-_NOT_DOWN = (None, Status.UP, Status.IDLE)
+_NOT_DOWN = (None, Status.UP, Status.DEGRADED, Status.IDLE)
 
 
 def _table() -> dict[tuple[Status | None, Verdict], Status]:
@@ -97,8 +105,13 @@ def _table() -> dict[tuple[Status | None, Verdict], Status]:
             table[(old, verdict)] = new
     for old in _NOT_DOWN:
         table[(old, Verdict.FRESH)] = Status.UP  # a young handshake never revokes down
-    for old in (Status.UP, Status.IDLE):
+    for old in (Status.UP, Status.DEGRADED, Status.IDLE):
         table[(old, Verdict.UNDECIDED)] = old  # a new peer awaiting its first probe is idle
+    # Life does not cure a degraded link: only its quality does, measured for minutes.
+    table[(Status.DEGRADED, Verdict.ALIVE)] = Status.DEGRADED
+    table[(Status.DEGRADED, Verdict.FRESH)] = Status.DEGRADED
+    table[(Status.UP, Verdict.DEGRADED)] = Status.DEGRADED
+    table[(Status.DEGRADED, Verdict.RECOVERED)] = Status.UP
     return table
 
 
