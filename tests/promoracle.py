@@ -101,6 +101,11 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
                                  labels=[*PEER, "check"])
     check_rtt = GaugeMetricFamily("wgtrack_peer_check_rtt_seconds", "How long the last successful service check took",
                                   labels=[*PEER, "check"])
+    degraded = GaugeMetricFamily("wgtrack_peer_degraded",
+                                 "1 while the link is up:degraded, with its reason: loss, latency or mtu",
+                                 labels=[*PEER, "reason"])
+    path_mtu = GaugeMetricFamily("wgtrack_peer_path_mtu_bytes",
+                                 "The largest inner packet the last path-MTU search saw pass", labels=PEER)
     keepalive = GaugeMetricFamily("wgtrack_peer_keepalive_seconds", "Persistent keepalive (0 = off)", labels=PEER)
     info = InfoMetricFamily("wgtrack_peer", "Peer facts: endpoint, allowed IPs, and the link (both ends' keys)",
                             labels=[*PEER, "endpoint", "allowed_ips", "link"])
@@ -167,12 +172,17 @@ def families(snap: Snapshot | None) -> Iterator[Metric]:
                     check_rtt.add_metric([*labels, result.check], result.rtt_ms / 1000)
             if peer.diagnosis is not None:
                 underlay.add_metric(labels, int(peer.diagnosis == "tunnel_only"))
+            if peer.degraded is not None:
+                degraded.add_metric([*labels, peer.degraded], 1)
+            if peer.path_mtu is not None:
+                path_mtu.add_metric(labels, peer.path_mtu)
             keepalive.add_metric(labels, peer.keepalive_s)
             info.add_metric(labels, {"endpoint": peer.endpoint or "", "allowed_ips": ",".join(peer.allowed_ips),
                                      "link": ",".join(sorted((peer.interface_key, peer.public_key)))})
     yield from (sent, received, latest, delay, up, state, since, rtt, loss, probes, replies, histogram, silent,
                 reresolves, changes, roams,
-                underlay, keepalive, check_up, check_rtt, info, iface_info, iface_up, iface_peers, iface_rx, iface_tx,
+                underlay, degraded, path_mtu,
+                keepalive, check_up, check_rtt, info, iface_info, iface_up, iface_peers, iface_rx, iface_tx,
                 group_peers, group_rx, group_tx)
 
 

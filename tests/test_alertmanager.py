@@ -94,3 +94,34 @@ def _ready(lab: Lab, port: int) -> bool:
     except RuntimeError:  # not listening yet (the GET inside the namespace failed)
         return False
     return True
+
+
+def test_a_degraded_peer_fires_its_own_alert_and_going_down_swaps_it() -> None:
+    receiver = Receiver()
+    am = Alertmanager("output:alertmanager", AlertmanagerSettings(url=f"http://127.0.0.1:{receiver.port}",
+                                                                 resend_interval_s=30, instance="vpn1"))
+    degraded = peer(KEY_B, friendly_name="bob", status=Status.DEGRADED, degraded="mtu", path_mtu=1144)
+    down = peer(KEY_B, friendly_name="bob", status=Status.CHECKING)
+    base = snapshot(peer(), degraded)
+
+    async def go() -> None:
+        await am.start()
+        await am.publish(base)
+        await asyncio.to_thread(receiver.wait_for, 1)
+        await am.publish(dataclasses.replace(snapshot(peer(), down), time_ns=base.time_ns + 5 * 10**9))
+        await asyncio.to_thread(receiver.wait_for, 2)
+        await am.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        receiver.close()
+    first, swapped = receiver.bodies()
+    assert [a["labels"]["alertname"] for a in first] == ["WireGuardPeerDegraded"]
+    assert first[0]["labels"]["severity"] == "warning"
+    assert first[0]["annotations"]["summary"].endswith("is degraded (mtu)")
+    assert "path MTU 1144" in first[0]["annotations"]["description"]
+    by_name = {a["labels"]["alertname"]: a for a in swapped}
+    assert set(by_name) == {"WireGuardPeerDown", "WireGuardPeerDegraded"}
+    # the degraded alert is resolved (ends now), the down one fires (ends four intervals ahead unless re-sent)
+    assert by_name["WireGuardPeerDegraded"]["endsAt"] < by_name["WireGuardPeerDown"]["endsAt"]

@@ -92,3 +92,30 @@ def test_events_of_one_dump_share_what_is_alike_and_hand_out_copies(tracker: Tra
     shown["evidence"]["probe_failures"] = 99
     shown["details"]["x"] = 1
     assert never[1].to_dict()["evidence"]["probe_failures"] == 0 and never[1].details == {}
+
+
+def test_a_lossy_link_is_degraded_through_the_tracker_and_says_so_by_the_schema(tracker: Tracker) -> None:
+    """The probes' echoes, recorded as the daemon records them, reach the machine as the window's
+    figures: 20 % loss for two minutes and more makes one peer_degraded (cause, loss, echoes);
+    a down and up again measures the link afresh (its window starts over)."""
+    tracker.observe_dump(parse_dump((DATA / "lab-mixed.dump").read_text()), 10.0, 1_800_000_000.0)
+    pid = ("wg0", KEY)
+    tracker.events.drain()
+    for second in range(150):  # a probe of 10 echoes a second, 8 answered
+        ping = link.ProbeResult(ok=True, rtt_ms=1.0, sent=10, rtts=(1.0,) * 8)
+        tracker.record_probe(pid, ping, 11.0 + second, 1_800_000_001.0 + second)
+        tracker.observe(pid, ping, 11.0 + second)
+    events = [e for e in tracker.events.drain() if e.public_key == KEY]
+    assert [(e.kind, e.old_state, e.new_state) for e in events] == [("peer_degraded", "up:ok", "up:degraded")]
+    degraded = events[0]
+    jsonschema.validate(degraded.to_dict(), SCHEMA)
+    assert degraded.details["cause"] == "loss" and degraded.details["loss"] == 0.2
+    assert degraded.details["echoes"] == 450 and degraded.message.startswith("wg0/alice: degraded (loss 20.0%")
+    state = tracker.state_of(pid)
+    assert state is not None and state.status is link.Status.DEGRADED and tracker.is_up(pid)
+    for _ in range(2):
+        tracker.observe(pid, link.ProbeResult(ok=False, reason="no reply", sent=9), 170.0)
+    tracker.observe(pid, link.ProbeResult(ok=True, rtt_ms=1.0, sent=1, rtts=(1.0,)), 171.0)
+    assert [e.kind for e in tracker.events.drain() if e.public_key == KEY] == ["peer_down", "peer_up"]
+    quality = tracker._peers[pid].quality
+    assert quality is not None and quality.summary(1_800_000_200.0).window_probes == 0  # measured afresh

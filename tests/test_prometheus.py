@@ -118,6 +118,7 @@ def test_renderer_matches_prometheus_client(tmp_path: Path) -> None:
     measured = Quality()
     measured.record(1000.0, 9, (0.4, 0.5, 1.0, 3.2, 48.0, 5000.0, 7000.0))  # on bounds, between, past the last
     snap = snapshot(peer(friendly_labels=(("owner", 'b"o\\b'), ("site", "x\ny")), quality=measured.summary(1000.0),
+                         status=Status.DEGRADED, degraded="mtu", path_mtu=1144,
                          checks=(CheckResult("tcp://192.0.2.11:22", True, 1.25),
                                  CheckResult('http://192.0.2.11:80/"x"#204', False, None, "HTTP 500"))),
                     peer(KEY_B, friendly_name=None, handshake_age_s=None, latest_handshake=0, rtt_ms=None,

@@ -89,14 +89,16 @@ def test_page_lists_worst_first_with_state_since_handshake_rtt_rates_and_hostnam
     measured.record(NOW - 20, 3, (1.0, 2.0, 4.0))
     now = snap([peer("peer-a", Status.UP, rx=5000, tx=2000, endpoint_host="a.lab.test",
                      quality=measured.summary(NOW)),
-                peer("peer-b", Status.DOWN, rx=0, tx=0, rtt_ms=None)])
+                peer("peer-b", Status.DOWN, rx=0, tx=0, rtt_ms=None),
+                peer("peer-c", Status.DEGRADED, degraded="mtu", path_mtu=1144)])
     page = "".join(render(now, before, Timeline(), now=NOW + 1))
     cells = parse(page)
     assert cells.scripts == 0 and cells.external == 0  # works offline, and with script off
-    header, first, second = cells.rows[0], cells.rows[1], cells.rows[2]
+    header, first, degraded, second = cells.rows[:4]
     assert header == ["interface", "peer", "state", "since", "handshake", "rtt", "loss 5m", "rtt p50/p90/p99",
                       "jitter", "rx", "tx", "endpoint"]
     assert first[1:3] == ["peer-b", "down"]  # the worst first
+    assert degraded[1:3] == ["peer-c", "up:degraded (mtu)"]  # then the degraded, with why
     assert second[1:3] == ["peer-a", "up:ok"]
     assert second[3] == "75s (since 07:58:45 UTC)" and second[4] == "20s ago" and second[5] == "1.2 ms"
     assert second[6:9] == ["25.0%", "2.0/3.9/3.9 ms", "1.5 ms"]  # 1 of 4 lost; 4 ms read back within 2.3 %
@@ -105,7 +107,8 @@ def test_page_lists_worst_first_with_state_since_handshake_rtt_rates_and_hostnam
     assert second[11] == "a.lab.test → 198.51.100.11:51820"
     assert '<span class="state down">down</span>' in page  # in colour
     assert '<meta http-equiv="refresh" content="2">' in page
-    assert "wgtrack on hub.test" in page and "1 down, 0 idle, 1 up" in page
+    assert '<span class="state degraded">up:degraded (mtu)</span>' in page
+    assert "wgtrack on hub.test" in page and "1 down, 1 degraded, 0 idle, 1 up" in page
 
 
 def test_names_from_config_files_are_escaped() -> None:

@@ -91,7 +91,7 @@ class Actions:
             count = max(action.count, settings.ping_count)
             answer = await world.probe(netns.target(pid[0], action.target), count, settings.ping_timeout_s,
                                        self.tracker.is_urgent(pid, asyncio.get_running_loop().time()))
-            self.tracker.record_probe(pid, answer, world.clock.wall_ns() / 1e9)
+            self.tracker.record_probe(pid, answer, asyncio.get_running_loop().time(), world.clock.wall_ns() / 1e9)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s: probe of %d echo(es): %s", self.tracker.name_of(pid), count,
                           f"{answer.rtt_ms} ms" if answer.ok else answer.reason)
@@ -126,7 +126,7 @@ class Actions:
         results = await asyncio.gather(*jobs)
         ran = tuple(r for r in results if isinstance(r, checks.CheckResult))
         ping = next((r for r in results if isinstance(r, link.ProbeResult)), None)
-        self.tracker.record_probe(pid, ping, self.world.clock.wall_ns() / 1e9, ran)
+        self.tracker.record_probe(pid, ping, asyncio.get_running_loop().time(), self.world.clock.wall_ns() / 1e9, ran)
         if ping is not None and ping.ok:
             return ping
         answered = [r for r in ran if r.ok]

@@ -8,7 +8,8 @@ from typing import Any
 
 from wgtrack.dump import split_qualified
 
-KINDS = ("peer_down", "peer_up", "endpoint_changed", "peer_roamed", "peer_diagnosed", "reresolve_failed",
+KINDS = ("peer_down", "peer_up", "peer_degraded", "peer_recovered",
+         "endpoint_changed", "peer_roamed", "peer_diagnosed", "reresolve_failed",
          "peer_added", "peer_removed", "interface_up", "interface_down", "tracker_started", "tracker_stopping")
 
 

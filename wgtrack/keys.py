@@ -14,8 +14,10 @@ from wgtrack.schema import (
     int_between,
     ip_address_text,
     label_value,
+    milliseconds_or_off,
     nonempty,
     parse_loglevel,
+    ratio_or_off,
     seconds,
     seconds_or_off,
 )
@@ -57,6 +59,12 @@ KEYS: tuple[Key, ...] = (
     Key("confirm_pings", "confirm_pings", int_between(0, 30), TRACK,
         "echo requests of each probe that confirms a failed one (any reply is life): a lossy link is not down "
         "(docs/link-state.md, Flapping); 0: one probe of ping_count, as 0.2.0"),
+    Key("degraded_loss", "degraded_loss", ratio_or_off, TRACK,
+        "loss over the last 5 minutes at which an up link is up:degraded, once it has held 2 minutes (it "
+        "recovers after 5 within); 0 = off (docs/link-state.md, Degraded)"),
+    Key("degraded_rtt", "degraded_rtt_ms", milliseconds_or_off(0.1, 60_000), TRACK,
+        "median RTT over the last 5 minutes, in ms, above which an up link is up:degraded (as degraded_loss); "
+        "0 (default) = off"),
     Key("ping_count", "ping_count", int_between(1, 10, "a probe must end within its period"), TRACK,
         "echo requests per probe"),
     Key("ping_timeout", "ping_timeout_s", seconds(0.01, 60), TRACK, "seconds to wait for each echo reply"),

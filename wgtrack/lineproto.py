@@ -76,6 +76,8 @@ def peer_fields(peer: PeerView) -> dict[str, FieldValue]:
         "probe_silent": int(peer.probe_silent),
         "roams": peer.roams,
         "diagnosis": peer.diagnosis,
+        "degraded": peer.degraded,
+        "path_mtu": peer.path_mtu,
         **quality.fields(peer.quality),
     }
 
@@ -177,7 +179,7 @@ def _summary_lines(snapshot: Snapshot, iface: InterfaceView | None) -> Iterator[
         return
     for totals in iface.all_totals():
         states = dict(totals.states)
-        up = states.get(Status.UP.value, 0)
+        up = states.get(Status.UP.value, 0) + states.get(Status.DEGRADED.value, 0)
         idle = states.get(Status.IDLE.value, 0)
         counts: dict[str, FieldValue] = {
             "peers": sum(states.values()), "peers_up": up, "peers_idle": idle,

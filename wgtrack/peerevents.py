@@ -118,15 +118,18 @@ def _said(action: object, events: EventLog, pid: PeerId, tracked: TrackedPeer, n
     return 0
 
 
+_WHAT = {"peer_down": "down", "peer_up": "up again", "peer_degraded": "degraded", "peer_recovered": "recovered"}
+
+
 @_said.register
 def _changed(action: link.Changed, events: EventLog, pid: PeerId, tracked: TrackedPeer,
              now: float) -> int:
     old = action.old.value if action.old else "new"
     log.info("%s: %s -> %s (%s)", events.name_of(pid), old, action.new.value, action.reason)
     if action.event is not None:
-        what = "down" if action.event == "peer_down" else "up again"
+        what = _WHAT[action.event]
         events.peer_event(pid, action.event, now, f"{what} ({action.reason})", old=old,
-                          new=action.new.value, details={"reason": action.reason})
+                          new=action.new.value, details={"reason": action.reason, **dict(action.details)})
     return 1
 
 

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from wgtrack import link
-from wgtrack.model import PeerRecord, single_host_address
-from wgtrack.quality import Quality
+from wgtrack.model import PeerRecord, single_host_address, split_endpoint
+from wgtrack.quality import Quality, QualityView
 
 if TYPE_CHECKING:
     from wgtrack.checks import CheckResult
     from wgtrack.config import TrackSettings
     from wgtrack.snapshot import PeerView
+    from wgtrack.wgconf import PeerConf
 
 PeerId = tuple[str, str]  # (interface, public key)
 Labels = tuple[tuple[str, str], ...]  # a friendly_json group
@@ -67,6 +68,9 @@ class TrackedPeer(Counters):
     roams: int = 0
     checks: tuple[CheckResult, ...] = ()  # the last run of this peer's service checks
     quality: Quality | None = None  # its echoes' record, from its first probe on
+    told: QualityView | None = None  # the figures the link machine was last told (link.Measured)
+    path_mtu: int | None = None  # the largest inner packet that passes, when the last search found it short
+    tunnel_mtu: int | None = None  # the interface's MTU, the size that should pass
     settings: TrackSettings | None = None  # what the last sample was built with (the fast path's check)
     merged: TrackSettings | None = None  # its effective settings under the current config (Tracker.settings)
     # Its probe and handshake targets, from the last sample's allowed IPs and ping_target (kept
@@ -86,6 +90,32 @@ class TrackedPeer(Counters):
         if self.quality is None:
             self.quality = Quality()
         self.quality.record(wall, sent, rtts_ms)
+
+    def measured(self, wall: float) -> link.Measured | None:
+        """The quality the link machine has not been told yet (None: no new figures)."""
+        if self.quality is None or (view := self.quality.summary(wall)) is self.told:
+            return None
+        self.told = view
+        return link.Measured(view.loss, view.window_probes, view.p50_ms, self.path_mtu, self.tunnel_mtu)
+
+    def after(self, actions: list[link.Action]) -> None:
+        """What a step's moves mean for the record kept beside the machine: a link that comes
+        up is measured afresh."""
+        if self.quality is not None and any(isinstance(a, link.Changed) and a.new.is_up and not (a.old and a.old.is_up)
+                                             for a in actions):
+            self.quality.restart_window()
+
+
+def reresolve_source(settings: TrackSettings, conf: PeerConf | None) -> tuple[str, int] | None:
+    """(hostname, port) when a peer is eligible for re-resolution: wgtrack's own endpoint
+    setting first, else the hostname its wg config names."""
+    if not settings.reresolve:
+        return None
+    if settings.endpoint:
+        return split_endpoint(settings.endpoint)
+    if conf and conf.endpoint_host and conf.endpoint_port:
+        return conf.endpoint_host, conf.endpoint_port
+    return None
 
 
 def probe_target(record: PeerRecord, configured: str | None) -> str | None:

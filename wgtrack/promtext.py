@@ -70,6 +70,8 @@ PEER_FAMILIES: tuple[tuple[str, str, str], ...] = (
     ("wgtrack_peer_roams_total", "counter", "Endpoint changes wgtrack did not make (the peer moved)"),
     ("wgtrack_peer_underlay_up", "gauge",
      "A down peer's host outside the tunnel: 1 answers (tunnel_only), 0 does not (host_unreachable)"),
+    ("wgtrack_peer_degraded", "gauge", "1 while the link is up:degraded, with its reason: loss, latency or mtu"),
+    ("wgtrack_peer_path_mtu_bytes", "gauge", "The largest inner packet the last path-MTU search saw pass"),
     ("wgtrack_peer_keepalive_seconds", "gauge", "Persistent keepalive (0 = off)"),
     ("wgtrack_peer_info", "gauge", "Peer facts: endpoint, allowed IPs, and the link (both ends' keys)"),
 )
@@ -134,6 +136,9 @@ def _peer_lines(family: str, peers: list[PeerView], compat: list[str], own: list
         return "".join([f'{family}{o},endpoint="{_escape(p.endpoint or "")}",'
                         f'allowed_ips="{",".join(p.allowed_ips)}",link="{link_id(p)}"}} 1\n'
                         for o, p in zip(own, peers, strict=True)])
+    if family == "wgtrack_peer_degraded":  # a series only while degraded: its reason is a label
+        return "".join([f'{family}{o},reason="{p.degraded}"}} 1\n' for o, p in zip(own, peers, strict=True)
+                        if p.degraded])
     if family == "wgtrack_peer_probe_rtt_seconds":
         return "".join([_histogram(o, p.quality) for o, p in zip(own, peers, strict=True) if p.quality])
     if family == "wgtrack_peer_state_seconds":
@@ -155,6 +160,7 @@ _OWN_VALUES: dict[str, Callable[[list[PeerView]], list[float | None]]] = {
     "wgtrack_peer_roams_total": lambda ps: [p.roams for p in ps],
     "wgtrack_peer_underlay_up": lambda ps: [None if p.diagnosis is None else int(p.diagnosis == "tunnel_only")
                                             for p in ps],
+    "wgtrack_peer_path_mtu_bytes": lambda ps: [p.path_mtu for p in ps],
     "wgtrack_peer_keepalive_seconds": lambda ps: [p.keepalive_s for p in ps],
 }
 

@@ -107,6 +107,14 @@ class Quality:
             self.codes = bytearray(self.codes)  # let the room its oldest echoes left go
         self.changed = max(self.changed, LOST if replies < sent else COUNTED)
 
+    def restart_window(self) -> None:
+        """The link came up: the window's echoes (the failures before it went down, the
+        outage's probes) measure a link that is gone, and would hold it degraded for minutes.
+        The counters and the histogram keep them."""
+        del self.codes[:]
+        del self.slots[:]
+        self.changed = LOST  # the figures are made again at the next summary
+
     def _expire(self, wall: float) -> None:
         """Let the slots older than the window go (and all of them if the clock went back)."""
         now = int(wall // SLOT_S)

@@ -83,6 +83,31 @@ def seconds_or_off(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def ratio_or_off(text: str) -> float:
+    """A share from 0 (off) to 1: 0.05 or 5%."""
+    stripped = text.strip()
+    try:
+        value = float(stripped[:-1]) / 100 if stripped.endswith("%") else float(stripped)
+    except ValueError:
+        raise ValueError("not a ratio (0.05, or 5%)") from None
+    if not 0 <= value <= 1:
+        raise ValueError("must be from 0 (off) to 1")
+    return value
+
+
+def milliseconds_or_off(low: float, high: float) -> Callable[[str], float]:
+    """0 (off), or a number of milliseconds within [low, high]."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("not a number of milliseconds") from None
+        if value != 0 and not low <= value <= high:
+            raise ValueError(f"must be 0 (off) or from {low:g} to {high:g} ms")
+        return value
+    return parse
+
+
 def boolean(text: str) -> bool:
     states = configparser.ConfigParser.BOOLEAN_STATES
     try:

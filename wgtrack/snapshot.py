@@ -44,6 +44,8 @@ class PeerView:
     endpoint_host: str | None = None  # the hostname the endpoint is re-resolved from, if any
     exported: bool = True  # per_peer_metrics: series of its own in Prometheus and the Influx outputs
     quality: QualityView | None = None  # its probes' counters, histogram and window (None: never probed)
+    degraded: str | None = None  # while up:degraded, why: loss, latency or mtu
+    path_mtu: int | None = None  # the largest inner packet the last path-MTU search saw pass (None: not measured)
 
     @property
     def is_up(self) -> bool:

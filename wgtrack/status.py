@@ -56,7 +56,7 @@ def freshness(doc: dict[str, Any], now: float) -> str | None:
     return None
 
 
-COLOURS = {"up": "\x1b[32m", "down": "\x1b[1;31m", "idle": "\x1b[90m"}
+COLOURS = {"up": "\x1b[32m", "degraded": "\x1b[33m", "down": "\x1b[1;31m", "idle": "\x1b[90m"}
 RESET = "\x1b[0m"
 
 
@@ -92,7 +92,8 @@ def table(doc: dict[str, Any], now: float, previous: dict[str, Any] | None = Non
             if p.get("probe_silent"):
                 rtt = "silent"  # the probe target does not answer: judged by handshakes
             rate = list(per_peer.get((iface["name"], p["public_key"]), ("-", "-"))) if rated else []
-            rows.append([iface["name"], name, p["status"], _age(_since_s(p, doc)), _age(p.get("handshake_age_s")),
+            state = p["status"] + (f" ({p['degraded']})" if isinstance(p.get("degraded"), str) else "")
+            rows.append([iface["name"], name, state, _age(_since_s(p, doc)), _age(p.get("handshake_age_s")),
                          rtt, *quality.texts(p), *rate, endpoint_text(p.get("endpoint"), p.get("endpoint_host")),
                          _age(p.get("next_reresolve_s"))])
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]

@@ -59,7 +59,9 @@ class Timeline:
 
 
 def state_class(status: str) -> str:
-    """The CSS class (and colour) of a state: up green, down red, idle grey."""
+    """The CSS class (and colour) of a state: up green, degraded amber, down red, idle grey."""
+    if status.startswith("up:degraded"):
+        return "degraded"
     if status.startswith("up"):
         return "up"
     if status.startswith("down"):
@@ -68,7 +70,7 @@ def state_class(status: str) -> str:
 
 
 def _order(view: PeerView) -> tuple[int, str, str]:
-    rank = {"down": 0, "idle": 1, "up": 2}[state_class(view.status.value)]
+    rank = {"down": 0, "degraded": 1, "idle": 2, "up": 3}[state_class(view.status.value)]
     return rank, view.interface, view.friendly_name or view.public_key
 
 
@@ -127,9 +129,11 @@ th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left;white-space:n
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .state{font-weight:bold;padding:1px 6px;border-radius:3px;color:#fff}
 .state.up{background:#1a7f37}.state.down{background:#cf222e}.state.idle{background:#6e7781}
+.state.degraded{background:#bf8700}
 .bar{display:flex;width:600px;height:14px;background:#eee}
 .bar span{display:block;height:14px}
 .bar .up{background:#1a7f37}.bar .down{background:#cf222e}.bar .idle{background:#6e7781}
+.bar .degraded{background:#bf8700}
 .warn{color:#cf222e;font-weight:bold}
 small{color:#666}
 """
@@ -159,7 +163,7 @@ def render(snapshot: Snapshot | None, previous: Snapshot | None, timeline: Timel
     per_state: dict[str, int] = {}
     for view in views:
         per_state[state_class(view.status.value)] = per_state.get(state_class(view.status.value), 0) + 1
-    counts = ", ".join(f"{per_state.get(k, 0)} {k}" for k in ("down", "idle", "up"))
+    counts = ", ".join(f"{per_state.get(k, 0)} {k}" for k in ("down", "degraded", "idle", "up"))
     yield f"<h2>Peers</h2>\n<p>{len(views)} peers: {counts}</p>\n"
     yield from _table(views[:MAX_ROWS], rates(snapshot, previous), snapshot.time_ns / 1e9)
     if len(views) > MAX_ROWS:
@@ -178,7 +182,7 @@ def _table(views: list[PeerView], per_peer: dict[tuple[str, str], tuple[float, f
     for start in range(0, len(views), CHUNK_ROWS):
         rows = []
         for p in views[start:start + CHUNK_ROWS]:
-            status = p.status.value
+            status = p.status.value + (f" ({p.degraded})" if p.degraded else "")
             since = time.strftime("%H:%M:%S", time.gmtime(p.since))
             rtt = "silent" if p.probe_silent else "-" if p.rtt_ms is None else f"{p.rtt_ms:.1f} ms"
             rx, tx = per_peer.get((p.interface, p.public_key), (None, None))

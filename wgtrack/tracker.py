@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 from wgtrack import link
 from wgtrack.duequeue import DueQueue
-from wgtrack.model import Dump, DumpChange, InterfaceRecord, PeerRecord, short_key, split_endpoint
+from wgtrack.model import Dump, DumpChange, InterfaceRecord, PeerRecord, short_key
 from wgtrack.parts import finish, in_parts
 from wgtrack.peerevents import EventLog
-from wgtrack.peers import CounterMemory, PeerId, TrackedPeer, handshake_target, probe_target
+from wgtrack.peers import CounterMemory, PeerId, TrackedPeer, handshake_target, probe_target, reresolve_source
 from wgtrack.views import ViewCache
 
 if TYPE_CHECKING:
@@ -134,15 +134,7 @@ class Tracker:
 
     def reresolve_source(self, pid: PeerId) -> tuple[str, int] | None:
         """(hostname, port) when this peer is eligible for re-resolution."""
-        settings = self.settings(pid)
-        if not settings.reresolve:
-            return None
-        if settings.endpoint:
-            return split_endpoint(settings.endpoint)
-        conf = self._conf(pid)
-        if conf and conf.endpoint_host and conf.endpoint_port:
-            return conf.endpoint_host, conf.endpoint_port
-        return None
+        return reresolve_source(self.settings(pid), self._conf(pid))
 
     def is_up(self, pid: PeerId) -> bool:
         """Up: its probes are awaited within the cycle."""
@@ -369,12 +361,14 @@ class Tracker:
         if self._due.schedule(pid, tracked, due):
             self.on_due(due)
         if actions:
+            tracked.after(actions)
             self.changes += self.events.said(pid, tracked, actions, now)
         return [a for a in actions if isinstance(a, link.EFFECTS)]
 
-    def record_probe(self, pid: PeerId, ping: link.ProbeResult | None, wall: float,
+    def record_probe(self, pid: PeerId, ping: link.ProbeResult | None, now: float, wall: float,
                      checks: tuple[CheckResult, ...] | None = None) -> None:
-        """A probe's echoes and service checks (if it ran any), for the views (the machine gets the verdict)."""
+        """A probe's echoes and service checks (if it ran any), for the views; the machine gets
+        the verdict from the caller, and the window's new figures from here (up or degraded)."""
         if (tracked := self._peers.get(pid)) is None:
             return
         if checks is not None:
@@ -382,6 +376,8 @@ class Tracker:
             tracked.checks = checks
         if ping is not None and ping.sent:
             tracked.record_echoes(wall, ping.sent, ping.rtts)
+            if (measured := tracked.measured(wall)) is not None:
+                self._step(pid, tracked, measured, now)  # (health asks for no effects)
         self.views.fresh[pid] = None
 
     def forget(self) -> None:

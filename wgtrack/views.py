@@ -28,7 +28,8 @@ SNAPSHOT_PART = 1_000
 def _same_view(a: link.LinkState, b: link.LinkState) -> bool:
     """Whether two states show the same in a PeerView (a probe's time, say, is not shown)."""
     return (a.status is b.status and a.since == b.since and a.rtt_ms == b.rtt_ms and a.loss == b.loss
-            and a.diagnosis == b.diagnosis and a.target is b.target and a.quiet_cycles == b.quiet_cycles
+            and a.diagnosis == b.diagnosis and a.degraded == b.degraded and a.target is b.target
+            and a.quiet_cycles == b.quiet_cycles
             and a.next_resolve_at == b.next_resolve_at and a.backoff_cycles == b.backoff_cycles)
 
 
@@ -141,8 +142,10 @@ class ViewCache:
         if view is not None and made_of is not None and tracked.view_record is record \
                 and view.checks is tracked.checks and view.handshake_age_s == age and view.quality is quality \
                 and (made_of is state or _same_view(made_of, state)) \
-                and (view.reresolves, view.endpoint_changes, view.roams, view.rx_bytes, view.tx_bytes) == \
-                (tracked.reresolves, tracked.endpoint_changes, tracked.roams, tracked.rx_total, tracked.tx_total):
+                and (view.reresolves, view.endpoint_changes, view.roams, view.rx_bytes, view.tx_bytes,
+                     view.path_mtu) == \
+                (tracked.reresolves, tracked.endpoint_changes, tracked.roams, tracked.rx_total, tracked.tx_total,
+                 tracked.path_mtu):
             tracked.view_state = state
             return view
         return None
@@ -188,6 +191,8 @@ class ViewCache:
             endpoint_host=endpoint_host(settings, conf),
             exported=settings.per_peer_metrics,
             quality=quality,
+            degraded=state.degraded,
+            path_mtu=tracked.path_mtu,
         )
         tracked.view_record, tracked.view_state = record, state
         return view

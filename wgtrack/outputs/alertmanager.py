@@ -1,5 +1,6 @@
-"""``[output:alertmanager]``: an alert per down peer, pushed to Alertmanager's v2 API, re-sent
-while it fires and resolved when the peer recovers (or vanishes).
+"""``[output:alertmanager]``: an alert per down peer (``WireGuardPeerDown``) and per degraded
+one (``WireGuardPeerDegraded``), pushed to Alertmanager's v2 API, re-sent while it fires and
+resolved when the peer recovers (or vanishes).
 
 Stable labels (``alertname``, ``interface``, ``peer``, ``friendly_name``, ``instance``) let
 Alertmanager group, route and silence. Sending happens in one background task with the
@@ -28,6 +29,7 @@ from wgtrack.snapshot import PeerView, Snapshot
 log = logging.getLogger(__name__)
 
 ALERTNAME = "WireGuardPeerDown"
+DEGRADED_ALERTNAME = "WireGuardPeerDegraded"
 MAX_BACKOFF_S = 60.0
 
 
@@ -39,6 +41,7 @@ class AlertmanagerSettings:
     resend_interval_s: float = 60.0
     timeout_s: float = 5.0
     severity: str = "critical"
+    degraded_severity: str = "warning"
     instance: str | None = None  # default: the host name
 
     @property
@@ -67,8 +70,8 @@ class Alertmanager(Sender[Payload]):
         self._per_url = {u: FailureRun(log, f"{section} ({redact_url(u)})") for u in settings.urls}
         self.settings = settings
         self.instance = settings.instance or socket.gethostname()
-        self.firing: dict[tuple[str, str], dict[str, Any]] = {}
-        self._resolved: dict[tuple[str, str], dict[str, Any]] = {}  # waiting to be sent
+        self.firing: dict[tuple[str, str, bool], dict[str, Any]] = {}  # by (interface, key, down)
+        self._resolved: dict[tuple[str, str, bool], dict[str, Any]] = {}  # waiting to be sent
         self._last_sent = 0.0
         self._pending: Payload | None = None
         self._pending_resolved: list[tuple[str, str]] = []
@@ -86,16 +89,15 @@ class Alertmanager(Sender[Payload]):
 
     def _alert(self, peer: PeerView, starts: float) -> dict[str, Any]:
         name = peer.friendly_name or peer.public_key[:8]
+        down = peer.status.is_down
         return {
-            "labels": {"alertname": ALERTNAME, **dict(interface_labels(peer.interface)), "peer": peer.public_key,
-                       "friendly_name": peer.friendly_name or "", "instance": self.instance,
-                       "severity": self.settings.severity},
+            "labels": {"alertname": ALERTNAME if down else DEGRADED_ALERTNAME, **dict(interface_labels(peer.interface)),
+                       "peer": peer.public_key, "friendly_name": peer.friendly_name or "", "instance": self.instance,
+                       "severity": self.settings.severity if down else self.settings.degraded_severity},
             "annotations": {
-                "summary": f"WireGuard peer {name} on {peer.interface} is down",
-                "description": (f"wgtrack on {self.instance} sees no life on the link to {name} "
-                                f"({peer.public_key}) on {peer.interface}: state {peer.status.value}, "
-                                f"handshake age {peer.handshake_age_s if peer.handshake_age_s is not None else 'never'}"
-                                f" s."),
+                "summary": f"WireGuard peer {name} on {peer.interface} is " + (
+                    "down" if down else f"degraded ({peer.degraded})"),
+                "description": _description(peer, name, self.instance),
             },
             "startsAt": _iso(starts),
             "generatorURL": f"wgtrack://{self.instance}/{peer.interface}",
@@ -105,8 +107,10 @@ class Alertmanager(Sender[Payload]):
         now = snapshot.time_ns / 1e9
         if not snapshot.wg_ok:
             return  # no news is not good news: keep firing alerts as they are until wg is readable
-        down: dict[tuple[str, str], PeerView] = {
-            (p.interface, p.public_key): p for i in snapshot.interfaces for p in i.peers if p.status.is_down
+        # Keyed by alert too: a degraded link that goes down resolves one alert and fires the other.
+        down: dict[tuple[str, str, bool], PeerView] = {
+            (p.interface, p.public_key, p.status.is_down): p
+            for i in snapshot.interfaces for p in i.peers if p.status.is_down or p.degraded is not None
         }
         changed = False
         for key, peer in down.items():
@@ -150,6 +154,23 @@ class Alertmanager(Sender[Payload]):
             self._pending = None
 
 
+def _description(peer: PeerView, name: str, instance: str) -> str:
+    where = f"the link to {name} ({peer.public_key}) on {peer.interface}"
+    if peer.status.is_down:
+        age = peer.handshake_age_s if peer.handshake_age_s is not None else "never"
+        return f"wgtrack on {instance} sees no life on {where}: state {peer.status.value}, handshake age {age} s."
+    q = peer.quality
+    figures = []
+    if q is not None and q.loss is not None:
+        figures.append(f"loss {q.loss:.1%} over 5 min")
+    if q is not None and q.p50_ms is not None:
+        figures.append(f"median RTT {q.p50_ms:.1f} ms")
+    if peer.path_mtu is not None:
+        figures.append(f"path MTU {peer.path_mtu}")
+    measured = ", ".join(figures) or "no figures"
+    return f"wgtrack on {instance} finds {where} up but degraded by {peer.degraded}: {measured}."
+
+
 def _with_instance(settings: AlertmanagerSettings) -> AlertmanagerSettings:
     return settings if settings.instance else replace(settings, instance=socket.gethostname())
 
@@ -162,6 +183,7 @@ SPEC = OutputSpec(SCOPE, AlertmanagerSettings, (
     output_key("resend_interval", "resend_interval_s", seconds(1, 86400), SCOPE,
                "seconds between re-sends of firing alerts"),
     timeout_key(SCOPE),
-    output_key("severity", "severity", nonempty, SCOPE, "the alerts' severity label"),
+    output_key("severity", "severity", nonempty, SCOPE, "the down alerts' severity label"),
+    output_key("degraded_severity", "degraded_severity", nonempty, SCOPE, "the degraded alerts' severity label"),
     output_key("instance", "instance", nonempty, SCOPE, "the alerts' instance label (default: host name)"),
 ), Alertmanager, required=("url",), complete=_with_instance)

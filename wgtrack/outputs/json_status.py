@@ -54,6 +54,8 @@ def _peer(p: PeerView) -> dict[str, Any]:
         "endpoint_changes": p.endpoint_changes or None,
         "roams": p.roams or None,
         "diagnosis": p.diagnosis,
+        "degraded": p.degraded,
+        "path_mtu": p.path_mtu,
         "checks": [{"check": c.check, "ok": c.ok, "rtt_ms": c.rtt_ms, "error": c.error} for c in p.checks] or None,
         **quality.fields(p.quality),
     }
