@@ -63,7 +63,8 @@ def _rich_snapshot() -> Snapshot:
 
     measured = Quality()
     measured.record(NOW_NS / 1e9 - 2, 3, (1.5, 2.5))
-    peers = (peer("A" * 43 + "=", Status.UP, quality=measured.summary(NOW_NS / 1e9)),
+    peers = (peer("A" * 43 + "=", Status.DEGRADED, quality=measured.summary(NOW_NS / 1e9), degraded="mtu",
+                  path_mtu=1136, mtu_note=None),
              peer("B" * 43 + "=", Status.WAITING))
     return Snapshot(time_ns=NOW_NS, cycle=3, wg_ok=True, wg_error=None,
                     interfaces=(InterfaceView("wg0", "I" * 43 + "=", 51820, peers),), cycle_duration_s=0.1,

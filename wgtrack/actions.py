@@ -25,14 +25,15 @@ MAX_ACTION_CHAIN = 8  # probe -> resolve -> set -> probe ... never loops unbound
 
 
 class Actions:
-    """Performs one peer's effects; re-resolutions always in the background (a dead DNS server
-    delays nobody), one at a time per peer."""
+    """Performs one peer's effects; re-resolutions and path-MTU searches always in the
+    background (a dead DNS server or a search's lost echoes delay nobody), one of each at a
+    time per peer."""
 
     def __init__(self, config: Config, tracker: Tracker, world: World) -> None:
         self.config, self.tracker, self.world = config, tracker, world
         self.resolver: ResolverLike = world.resolver(config.hosts_file, config.dns_timeout_s)
         self.tasks: asyncio.TaskGroup | None = None  # set while the daemon runs
-        self._background: dict[PeerId, asyncio.Task[None]] = {}
+        self._background: dict[tuple[PeerId, type], asyncio.Task[None]] = {}  # by peer and kind
 
     def reload(self, old: Config, new: Config) -> None:
         self.config = new
@@ -54,20 +55,23 @@ class Actions:
         if depth >= MAX_ACTION_CHAIN:
             log.warning("%s: action chain cut at %d steps", self.tracker.name_of(pid), depth)
             return
-        if isinstance(action, link.Resolve):
-            running = self._background.get(pid)
-            if running is None or running.done():
-                assert self.tasks is not None
+        if isinstance(action, link.Resolve | link.SearchMtu):
+            # In the background, one of each kind at a time per peer: a search takes seconds
+            # (timeouts of lost big echoes), a dead DNS server as long as its deadline.
+            key = (pid, type(action))
+            running = self._background.get(key)
+            if (running is None or running.done()) and self.tasks is not None:
                 task = self.tasks.create_task(self.carry_out(pid, action, depth, spawned))
-                self._background[pid] = task
-                task.add_done_callback(lambda done: self._forget_background(pid, done))
-                spawned.append(task)
+                self._background[key] = task
+                task.add_done_callback(lambda done: self._forget_background(key, done))
+                if isinstance(action, link.Resolve):
+                    spawned.append(task)  # the cycle waits a little for these, not for a search
             return
         await self.carry_out(pid, action, depth, spawned)
 
-    def _forget_background(self, pid: PeerId, done: asyncio.Task[None]) -> None:
-        if self._background.get(pid) is done:
-            del self._background[pid]
+    def _forget_background(self, key: tuple[PeerId, type], done: asyncio.Task[None]) -> None:
+        if self._background.get(key) is done:
+            del self._background[key]
 
     async def carry_out(self, pid: PeerId, action: link.Effect, depth: int = 0,
                         spawned: list[asyncio.Task[None]] | None = None) -> None:
@@ -96,6 +100,8 @@ class Actions:
                 log.debug("%s: probe of %d echo(es): %s", self.tracker.name_of(pid), count,
                           f"{answer.rtt_ms} ms" if answer.ok else answer.reason)
             return answer
+        if isinstance(action, link.SearchMtu):
+            return await self._search_mtu(pid, settings.ping_timeout_s)
         if isinstance(action, link.Resolve):
             log.info("%s: re-resolving %s", self.tracker.name_of(pid), action.hostname)
             return await self.resolver.resolve(action.hostname)
@@ -110,6 +116,17 @@ class Actions:
             return link.SetEndpointResult(action.endpoint, result.error is None, result.error)
         world.send_handshake_packet(netns.target(pid[0], action.target))
         return None
+
+    async def _search_mtu(self, pid: PeerId, timeout_s: float) -> link.MtuResult:
+        target = self.tracker.icmp_target(pid)
+        if target is None:  # the checks alone probe it (icmp = no): nothing to send DF echoes to
+            result = link.MtuResult(None, None, "no path-MTU search: no ICMP probe target (icmp = no)")
+        else:
+            result = await self.world.search_mtu(netns.target(pid[0], target), timeout_s)
+        # (a short path is logged once, as the move to up:degraded; not at each search)
+        self.tracker.record_probe(pid, None, asyncio.get_running_loop().time(), self.world.clock.wall_ns() / 1e9,
+                                  mtu=result)
+        return result
 
     async def probe_with_checks(self, pid: PeerId, icmp_target: str | None,
                                 settings: TrackSettings, count: int = 0) -> link.ProbeResult:

@@ -71,6 +71,7 @@ class TrackedPeer(Counters):
     told: QualityView | None = None  # the figures the link machine was last told (link.Measured)
     path_mtu: int | None = None  # the largest inner packet that passes, when the last search found it short
     tunnel_mtu: int | None = None  # the interface's MTU, the size that should pass
+    mtu_note: str | None = None  # why the last search gave no verdict
     settings: TrackSettings | None = None  # what the last sample was built with (the fast path's check)
     merged: TrackSettings | None = None  # its effective settings under the current config (Tracker.settings)
     # Its probe and handshake targets, from the last sample's allowed IPs and ping_target (kept
@@ -91,11 +92,21 @@ class TrackedPeer(Counters):
             self.quality = Quality()
         self.quality.record(wall, sent, rtts_ms)
 
-    def measured(self, wall: float) -> link.Measured | None:
-        """The quality the link machine has not been told yet (None: no new figures)."""
-        if self.quality is None or (view := self.quality.summary(wall)) is self.told:
+    def record_mtu(self, result: link.MtuResult) -> None:
+        """A path-MTU search's outcome; one without a verdict keeps the last verdict."""
+        if result.path_mtu is not None:
+            self.path_mtu, self.tunnel_mtu = result.path_mtu, result.mtu
+        self.mtu_note = result.reason or None
+
+    def measured(self, wall: float, force: bool = False) -> link.Measured | None:
+        """The quality the link machine has not been told yet (None: no new figures); ``force``:
+        tell it again (a path-MTU verdict came)."""
+        view = self.quality.summary(wall) if self.quality is not None else None
+        if view is self.told and not force:
             return None
         self.told = view
+        if view is None:
+            return link.Measured(path_mtu=self.path_mtu, mtu=self.tunnel_mtu)
         return link.Measured(view.loss, view.window_probes, view.p50_ms, self.path_mtu, self.tunnel_mtu)
 
     def after(self, actions: list[link.Action]) -> None:

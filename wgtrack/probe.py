@@ -78,12 +78,23 @@ def checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def echo_request(family: int, ident: int, seq: int) -> bytes:
+def echo_request(family: int, ident: int, seq: int, payload: bytes = _PAYLOAD) -> bytes:
     kind = _ECHO[family][0]
-    packet = _HEADER.pack(kind, 0, 0, ident, seq) + _PAYLOAD
+    packet = _HEADER.pack(kind, 0, 0, ident, seq) + payload
     if family == socket.AF_INET:
-        packet = _HEADER.pack(kind, 0, checksum(packet), ident, seq) + _PAYLOAD
+        packet = _HEADER.pack(kind, 0, checksum(packet), ident, seq) + payload
     return packet
+
+
+# Full-size probes (the path-MTU search) leave from a socket of their own that sets DF and
+# never fragments, whatever the kernel has cached for the path (IP_PMTUDISC_PROBE, as tracepath).
+# IP_MTU_DISCOVER = IP_PMTUDISC_PROBE; IPV6_MTU_DISCOVER = IPV6_PMTUDISC_PROBE, and IPV6_DONTFRAG
+_DONT_FRAGMENT: dict[int, tuple[tuple[int, int, int], ...]] = {
+    socket.AF_INET: ((socket.IPPROTO_IP, 10, 3),),
+    socket.AF_INET6: ((socket.IPPROTO_IPV6, 23, 3), (socket.IPPROTO_IPV6, 62, 1)),
+}
+# IP and ICMP headers: a probe of size N carries N minus this of payload
+HEADERS: dict[int, int] = {socket.AF_INET: 28, socket.AF_INET6: 48}
 
 
 def echo_reply(family: int, data: bytes, raw: bool) -> tuple[int, int] | None:
@@ -117,7 +128,7 @@ class Prober:
         self.raw = raw_sockets() if raw is None else raw
         self.ident = random.randint(1, 0xFFFF)  # raw sockets see every reply: ours carry this
         self._seq = random.randint(0, 0xFFFF)
-        self._socks: dict[int, socket.socket] = {}
+        self._socks: dict[tuple[int, bool], socket.socket] = {}  # by (family, don't fragment)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[tuple[int, int], _Echo] = {}  # (family, sequence)
         self._next_send = 0.0
@@ -128,22 +139,29 @@ class Prober:
         self.sent = 0  # echo requests sent, for the benchmark and the status
         self.replies = 0
 
-    def _socket(self, family: int) -> socket.socket:
+    def _ident(self, df: bool) -> int:
+        """The identifier a raw socket's echoes carry: another for the DF socket, so that each
+        raw socket's filter lets only its own replies in (raw sockets see every reply)."""
+        return self.ident ^ 0x8000 if df else self.ident
+
+    def _socket(self, family: int, df: bool = False) -> socket.socket:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (tests run several): start afresh
             self.close()
             self._loop = loop
-        sock = self._socks.get(family)
+        sock = self._socks.get((family, df))
         if sock is None:
             proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
             sock = self._opener(family, socket.SOCK_RAW if self.raw else socket.SOCK_DGRAM, proto)
             sock.setblocking(False)
-            if self.raw:
-                try:
-                    icmpfilter.attach(sock, family, self.ident)  # only our echo replies wake us
-                except OSError:
-                    sock.close()
-                    raise
+            try:
+                for level, name, value in _DONT_FRAGMENT[family] if df else ():
+                    sock.setsockopt(level, name, value)
+                if self.raw:
+                    icmpfilter.attach(sock, family, self._ident(df))  # only our echo replies wake us
+            except OSError:
+                sock.close()
+                raise
             # A burst of replies must not overflow the default ~200 KB buffers, nor requests to
             # dead addresses (each held until the neighbour lookup gives up) block the others:
             # ask for more, beyond rmem_max/wmem_max where allowed.
@@ -156,8 +174,8 @@ class Prober:
                             break
                     except OSError:
                         continue
-            loop.add_reader(sock.fileno(), self._readable, family, sock)
-            self._socks[family] = sock
+            loop.add_reader(sock.fileno(), self._readable, family, sock, self._ident(df))
+            self._socks[(family, df)] = sock
         return sock
 
     def close(self) -> None:
@@ -183,23 +201,26 @@ class Prober:
     def slow_rate(self) -> float:
         return slow_rate(self.rate)
 
-    async def ping(self, target: str, count: int, timeout_s: float, urgent: bool = True) -> ProbeResult:
+    async def ping(self, target: str, count: int, timeout_s: float, urgent: bool = True,
+                   size: int = 0) -> ProbeResult:
         """Probe ``target`` with ``count`` echo requests; any reply is life. A refused or
         unroutable probe is a failed result, never an exception. ``urgent``: the link is up or
         in its first minute down (its requests go first when the rate limit makes probes wait;
-        the others, of links never up, long down, new or idle, get at most ``slow_rate()``)."""
+        the others, of links never up, long down, new or idle, get at most ``slow_rate()``).
+        ``size``: packets of that many bytes (IP header included), with DF set; 0: small ones."""
         try:
             address = ipaddress.ip_address(target.split("%", 1)[0])
         except ValueError:
             return ProbeResult(ok=False, loss=1.0, reason=f"not an IP address: {target}")
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        payload = bytes(max(0, size - HEADERS[family])) if size else _PAYLOAD
         waiting: list[asyncio.Future[float | None]] = []
         error = ""
         for i in range(count):
             if i:
                 await asyncio.sleep(INTERVAL_S)
             await self._pace(urgent)
-            sent = self._send(family, str(address), timeout_s)
+            sent = self._send(family, str(address), timeout_s, payload, size > 0)
             if isinstance(sent, str):
                 error = sent
             else:
@@ -248,9 +269,10 @@ class Prober:
             wake = self._next_send if urgent else max(self._next_send, self._next_slow)
             self._release_at = loop.call_at(wake, self._release)
 
-    def _send(self, family: int, target: str, timeout_s: float) -> asyncio.Future[float | None] | str:
+    def _send(self, family: int, target: str, timeout_s: float, payload: bytes = _PAYLOAD,
+              df: bool = False) -> asyncio.Future[float | None] | str:
         try:
-            sock = self._socket(family)
+            sock = self._socket(family, df)
         except OSError as exc:
             hint = "" if self.raw else " (datagram ICMP: is net.ipv4.ping_group_range set?)"
             return f"cannot open an ICMP socket: {exc.strerror or exc}{hint}"
@@ -263,7 +285,7 @@ class Prober:
         seq = self._seq
         loop = asyncio.get_running_loop()
         try:
-            sock.sendto(echo_request(family, self.ident, seq), (target, 0))
+            sock.sendto(echo_request(family, self._ident(df), seq, payload), (target, 0))
         except BlockingIOError:
             return "socket buffer full"
         except OSError as exc:
@@ -280,17 +302,17 @@ class Prober:
             if not echo.future.done():
                 echo.future.set_result(None)
 
-    def _readable(self, family: int, sock: socket.socket) -> None:
+    def _readable(self, family: int, sock: socket.socket, ident: int) -> None:
         now = asyncio.get_running_loop().time()
         for _ in range(READ_BATCH):
             try:
-                data, source = sock.recvfrom(2048)
+                data, source = sock.recvfrom(2048)  # a full-size reply is cut short: its header is enough
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 return  # an error queued on the socket (an ICMP error to a datagram socket)
             reply = echo_reply(family, data, self.raw)
-            if reply is None or (self.raw and reply[0] != self.ident):
+            if reply is None or (self.raw and reply[0] != ident):
                 continue
             echo = self._pending.get((family, reply[1]))
             if echo is None or source[0].split("%", 1)[0] != echo.target:
@@ -307,12 +329,12 @@ _shared = Prober()
 _in_netns: dict[str, Prober] = {}  # one prober per other namespace, by the path that names it
 
 
-async def ping(target: str, count: int, timeout_s: float, urgent: bool = True) -> ProbeResult:
+async def ping(target: str, count: int, timeout_s: float, urgent: bool = True, size: int = 0) -> ProbeResult:
     """A probe through the process's prober (the daemon's ``World.probe``); ``<netns>/<address>``
     probes from inside that namespace, through a prober of its own."""
     name, _, address = target.rpartition("/")
     if not name:
-        return await _shared.ping(target, count, timeout_s, urgent)
+        return await _shared.ping(target, count, timeout_s, urgent, size)
     path = netns.path_of(name)
     if path is None:
         return ProbeResult(ok=False, loss=1.0, reason=f"netns {name} is gone")
@@ -320,7 +342,7 @@ async def ping(target: str, count: int, timeout_s: float, urgent: bool = True) -
     if prober is None:
         prober = _in_netns[path] = Prober(_shared.rate, opener=functools.partial(netns.open_socket, path))
     try:
-        return await prober.ping(address, count, timeout_s, urgent)
+        return await prober.ping(address, count, timeout_s, urgent, size)
     except OSError as exc:  # the namespace went between the lookup and the socket
         return ProbeResult(ok=False, loss=1.0, reason=f"netns {name}: {exc.strerror or exc}")
 

@@ -46,6 +46,7 @@ class PeerView:
     quality: QualityView | None = None  # its probes' counters, histogram and window (None: never probed)
     degraded: str | None = None  # while up:degraded, why: loss, latency or mtu
     path_mtu: int | None = None  # the largest inner packet the last path-MTU search saw pass (None: not measured)
+    mtu_note: str | None = None  # why it has no path-MTU verdict (a silent target, no ICMP target, ...)
 
     @property
     def is_up(self) -> bool:

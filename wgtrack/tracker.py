@@ -366,18 +366,21 @@ class Tracker:
         return [a for a in actions if isinstance(a, link.EFFECTS)]
 
     def record_probe(self, pid: PeerId, ping: link.ProbeResult | None, now: float, wall: float,
-                     checks: tuple[CheckResult, ...] | None = None) -> None:
-        """A probe's echoes and service checks (if it ran any), for the views; the machine gets
+                     checks: tuple[CheckResult, ...] | None = None, mtu: link.MtuResult | None = None) -> None:
+        """A probe's echoes, service checks or path-MTU search, for the views; the machine gets
         the verdict from the caller, and the window's new figures from here (up or degraded)."""
         if (tracked := self._peers.get(pid)) is None:
             return
         if checks is not None:
             self.events.checks_ran(pid, tracked.checks, checks)
             tracked.checks = checks
+        if mtu is not None:
+            tracked.record_mtu(mtu)
         if ping is not None and ping.sent:
             tracked.record_echoes(wall, ping.sent, ping.rtts)
-            if (measured := tracked.measured(wall)) is not None:
-                self._step(pid, tracked, measured, now)  # (health asks for no effects)
+        measured = tracked.measured(wall, force=mtu is not None) if (ping and ping.sent) or mtu else None
+        if measured is not None:
+            self._step(pid, tracked, measured, now)  # (health asks for no effects)
         self.views.fresh[pid] = None
 
     def forget(self) -> None:

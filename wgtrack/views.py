@@ -41,6 +41,13 @@ def endpoint_host(settings: TrackSettings, conf: PeerConf | None) -> str | None:
     return conf.endpoint_host if conf else None
 
 
+def _mtu_note(tracked: TrackedPeer, state: link.LinkState) -> str | None:
+    """Why a peer has no path-MTU verdict: its last search's reason, or a silent target."""
+    if tracked.mtu_note is None and state.probe_silent:
+        return "no path-MTU search: the probe target does not answer"
+    return tracked.mtu_note
+
+
 class ViewCache:
     """Each peer's current view per interface, and which peers must be looked at again."""
 
@@ -143,9 +150,9 @@ class ViewCache:
                 and view.checks is tracked.checks and view.handshake_age_s == age and view.quality is quality \
                 and (made_of is state or _same_view(made_of, state)) \
                 and (view.reresolves, view.endpoint_changes, view.roams, view.rx_bytes, view.tx_bytes,
-                     view.path_mtu) == \
+                     view.path_mtu, view.mtu_note) == \
                 (tracked.reresolves, tracked.endpoint_changes, tracked.roams, tracked.rx_total, tracked.tx_total,
-                 tracked.path_mtu):
+                 tracked.path_mtu, _mtu_note(tracked, state)):
             tracked.view_state = state
             return view
         return None
@@ -193,6 +200,7 @@ class ViewCache:
             quality=quality,
             degraded=state.degraded,
             path_mtu=tracked.path_mtu,
+            mtu_note=_mtu_note(tracked, state),
         )
         tracked.view_record, tracked.view_state = record, state
         return view

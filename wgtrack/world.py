@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from wgtrack import checks, link, netns, probe
+from wgtrack import checks, link, netns, pmtu, probe
 from wgtrack.resolve import Resolver
 from wgtrack.wgcmd import WgResult, run_program, run_wg, show_all_dump
 
@@ -72,6 +72,7 @@ class World:
     # (target, count, timeout, urgent: up or in its first minute down, so it goes first when probes wait)
     probe: Callable[[str, int, float, bool], Awaitable[link.ProbeResult]] = probe.ping
     check: Callable[[checks.Check, float], Awaitable[checks.CheckResult]] = checks.run  # (check, timeout)
+    search_mtu: Callable[[str, float], Awaitable[link.MtuResult]] = pmtu.search  # (target, timeout per echo)
     resolver: Callable[[Path, float], ResolverLike] = Resolver  # (hosts file, DNS timeout)
     send_handshake_packet: Callable[[str], None] = send_handshake_packet  # link.TriggerHandshake
     clock: Clock = SystemClock()

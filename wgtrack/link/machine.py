@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import ipaddress
 
+from wgtrack.link import mtu
 from wgtrack.link.health import on_measured
 from wgtrack.link.messages import (
     Action,
     Diagnosed,
     EndpointChanged,
     Measured,
+    MtuResult,
     Observation,
     Probe,
     ProbeResult,
@@ -163,7 +165,8 @@ def _on_sample(state: LinkState, s: Sample, now: float, settings: LinkSettings) 
     else:
         state, changed = _move(state, verdict, now, why)
     state, underlay = _underlay_due(state, s, now, settings)
-    return state, actions + changed + underlay
+    state, search = mtu.due(state, s, now, settings)
+    return state, actions + changed + underlay + search
 
 
 def _handshake_while_failing(state: LinkState, s: Sample, settings: LinkSettings) -> tuple[LinkState, bool, bool]:
@@ -379,4 +382,6 @@ def step(state: LinkState, obs: Observation, now: float, settings: LinkSettings)
         return _on_seen(state, obs, now)
     if isinstance(obs, Measured):
         return on_measured(state, obs, now, settings)
+    if isinstance(obs, MtuResult):
+        return mtu.on_result(state, obs)
     return _on_set(state, obs)

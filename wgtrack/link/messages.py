@@ -99,7 +99,18 @@ class Measured:
     mtu: int | None = None  # the tunnel's MTU (the size that should pass)
 
 
-Observation = Sample | ProbeResult | ResolveResult | SetEndpointResult | UnderlayResult | Tick | Seen | Measured
+@dataclass(frozen=True, slots=True)
+class MtuResult:
+    """Outcome of a path-MTU search: the largest inner packet that passed (None: no verdict,
+    and ``reason`` says why), against the tunnel's MTU."""
+
+    path_mtu: int | None
+    mtu: int | None
+    reason: str = ""
+
+
+Observation = Sample | ProbeResult | ResolveResult | SetEndpointResult | UnderlayResult | Tick | Seen | Measured \
+    | MtuResult
 
 
 # ---- actions ----
@@ -110,6 +121,14 @@ class Probe:
 
     target: str
     count: int = 0  # echo requests (any reply is life); 0 = the peer's ping_count
+
+
+@dataclass(frozen=True, slots=True)
+class SearchMtu:
+    """Probe ``target`` with DF set at the tunnel's full size, and search down for the largest
+    size that passes if it does not; report an ``MtuResult``."""
+
+    target: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +230,9 @@ class TargetVerdict:
     reason: str
 
 
-Effect = Probe | TriggerHandshake | Resolve | SetEndpoint | ProbeUnderlay  # what the caller must carry out
-EFFECTS: tuple[type[Probe], type[TriggerHandshake], type[Resolve], type[SetEndpoint], type[ProbeUnderlay]] = (
-    Probe, TriggerHandshake, Resolve, SetEndpoint, ProbeUnderlay)
+Effect = Probe | TriggerHandshake | Resolve | SetEndpoint | ProbeUnderlay | SearchMtu  # the caller carries these out
+EFFECTS: tuple[type[Probe], type[TriggerHandshake], type[Resolve], type[SetEndpoint], type[ProbeUnderlay],
+               type[SearchMtu]] = (Probe, TriggerHandshake, Resolve, SetEndpoint, ProbeUnderlay, SearchMtu)
 Action = Effect | Changed | EndpointChanged | Roamed | Diagnosed | ResolveFailed | TargetVerdict
 
 # A reading is the sample but for its time and its jitter draw; named, not sliced by position,

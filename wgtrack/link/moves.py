@@ -22,6 +22,8 @@ def move(state: LinkState, verdict: Verdict, now: float, reason: str, connected:
         state = replace(state, down_since=now)
     if new.is_up and not state.was_up:
         state = replace(state, was_up=True)
+    if new.is_up and not (state.status is not None and state.status.is_up):
+        state = replace(state, mtu_at=-1e18, mtu_short=False)  # a session starts: its path is searched
     if new is not Status.DEGRADED:
         state = replace(state, degraded=None, health_since=None)
     return replace(state, status=new, since=now), [Changed(state.status, new, reason, connected, details)]

@@ -32,6 +32,9 @@ DEGRADE_ENTER_S = 120.0
 DEGRADE_LEAVE_S = 300.0
 # Fewer echoes than this in the window say nothing of loss: 1 lost of 5 is not 20 % loss.
 MIN_WINDOW_ECHOES = 20
+# A path found short is searched again this often (not every mtu_interval): a fixed path is
+# then seen within a minute, and its reason cleared DEGRADE_LEAVE_S later.
+MTU_SHORT_RECHECK_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class LinkSettings:
     ping_timeout_s: float = 1.0  # wait for each reply (when a failed probe was sent)
     degraded_loss: float = 0.05  # window loss at or above which a link is degraded; 0 = off
     degraded_rtt_ms: float = 0.0  # window median RTT above which it is degraded; 0 = off
+    mtu_interval_s: float = 600.0  # path-MTU search of an up link: when it comes up, then this often; 0 = off
 
 
 def stale_limit(settings: LinkSettings, keepalive_s: int) -> float:

@@ -59,6 +59,8 @@ class LinkState(NamedTuple):
     # every one while degraded), None while they agree with the status.
     degraded: str | None = None
     health_since: float | None = None
+    mtu_at: float = -1e18  # monotonic time the last path-MTU search was asked for (-1e18: none since up)
+    mtu_short: bool = False  # the last search found the path smaller than the tunnel
 
     @property
     def probe_silent(self) -> bool:

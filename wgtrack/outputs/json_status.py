@@ -56,6 +56,7 @@ def _peer(p: PeerView) -> dict[str, Any]:
         "diagnosis": p.diagnosis,
         "degraded": p.degraded,
         "path_mtu": p.path_mtu,
+        "path_mtu_note": p.mtu_note,
         "checks": [{"check": c.check, "ok": c.ok, "rtt_ms": c.rtt_ms, "error": c.error} for c in p.checks] or None,
         **quality.fields(p.quality),
     }
