@@ -55,12 +55,14 @@ demo: lab-deps $(BIN)/python
 	$(BIN)/python -m tests.demo
 
 bench: system-deps venv
+	@$(MAKE) --no-print-directory apt-install PACKAGES="fping"
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.hub
 	$(BIN)/python -m bench.scrape
 	$(BIN)/python -m bench.probes
 	$(BIN)/python -m bench.flood
 	$(BIN)/python -m bench.netns
+	$(BIN)/python -m bench.quality
 
 deb:
 	PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b

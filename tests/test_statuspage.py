@@ -96,15 +96,16 @@ def test_page_lists_worst_first_with_state_since_handshake_rtt_rates_and_hostnam
     assert cells.scripts == 0 and cells.external == 0  # works offline, and with script off
     header, first, degraded, second = cells.rows[:4]
     assert header == ["interface", "peer", "state", "since", "handshake", "rtt", "loss 5m", "rtt p50/p90/p99",
-                      "jitter", "rx", "tx", "endpoint"]
+                      "jitter", "path mtu", "rx", "tx", "endpoint"]
     assert first[1:3] == ["peer-b", "down"]  # the worst first
     assert degraded[1:3] == ["peer-c", "up:degraded (mtu)"]  # then the degraded, with why
     assert second[1:3] == ["peer-a", "up:ok"]
     assert second[3] == "75s (since 07:58:45 UTC)" and second[4] == "20s ago" and second[5] == "1.2 ms"
     assert second[6:9] == ["25.0%", "2.0/3.9/3.9 ms", "1.5 ms"]  # 1 of 4 lost; 4 ms read back within 2.3 %
     assert first[6:9] == ["-", "-", "-"]  # never probed
-    assert second[9:11] == ["2.0 kB/s", "1.0 kB/s"]  # (5000-1000)/2 s and 2000/2 s
-    assert second[11] == "a.lab.test → 198.51.100.11:51820"
+    assert second[9] == "-" and degraded[9] == "1144"  # path MTU: never searched, and short
+    assert second[10:12] == ["2.0 kB/s", "1.0 kB/s"]  # (5000-1000)/2 s and 2000/2 s
+    assert second[12] == "a.lab.test → 198.51.100.11:51820"
     assert '<span class="state down">down</span>' in page  # in colour
     assert '<meta http-equiv="refresh" content="2">' in page
     assert '<span class="state degraded">up:degraded (mtu)</span>' in page

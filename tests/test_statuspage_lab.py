@@ -72,10 +72,11 @@ def test_status_page_in_chromium_shows_the_down_peer(lab: Lab, tmp_path: Path) -
     # screenshot with scriptEnabled=false: it prints nothing and writes no file.)
     dom = chromium(lab, tmp_path, "--dump-dom")
     assert "<script" not in dom
-    rows = {row[1]: row for row in parse(dom).rows[1:] if len(row) == 12}
+    rows = {row[1]: row for row in parse(dom).rows[1:] if len(row) == 13}
     assert rows["peer-b"][2] == "down"
     assert rows["peer-a"][2] == rows["peer-c"][2] == "up:ok"
-    assert rows["peer-a"][11] == "a.lab.test → 198.51.100.11:51820"  # reached by name
+    assert rows["peer-a"][12] == "a.lab.test → 198.51.100.11:51820"  # reached by name
+    assert rows["peer-a"][9] == "1420"  # its path MTU, searched when it came up: the whole tunnel passes
     assert rows["peer-a"][5].endswith(" ms")  # the probe's RTT
     # The five-minute window of real echoes through the tunnel: none lost while up, RTT quantiles.
     assert rows["peer-a"][6] == "0.0%" and rows["peer-a"][7].endswith(" ms") and rows["peer-a"][7].count("/") == 2

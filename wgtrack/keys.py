@@ -65,6 +65,9 @@ KEYS: tuple[Key, ...] = (
     Key("degraded_rtt", "degraded_rtt_ms", milliseconds_or_off(0.1, 60_000), TRACK,
         "median RTT over the last 5 minutes, in ms, above which an up link is up:degraded (as degraded_loss); "
         "0 (default) = off"),
+    Key("mtu_interval", "mtu_interval_s", seconds_or_off(60, 86400), TRACK,
+        "seconds between path-MTU searches of an up link whose probe target answers (and one when it comes up; "
+        "every minute while the path is short); 0 = off (docs/link-state.md, Path MTU)"),
     Key("ping_count", "ping_count", int_between(1, 10, "a probe must end within its period"), TRACK,
         "echo requests per probe"),
     Key("ping_timeout", "ping_timeout_s", seconds(0.01, 60), TRACK, "seconds to wait for each echo reply"),

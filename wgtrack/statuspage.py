@@ -176,8 +176,8 @@ def _table(views: list[PeerView], per_peer: dict[tuple[str, str], tuple[float, f
            taken: float) -> Iterator[str]:
     """The peer table; ages are as of ``taken``, the snapshot's time."""
     esc = html.escape
-    head = ("interface", "peer", "state", "since", "handshake", "rtt", "loss 5m", "rtt p50/p90/p99", "jitter", "rx",
-            "tx", "endpoint")
+    head = ("interface", "peer", "state", "since", "handshake", "rtt", "loss 5m", "rtt p50/p90/p99", "jitter",
+            "path mtu", "rx", "tx", "endpoint")
     yield "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>\n"
     for start in range(0, len(views), CHUNK_ROWS):
         rows = []
@@ -195,6 +195,7 @@ def _table(views: list[PeerView], per_peer: dict[tuple[str, str], tuple[float, f
                 f"<td>{human_age(p.since_s(taken))} <small>(since {since} UTC)</small></td>"
                 f'<td class="num">{hs}</td><td class="num">{rtt}</td><td class="num">{loss}</td>'
                 f'<td class="num">{quantiles}</td><td class="num">{jitter}</td>'
+                f'<td class="num">{"-" if p.path_mtu is None else p.path_mtu}</td>'
                 f'<td class="num">{human_rate(rx)}</td><td class="num">{human_rate(tx)}</td>'
                 f"<td>{esc(endpoint_text(p.endpoint, p.endpoint_host))}</td></tr>\n")
         yield "".join(rows)
