@@ -67,8 +67,7 @@ def measure(ns: str, argv: list[str], env: dict[str, str], warmup_s: float, seco
         time.sleep(warmup_s)
         if proc.poll() is not None:
             raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {proc.stderr.read().decode()[-500:]}")  # type: ignore[union-attr]
-        pid = int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()[0]) \
-            if argv[0] == "sh" else proc.pid
+        pid = proc.pid  # ip netns exec execs the contender: this is its process
         cpu0, echoes0, lags = cpu_seconds(pid), nft_echoes(ns), []
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:  # bounded: one look a second

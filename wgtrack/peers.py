@@ -101,6 +101,8 @@ class TrackedPeer(Counters):
     def measured(self, wall: float, force: bool = False) -> link.Measured | None:
         """The quality the link machine has not been told yet (None: no new figures); ``force``:
         tell it again (a path-MTU verdict came)."""
+        if not force and (self.quality is None or not self.quality.window_due(wall)):
+            return None  # the window's figures are as the machine was last told: only counters moved
         view = self.quality.summary(wall) if self.quality is not None else None
         if view is self.told and not force:
             return None

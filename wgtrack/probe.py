@@ -68,6 +68,14 @@ def raw_sockets() -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=65536)
+def _family_of(target: str) -> tuple[int, str]:
+    """(family, address as the socket writes it) of a probe target; parsed once per target (a
+    hub probes each of thousands a second)."""
+    address = ipaddress.ip_address(target.split("%", 1)[0])
+    return (socket.AF_INET6 if address.version == 6 else socket.AF_INET), str(address)
+
+
 def checksum(data: bytes) -> int:
     """The Internet checksum (RFC 1071) an ICMPv4 header carries; the kernel does ICMPv6's."""
     if len(data) % 2:
@@ -209,10 +217,9 @@ class Prober:
         the others, of links never up, long down, new or idle, get at most ``slow_rate()``).
         ``size``: packets of that many bytes (IP header included), with DF set; 0: small ones."""
         try:
-            address = ipaddress.ip_address(target.split("%", 1)[0])
+            family, address = _family_of(target)
         except ValueError:
             return ProbeResult(ok=False, loss=1.0, reason=f"not an IP address: {target}")
-        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         payload = bytes(max(0, size - HEADERS[family])) if size else _PAYLOAD
         waiting: list[asyncio.Future[float | None]] = []
         error = ""
@@ -220,12 +227,16 @@ class Prober:
             if i:
                 await asyncio.sleep(INTERVAL_S)
             await self._pace(urgent)
-            sent = self._send(family, str(address), timeout_s, payload, size > 0)
+            sent = self._send(family, address, timeout_s, payload, size > 0)
             if isinstance(sent, str):
                 error = sent
             else:
                 waiting.append(sent)
-        rtts = [rtt for rtt in await asyncio.gather(*waiting) if rtt is not None] if waiting else []
+        if len(waiting) == 1:  # the common probe: one echo, no gather
+            rtt = await waiting[0]
+            rtts = [] if rtt is None else [rtt]
+        else:
+            rtts = [rtt for rtt in await asyncio.gather(*waiting) if rtt is not None] if waiting else []
         loss = 1.0 - len(rtts) / count
         if rtts:
             return ProbeResult(ok=True, rtt_ms=round(sum(rtts) / len(rtts), 3), loss=loss, sent=len(waiting),

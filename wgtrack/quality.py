@@ -137,6 +137,10 @@ class Quality:
             else:
                 slots[0] -= take
 
+    def window_due(self, wall: float) -> bool:
+        """Whether ``summary`` would make the window's figures again now (a loss, or REFRESH_S)."""
+        return self.changed == LOST or (self.changed == COUNTED and wall - self.view_at >= REFRESH_S)
+
     def summary(self, wall: float) -> QualityView:
         """The figures as of ``wall``: the same object while nothing was recorded. The counters
         are always current; the window's figures are worked out again at once when echoes were

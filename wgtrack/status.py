@@ -94,8 +94,8 @@ def table(doc: dict[str, Any], now: float, previous: dict[str, Any] | None = Non
             rate = list(per_peer.get((iface["name"], p["public_key"]), ("-", "-"))) if rated else []
             state = p["status"] + (f" ({p['degraded']})" if isinstance(p.get("degraded"), str) else "")
             rows.append([iface["name"], name, state, _age(_since_s(p, doc)), _age(p.get("handshake_age_s")),
-                         rtt, *quality.texts(p), str(p.get("path_mtu", "-")), *rate, endpoint_text(p.get("endpoint"), p.get("endpoint_host")),
-                         _age(p.get("next_reresolve_s"))])
+                         rtt, *quality.texts(p), str(p.get("path_mtu", "-")), *rate,
+                         endpoint_text(p.get("endpoint"), p.get("endpoint_host")), _age(p.get("next_reresolve_s"))])
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
     lines = []
     for index, row in enumerate(rows):
