@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from wgtrack import probe
+from wgtrack import icmppacket, probe
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and raw sockets need root (make test)")
 REPO = Path(__file__).resolve().parent.parent
@@ -78,15 +78,15 @@ def test_sends_are_paced_by_probe_rate() -> None:
 
 
 def test_wire_format() -> None:
-    request = probe.echo_request(socket.AF_INET, 0x1234, 7)
-    assert request[:1] == b"\x08" and probe.checksum(request) == 0  # a valid checksum sums to zero
+    request = icmppacket.echo_request(socket.AF_INET, 0x1234, 7)
+    assert request[:1] == b"\x08" and icmppacket.checksum(request) == 0  # a valid checksum sums to zero
     reply = bytes([0, 0]) + request[2:]
     ip_header = bytes([0x45]) + bytes(19)
-    assert probe.echo_reply(socket.AF_INET, ip_header + reply, raw=True) == (0x1234, 7)
-    assert probe.echo_reply(socket.AF_INET, reply, raw=False) == (0x1234, 7)
-    assert probe.echo_reply(socket.AF_INET, ip_header + request, raw=True) is None  # a request, not a reply
-    assert probe.echo_reply(socket.AF_INET6, bytes([129, 0]) + request[2:], raw=False) == (0x1234, 7)
-    assert probe.echo_reply(socket.AF_INET6, bytes([1, 0]) + request[2:], raw=False) is None  # unreachable
+    assert icmppacket.echo_reply(socket.AF_INET, ip_header + reply, raw=True) == (0x1234, 7)
+    assert icmppacket.echo_reply(socket.AF_INET, reply, raw=False) == (0x1234, 7)
+    assert icmppacket.echo_reply(socket.AF_INET, ip_header + request, raw=True) is None  # a request, not a reply
+    assert icmppacket.echo_reply(socket.AF_INET6, bytes([129, 0]) + request[2:], raw=False) == (0x1234, 7)
+    assert icmppacket.echo_reply(socket.AF_INET6, bytes([1, 0]) + request[2:], raw=False) is None  # unreachable
 
 
 def test_not_an_address_is_a_failed_result() -> None:
@@ -129,7 +129,7 @@ def test_probes_of_links_that_are_up_go_first_when_probes_wait() -> None:
 # open while another process pings loopback (v4 and v6); then one echo request of our own.
 _FILTER_SCRIPT = r"""
 import json, socket, subprocess, time
-from wgtrack import icmpfilter, probe
+from wgtrack import icmpfilter, icmppacket, probe
 
 IDENT = 0x4242
 def queued(sock):
@@ -151,7 +151,7 @@ for family, proto, target in ((socket.AF_INET, socket.IPPROTO_ICMP, "127.0.0.1")
     subprocess.run(["ping", flag, "-c", "50", "-i", "0.002", "-q", target], check=True, timeout=30,
                    stdout=subprocess.DEVNULL)
     foreign = (queued(filtered), queued(plain))
-    filtered.sendto(probe.echo_request(family, IDENT, 7), (target, 0))
+    filtered.sendto(icmppacket.echo_request(family, IDENT, 7), (target, 0))
     time.sleep(0.2)
     ours = []
     while True:
@@ -159,7 +159,7 @@ for family, proto, target in ((socket.AF_INET, socket.IPPROTO_ICMP, "127.0.0.1")
             data = filtered.recv(2048, socket.MSG_DONTWAIT)
         except BlockingIOError:
             break
-        ours.append(probe.echo_reply(family, data, True))
+        ours.append(icmppacket.echo_reply(family, data, True))
     out[target] = {"foreign": foreign, "ours": ours}
 print(json.dumps(out))
 """

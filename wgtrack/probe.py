@@ -19,16 +19,15 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
-import ipaddress
 import os
 import random
 import socket
-import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from wgtrack import icmpfilter, netns
+from wgtrack.icmppacket import DONT_FRAGMENT, HEADERS, PAYLOAD, echo_reply, echo_request, family_of
 from wgtrack.link import ProbeResult
 
 CAP_NET_RAW = 13
@@ -42,9 +41,6 @@ DEFAULT_RATE = 1000.0  # echo requests per second, the whole daemon
 SLOW_SHARE = 0.01
 SOCKET_BUFFER = 16 << 20  # kernel memory, taken only while packets wait; a loopback skb takes ~4 KB
 READ_BATCH = 512  # datagrams per wake-up: a flood of ICMP never holds the loop
-_ECHO: dict[int, tuple[int, int]] = {socket.AF_INET: (8, 0), socket.AF_INET6: (128, 129)}  # (request, reply)
-_PAYLOAD = b"wgtrack probe\0" + bytes(18)  # 32 bytes, ping's 56 would do as well
-_HEADER = struct.Struct("!BBHHH")
 
 
 def slow_rate(rate: float) -> float:
@@ -66,56 +62,6 @@ def raw_sockets() -> bool:
     except (OSError, ValueError):
         pass
     return False
-
-
-@functools.lru_cache(maxsize=65536)
-def _family_of(target: str) -> tuple[int, str]:
-    """(family, address as the socket writes it) of a probe target; parsed once per target (a
-    hub probes each of thousands a second)."""
-    address = ipaddress.ip_address(target.split("%", 1)[0])
-    return (socket.AF_INET6 if address.version == 6 else socket.AF_INET), str(address)
-
-
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) an ICMPv4 header carries; the kernel does ICMPv6's."""
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
-def echo_request(family: int, ident: int, seq: int, payload: bytes = _PAYLOAD) -> bytes:
-    kind = _ECHO[family][0]
-    packet = _HEADER.pack(kind, 0, 0, ident, seq) + payload
-    if family == socket.AF_INET:
-        packet = _HEADER.pack(kind, 0, checksum(packet), ident, seq) + payload
-    return packet
-
-
-# Full-size probes (the path-MTU search) leave from a socket of their own that sets DF and
-# never fragments, whatever the kernel has cached for the path (IP_PMTUDISC_PROBE, as tracepath).
-# IP_MTU_DISCOVER = IP_PMTUDISC_PROBE; IPV6_MTU_DISCOVER = IPV6_PMTUDISC_PROBE, and IPV6_DONTFRAG
-_DONT_FRAGMENT: dict[int, tuple[tuple[int, int, int], ...]] = {
-    socket.AF_INET: ((socket.IPPROTO_IP, 10, 3),),
-    socket.AF_INET6: ((socket.IPPROTO_IPV6, 23, 3), (socket.IPPROTO_IPV6, 62, 1)),
-}
-# IP and ICMP headers: a probe of size N carries N minus this of payload
-HEADERS: dict[int, int] = {socket.AF_INET: 28, socket.AF_INET6: 48}
-
-
-def echo_reply(family: int, data: bytes, raw: bool) -> tuple[int, int] | None:
-    """(identifier, sequence) of an echo reply, or None for any other ICMP message. A raw IPv4
-    socket hands over the IP header too."""
-    if family == socket.AF_INET and raw:
-        if len(data) < 20:
-            return None
-        data = data[(data[0] & 0x0F) * 4:]
-    if len(data) < _HEADER.size or data[0] != _ECHO[family][1] or data[1] != 0:
-        return None
-    _kind, _code, _sum, ident, seq = _HEADER.unpack_from(data)
-    return ident, seq
 
 
 @dataclass(slots=True)
@@ -163,7 +109,7 @@ class Prober:
             sock = self._opener(family, socket.SOCK_RAW if self.raw else socket.SOCK_DGRAM, proto)
             sock.setblocking(False)
             try:
-                for level, name, value in _DONT_FRAGMENT[family] if df else ():
+                for level, name, value in DONT_FRAGMENT[family] if df else ():
                     sock.setsockopt(level, name, value)
                 if self.raw:
                     icmpfilter.attach(sock, family, self._ident(df))  # only our echo replies wake us
@@ -217,10 +163,10 @@ class Prober:
         the others, of links never up, long down, new or idle, get at most ``slow_rate()``).
         ``size``: packets of that many bytes (IP header included), with DF set; 0: small ones."""
         try:
-            family, address = _family_of(target)
+            family, address = family_of(target)
         except ValueError:
             return ProbeResult(ok=False, loss=1.0, reason=f"not an IP address: {target}")
-        payload = bytes(max(0, size - HEADERS[family])) if size else _PAYLOAD
+        payload = bytes(max(0, size - HEADERS[family])) if size else PAYLOAD
         waiting: list[asyncio.Future[float | None]] = []
         error = ""
         for i in range(count):
@@ -280,7 +226,7 @@ class Prober:
             wake = self._next_send if urgent else max(self._next_send, self._next_slow)
             self._release_at = loop.call_at(wake, self._release)
 
-    def _send(self, family: int, target: str, timeout_s: float, payload: bytes = _PAYLOAD,
+    def _send(self, family: int, target: str, timeout_s: float, payload: bytes = PAYLOAD,
               df: bool = False) -> asyncio.Future[float | None] | str:
         try:
             sock = self._socket(family, df)
