@@ -32,9 +32,24 @@ async def main(raw):
     results = await asyncio.gather(*(p.ping(t, 1, 0.4) for t in targets))
     took = asyncio.get_running_loop().time() - t0
     two = await p.ping("127.0.0.1", 2, 0.4)
+    sent, replies = p.sent, p.replies
+    # The same through echo(): callbacks, no future; never called from within the call itself.
+    loop = asyncio.get_running_loop()
+    answers, t0, inside = {}, loop.time(), [True]
+    def answer(i):
+        return lambda rtt, error: answers.setdefault(i, [rtt is not None, error, inside[0], loop.time() - t0])
+    for i, t in enumerate(targets + ["not-an-ip"]):
+        p.echo(t, 0.4, answer(i))
+    inside[0] = False
+    for _ in range(100):  # bounded: 2 s at most
+        if len(answers) == len(targets) + 1:
+            break
+        await asyncio.sleep(0.02)
     p.close()
+    echoed = [answers[i] for i in sorted(answers)]
     return {"ok": [r.ok for r in results], "rtt": [r.rtt_ms for r in results], "reason": [r.reason for r in results],
-            "took": took, "sent": p.sent, "replies": p.replies, "two": [two.ok, two.loss]}
+            "took": took, "sent": sent, "replies": replies, "two": [two.ok, two.loss],
+            "echo": [a[:3] for a in echoed], "echo_took": max(a[3] for a in echoed)}
 
 print(json.dumps(asyncio.run(main(sys.argv[1] == "raw"))))
 """
@@ -69,12 +84,17 @@ def test_answers_silence_and_matching_on_one_socket_per_family(kind: str) -> Non
     assert got["reason"] == ["", "no reply", "", "no reply"] * 5
     assert got["sent"] == 22 and got["replies"] == 12  # 20 probes + one of two requests
     assert got["two"] == [True, 0.0]
+    # echo(): each answer to its own callback, silence after the timeout, a bad target said
+    # asynchronously (a callback from within the call would find its caller half-way)
+    assert got["echo"] == [[True, "", False], [False, "", False], [True, "", False], [False, "", False]] * 5 + [
+        [False, "not an IP address: not-an-ip", False]]
 
 
 def test_sends_are_paced_by_probe_rate() -> None:
     got = run_in_netns("raw", rate=50)  # 20 requests at 50/s: 0.38 s of slots, then the 0.4 s timeout
     assert isinstance(got["took"], float) and 0.75 <= got["took"] < 2.0
     assert got["ok"] == [True, False, True, False] * 5
+    assert isinstance(got["echo_took"], float) and 0.75 <= got["echo_took"] < 2.0  # echo() is paced the same
 
 
 def test_wire_format() -> None:

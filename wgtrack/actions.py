@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from wgtrack import checks, link, netns
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_ACTION_CHAIN = 8  # probe -> resolve -> set -> probe ... never loops unbounded
+Finished = Callable[["PeerId", list[link.Effect], bool], None]  # (peer, follow-up effects, changed)
 
 
 class Actions:
@@ -116,6 +117,32 @@ class Actions:
             return link.SetEndpointResult(action.endpoint, result.error is None, result.error)
         world.send_handshake_packet(netns.target(pid[0], action.target))
         return None
+
+    def echo_now(self, pid: PeerId, action: link.Probe, finished: Finished) -> bool:
+        """A plain probe of an up link as one echo request with no task (``World.echo``): the
+        prober's callback records its result and steps the machine, and ``finished`` gets the
+        follow-up effects and whether anything changed. False: it takes the ordinary path
+        (service checks, a burst, several echoes, icmp = no, a faked prober)."""
+        send, settings = self.world.echo, self.tracker.settings(pid)
+        if send is None or max(action.count, settings.ping_count) != 1 or settings.checks or not settings.icmp:
+            return False
+        loop = asyncio.get_running_loop()
+
+        def on_reply(rtt: float | None, error: str) -> None:
+            changes, follow = self.tracker.changes, []
+            try:
+                result = link.ProbeResult(ok=True, rtt_ms=round(rtt, 3), loss=0.0, sent=1, rtts=(rtt,)) \
+                    if rtt is not None else link.ProbeResult(ok=False, loss=1.0, reason=error or "no reply",
+                                                             sent=0 if error else 1)
+                now = loop.time()
+                self.tracker.record_probe(pid, result, now, self.world.clock.wall_ns() / 1e9)
+                follow = self.tracker.observe(pid, result, now)
+            except Exception:  # one peer's trouble must never stop the others (nor the prober's reader)
+                log.exception("%s: a probe's result failed", self.tracker.name_of(pid))
+            finished(pid, follow, self.tracker.changes != changes)
+
+        send(netns.target(pid[0], action.target), settings.ping_timeout_s, on_reply)
+        return True
 
     async def _search_mtu(self, pid: PeerId, timeout_s: float) -> link.MtuResult:
         target = self.tracker.icmp_target(pid)

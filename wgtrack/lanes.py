@@ -46,6 +46,7 @@ class Lanes:
         self._fast_due = math.inf  # when the fast lane plans to wake
         self._fast_wake = asyncio.Event()  # something is due sooner than that
         self._queued: dict[PeerId, list[link.Effect]] = {}  # the slow queue's entries
+        self._echoing: set[PeerId] = set()  # plain probes in flight with no task (Actions.echo_now)
         self._queue_order: collections.deque[PeerId] = collections.deque()
         self._slow_wake = asyncio.Event()
         self._slow_running = 0
@@ -126,13 +127,28 @@ class Lanes:
             started = last = loop.time()
             if not self._readable():
                 continue  # nothing current to judge by (the next good cycle steps them)
-            for pid, action in self.tracker.tick(started, self._wall(), _InEither(self._in_flight, self._queued)):
-                if isinstance(action, link.Probe) and not self.tracker.is_urgent(pid, started):
-                    self._enqueue(pid, [action])
-                    continue
+            busy = _InEither(self._in_flight, self._queued, self._echoing)
+            for pid, action in self.tracker.tick(started, self._wall(), busy):
+                if isinstance(action, link.Probe):
+                    if not self.tracker.is_urgent(pid, started):
+                        self._enqueue(pid, [action])
+                        continue
+                    self._echoing.add(pid)
+                    if self.actions.echo_now(pid, action, self._echoed):
+                        continue
+                    self._echoing.discard(pid)
                 self._start(pid, self.actions.carry_out(pid, action))
             # Work done in one go holds the loop: as long as it took, anything else waited.
             self.watch.note(loop.time() - started)
+
+    def _echoed(self, pid: PeerId, follow: list[link.Effect], changed: bool) -> None:
+        """A task-free probe's result was stepped: its follow-ups (a confirmation burst, a
+        search) run as tasks; a change is published at once, as the fast lane's are."""
+        self._echoing.discard(pid)
+        if follow and self.tasks is not None:
+            self._start(pid, self.actions.run(pid, follow, []))
+        if changed:
+            self.publisher.soon()
 
     def due_at(self, when: float) -> None:
         """The tracker scheduled a peer's step: wake the fast lane if that is sooner than planned."""

@@ -68,8 +68,36 @@ def raw_sockets() -> bool:
 class _Echo:
     target: str
     sent_at: float
-    future: asyncio.Future[float | None]  # the RTT in ms, None when no reply came in time
+    future: asyncio.Future[float | None] | None  # the RTT in ms, None when no reply came in time
     timer: asyncio.TimerHandle | None = None
+    on_reply: OnReply | None = None  # instead of the future (``Prober.echo``)
+
+    def settle(self, rtt: float | None) -> None:
+        if self.on_reply is not None:
+            self.on_reply(rtt, "")
+        elif self.future is not None and not self.future.done():
+            self.future.set_result(rtt)
+
+
+OnReply = Callable[[float | None, str], None]  # (RTT in ms, or None and why)
+
+
+class _Queued:
+    """An echo waiting for its slot that nobody awaits (``Prober.echo``): its slot sends it."""
+
+    __slots__ = ("on_reply", "prober", "target", "timeout_s")
+
+    def __init__(self, prober: Prober, target: str, timeout_s: float, on_reply: OnReply) -> None:
+        self.prober, self.target, self.timeout_s, self.on_reply = prober, target, timeout_s, on_reply
+
+    def done(self) -> bool:
+        return False
+
+    def set_result(self, _: None) -> None:
+        self.prober._echo_now(self.target, self.timeout_s, self.on_reply)
+
+    def cancel(self) -> bool:
+        return True
 
 
 class Prober:
@@ -87,7 +115,7 @@ class Prober:
         self._pending: dict[tuple[int, int], _Echo] = {}  # (family, sequence)
         self._next_send = 0.0
         # Requests waiting for their slot: urgent ones (links up, or in their first minute down) first.
-        self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (deque(), deque())
+        self._waiting: tuple[deque[asyncio.Future[None] | _Queued], deque[asyncio.Future[None]]] = (deque(), deque())
         self._release_at: asyncio.TimerHandle | None = None
         self._next_slow = 0.0  # the slow kind's requests: at most slow_rate()
         self.sent = 0  # echo requests sent, for the benchmark and the status
@@ -148,7 +176,7 @@ class Prober:
         for echo in self._pending.values():
             if echo.timer is not None:
                 echo.timer.cancel()
-            if not echo.future.done():
+            if echo.future is not None and not echo.future.done():
                 echo.future.cancel()
         self._pending.clear()
 
@@ -176,8 +204,8 @@ class Prober:
             sent = self._send(family, address, timeout_s, payload, size > 0)
             if isinstance(sent, str):
                 error = sent
-            else:
-                waiting.append(sent)
+            elif sent.future is not None:
+                waiting.append(sent.future)
         if len(waiting) == 1:  # the common probe: one echo, no gather
             rtt = await waiting[0]
             rtts = [] if rtt is None else [rtt]
@@ -188,6 +216,33 @@ class Prober:
             return ProbeResult(ok=True, rtt_ms=round(sum(rtts) / len(rtts), 3), loss=loss, sent=len(waiting),
                                rtts=tuple(rtts))
         return ProbeResult(ok=False, loss=1.0, reason=error or "no reply", sent=len(waiting))
+
+    def echo(self, target: str, timeout_s: float, on_reply: OnReply) -> None:
+        """One echo request of an urgent probe with no task and no future: ``on_reply`` gets its
+        RTT (ms), or None and why, from the reader, its timer or a failed send; never from
+        within this call. Paced with ``ping``'s urgent requests (the fast lane's plain probes of
+        up links: thousands a second on a hub, each a task and five coroutine frames before)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now >= self._next_send and not self._waiting[0] and not self._waiting[1]:
+            self._next_send = now + 1.0 / self.rate
+            self._echo_now(target, timeout_s, on_reply)
+            return
+        self._waiting[0].append(_Queued(self, target, timeout_s, on_reply))
+        if self._release_at is None:
+            self._release_at = loop.call_at(self._next_send, self._release)
+
+    def _echo_now(self, target: str, timeout_s: float, on_reply: OnReply) -> None:
+        try:
+            family, address = family_of(target)
+        except ValueError:
+            error = f"not an IP address: {target}"
+        else:
+            sent = self._send(family, address, timeout_s, on_reply=on_reply)
+            if not isinstance(sent, str):
+                return
+            error = sent
+        asyncio.get_running_loop().call_soon(on_reply, None, error)
 
     async def _pace(self, urgent: bool) -> None:
         """Wait for this request's slot: at most ``rate`` sends a second; urgent ones first,
@@ -227,7 +282,7 @@ class Prober:
             self._release_at = loop.call_at(wake, self._release)
 
     def _send(self, family: int, target: str, timeout_s: float, payload: bytes = PAYLOAD,
-              df: bool = False) -> asyncio.Future[float | None] | str:
+              df: bool = False, on_reply: OnReply | None = None) -> _Echo | str:
         try:
             sock = self._socket(family, df)
         except OSError as exc:
@@ -248,16 +303,15 @@ class Prober:
         except OSError as exc:
             return exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
         self.sent += 1
-        future: asyncio.Future[float | None] = loop.create_future()
-        echo = self._pending[(family, seq)] = _Echo(target, loop.time(), future)
+        future: asyncio.Future[float | None] | None = None if on_reply else loop.create_future()
+        echo = self._pending[(family, seq)] = _Echo(target, loop.time(), future, None, on_reply)
         echo.timer = loop.call_later(timeout_s, self._expire, (family, seq), echo)
-        return future
+        return echo
 
     def _expire(self, key: tuple[int, int], echo: _Echo) -> None:
         if self._pending.get(key) is echo:
             del self._pending[key]
-            if not echo.future.done():
-                echo.future.set_result(None)
+            echo.settle(None)
 
     def _readable(self, family: int, sock: socket.socket, ident: int) -> None:
         now = asyncio.get_running_loop().time()
@@ -277,8 +331,7 @@ class Prober:
             del self._pending[(family, reply[1])]
             if echo.timer is not None:
                 echo.timer.cancel()
-            if not echo.future.done():
-                echo.future.set_result((now - echo.sent_at) * 1000)
+            echo.settle((now - echo.sent_at) * 1000)
             self.replies += 1
 
 
@@ -286,22 +339,42 @@ _shared = Prober()
 _in_netns: dict[str, Prober] = {}  # one prober per other namespace, by the path that names it
 
 
-async def ping(target: str, count: int, timeout_s: float, urgent: bool = True, size: int = 0) -> ProbeResult:
-    """A probe through the process's prober (the daemon's ``World.probe``); ``<netns>/<address>``
-    probes from inside that namespace, through a prober of its own."""
+def _prober(target: str) -> tuple[Prober, str] | str:
+    """The prober for ``target`` and its address: the process's, or for ``<netns>/<address>``
+    one of that namespace's own; or why there is none."""
     name, _, address = target.rpartition("/")
     if not name:
-        return await _shared.ping(target, count, timeout_s, urgent, size)
+        return _shared, target
     path = netns.path_of(name)
     if path is None:
-        return ProbeResult(ok=False, loss=1.0, reason=f"netns {name} is gone")
+        return f"netns {name} is gone"
     prober = _in_netns.get(path)
     if prober is None:
         prober = _in_netns[path] = Prober(_shared.rate, opener=functools.partial(netns.open_socket, path))
+    return prober, address
+
+
+def echo(target: str, timeout_s: float, on_reply: OnReply) -> None:
+    """``Prober.echo`` through the prober ``target`` names (the daemon's ``World.echo``)."""
+    found = _prober(target)
     try:
-        return await prober.ping(address, count, timeout_s, urgent, size)
+        if isinstance(found, str):
+            raise OSError(found)
+        found[0].echo(found[1], timeout_s, on_reply)
     except OSError as exc:  # the namespace went between the lookup and the socket
-        return ProbeResult(ok=False, loss=1.0, reason=f"netns {name}: {exc.strerror or exc}")
+        asyncio.get_running_loop().call_soon(on_reply, None, exc.strerror or str(exc))
+
+
+async def ping(target: str, count: int, timeout_s: float, urgent: bool = True, size: int = 0) -> ProbeResult:
+    """A probe through the process's prober (the daemon's ``World.probe``); ``<netns>/<address>``
+    probes from inside that namespace, through a prober of its own."""
+    found = _prober(target)
+    if isinstance(found, str):
+        return ProbeResult(ok=False, loss=1.0, reason=found)
+    try:
+        return await found[0].ping(found[1], count, timeout_s, urgent, size)
+    except OSError as exc:  # the namespace went between the lookup and the socket
+        return ProbeResult(ok=False, loss=1.0, reason=f"{target}: {exc.strerror or exc}")
 
 
 def forget_netns(path: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from wgtrack import checks, link, netns, pmtu, probe
+from wgtrack.probe import OnReply
 from wgtrack.resolve import Resolver
 from wgtrack.wgcmd import WgResult, run_program, run_wg, show_all_dump
 
@@ -62,6 +63,9 @@ def send_handshake_packet(target: str) -> None:
         log.debug("handshake trigger to %s failed: %s", target, exc)
 
 
+_PING, _ECHO = probe.ping, probe.echo  # (the class's fields of these names hide the module)
+
+
 @dataclass(frozen=True)
 class World:
     """The daemon's collaborators, each a plain callable."""
@@ -71,8 +75,15 @@ class World:
     run_program: Callable[[list[str], float, bytes | None], Awaitable[WgResult]] = run_program  # nft
     # (target, count, timeout, urgent: up or in its first minute down, so it goes first when probes wait)
     probe: Callable[[str, int, float, bool], Awaitable[link.ProbeResult]] = probe.ping
+    # One echo, its answer to a callback (the fast lane's plain probes of up links); None: every
+    # probe through ``probe`` (a faked one must not be bypassed: see __post_init__)
+    echo: Callable[[str, float, OnReply], None] | None = _ECHO
     check: Callable[[checks.Check, float], Awaitable[checks.CheckResult]] = checks.run  # (check, timeout)
     search_mtu: Callable[[str, float], Awaitable[link.MtuResult]] = pmtu.search  # (target, timeout per echo)
     resolver: Callable[[Path, float], ResolverLike] = Resolver  # (hosts file, DNS timeout)
     send_handshake_packet: Callable[[str], None] = send_handshake_packet  # link.TriggerHandshake
     clock: Clock = SystemClock()
+
+    def __post_init__(self) -> None:
+        if self.probe is not _PING and self.echo is _ECHO:
+            object.__setattr__(self, "echo", None)  # a test's probe answers every probe
