@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import random
 
-from wgtrack.link import Changed, LinkSettings, LinkState, Measured, ProbeResult, Status, step
+from wgtrack.link import Changed, LinkSettings, LinkState, Measured, ProbeResult, Sample, Status, step
 from wgtrack.link.health import past_threshold
 from wgtrack.link.settings import DEGRADE_ENTER_S, DEGRADE_LEAVE_S
 
 SETTINGS = LinkSettings()
+WALL = 1_800_000_000.0
+ENDPOINT = "198.51.100.9:51820"
 EVERY_S = 15.0  # quality.REFRESH_S: how often a window's figures are made again
 LOSSY = Measured(loss=0.15, echoes=300, rtt_ms=1.0)
 CLEAN = Measured(loss=0.0, echoes=300, rtt_ms=1.0)
@@ -119,3 +121,14 @@ def test_life_does_not_cure_a_degraded_link_and_death_forgets_it() -> None:
 def test_a_down_or_idle_link_is_not_measured() -> None:
     state, changes = feed(LinkState(), [LOSSY] * 20, 10.0)
     assert changes == [] and state.status is None and state.health_since is None
+
+
+def test_a_silent_target_loses_every_echo_and_that_is_no_loss_of_the_link() -> None:
+    """The lab's peer-a: its target never answers, handshakes keep it up; its window reads
+    100 % loss, which says nothing of the link."""
+    state, _ = step(LinkState(), Sample(int(WALL) - 1, 100, 25, WALL, "192.0.2.2", ENDPOINT), 0.0, SETTINGS)
+    for i in range(2):
+        state, _ = step(state, ProbeResult(ok=False, sent=1), 1.0 + i, SETTINGS)
+    assert state.status is Status.UP and state.probe_silent
+    state, changes = feed(state, [Measured(loss=1.0, echoes=300)] * 30, 10.0)
+    assert changes == [] and state.status is Status.UP

@@ -15,7 +15,7 @@ from wgtrack.link.messages import Action, Measured
 from wgtrack.link.moves import move
 from wgtrack.link.settings import DEGRADE_ENTER_S, DEGRADE_LEAVE_S, MIN_WINDOW_ECHOES, LinkSettings
 from wgtrack.link.state import LinkState, replace
-from wgtrack.link.table import Status, Verdict
+from wgtrack.link.table import Status, Target, Verdict
 
 Details = tuple[tuple[str, str | int | float], ...]
 CAUSES = ("mtu", "loss", "latency")  # in the order they are weighed: the first past its threshold is the cause
@@ -42,6 +42,10 @@ def on_measured(state: LinkState, m: Measured, now: float, settings: LinkSetting
     status = state.status
     if status is not Status.UP and status is not Status.DEGRADED:
         return replace(state, health_since=None), []  # down or idle: there is no quality to speak of
+    if state.target is not Target.ANSWERS:
+        # A target that never answered, or went silent while handshakes complete, loses every
+        # echo: that is no loss of the link (the handshakes judge it), and no RTT either.
+        m = Measured(path_mtu=m.path_mtu, mtu=m.mtu)
     cause, why, details = past_threshold(m, settings)
     since = now if state.health_since is None else state.health_since
     if status is Status.UP:
