@@ -62,7 +62,7 @@ def _observation(rng: random.Random, wall: float, life: _Life) -> link.Observati
     if k < 0.93:
         return link.SetEndpointResult("198.51.100.7:51820", rng.random() < 0.7)
     if k < 0.96:
-        return link.Measured(rng.choice([0.0, 0.2]), 100, 5.0, rng.choice([None, 1200]), 1420)
+        return link.Measured(rng.choice([0.0, 0.2]), 100, 5.0, rng.choice([None, None, 1200]), 1420)
     return link.UnderlayResult(rng.random() < 0.5)
 
 
