@@ -46,10 +46,14 @@ async def main(raw):
             break
         await asyncio.sleep(0.02)
     p.close()
+    closed = []  # an echo still in flight when the prober closes is told so
+    p.echo("192.0.2.254", 5.0, lambda rtt, error: closed.append([rtt, error]))
+    p.close()
+    await asyncio.sleep(0.05)
     echoed = [answers[i] for i in sorted(answers)]
     return {"ok": [r.ok for r in results], "rtt": [r.rtt_ms for r in results], "reason": [r.reason for r in results],
             "took": took, "sent": sent, "replies": replies, "two": [two.ok, two.loss],
-            "echo": [a[:3] for a in echoed], "echo_took": max(a[3] for a in echoed)}
+            "echo": [a[:3] for a in echoed], "echo_took": max(a[3] for a in echoed), "closed": closed}
 
 print(json.dumps(asyncio.run(main(sys.argv[1] == "raw"))))
 """
@@ -88,6 +92,7 @@ def test_answers_silence_and_matching_on_one_socket_per_family(kind: str) -> Non
     # asynchronously (a callback from within the call would find its caller half-way)
     assert got["echo"] == [[True, "", False], [False, "", False], [True, "", False], [False, "", False]] * 5 + [
         [False, "not an IP address: not-an-ip", False]]
+    assert got["closed"] == [[None, "the prober closed"]]
 
 
 def test_sends_are_paced_by_probe_rate() -> None:

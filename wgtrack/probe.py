@@ -169,8 +169,11 @@ class Prober:
         if self._release_at is not None:
             self._release_at.cancel()
             self._release_at = None
+        told = self._loop.call_soon if self._loop is not None and not self._loop.is_closed() else None
         for queue in self._waiting:
             for slot in queue:
+                if isinstance(slot, _Queued) and told:
+                    told(slot.on_reply, None, "the prober closed")
                 slot.cancel()
             queue.clear()
         for echo in self._pending.values():
@@ -178,6 +181,8 @@ class Prober:
                 echo.timer.cancel()
             if echo.future is not None and not echo.future.done():
                 echo.future.cancel()
+            elif echo.on_reply is not None and told:
+                told(echo.on_reply, None, "the prober closed")
         self._pending.clear()
 
     def slow_rate(self) -> float:
@@ -218,10 +223,8 @@ class Prober:
         return ProbeResult(ok=False, loss=1.0, reason=error or "no reply", sent=len(waiting))
 
     def echo(self, target: str, timeout_s: float, on_reply: OnReply) -> None:
-        """One echo request of an urgent probe with no task and no future: ``on_reply`` gets its
-        RTT (ms), or None and why, from the reader, its timer or a failed send; never from
-        within this call. Paced with ``ping``'s urgent requests (the fast lane's plain probes of
-        up links: thousands a second on a hub, each a task and five coroutine frames before)."""
+        """One echo of an urgent probe, no task or future: ``on_reply`` gets its RTT (ms), or None
+        and why (reader, timer, failed send, close; never within this call). Paced as ``ping``."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         if now >= self._next_send and not self._waiting[0] and not self._waiting[1]:
