@@ -28,6 +28,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                 terminalreporter.write_line(f"{path} ({path.stat().st_size} bytes)")
 
 
+@pytest.fixture(autouse=True)
+def state_directory(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own StateDirectory, for the daemons it runs in-process and as children: the
+    history store they keep on by default never carries one test's peers into the next."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("STATE_DIRECTORY", str(state))
+    return state
+
+
 @pytest.fixture
 def lab() -> Iterator[Lab]:
     """A fresh lab with every peer's first handshake done; removed afterwards, pass or fail."""

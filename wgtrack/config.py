@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from wgtrack.dump import is_public_key, valid_ifname
 from wgtrack.errors import WgtrackError
-from wgtrack.keys import BY_NAME, KEYS, TRIGGER_NFLOG
+from wgtrack.keys import BY_NAME, HISTORY, KEYS, TRIGGER_NFLOG
 from wgtrack.link.settings import LinkSettings
 from wgtrack.outputs import registry
 
@@ -96,6 +96,9 @@ class Config:
     nflog_group: int | None = None  # [trigger:nflog]: read an interface at once on a handshake
     nflog_min_interval_s: float = 0.5
     nflog_manage_rule: bool = True  # table inet wgtrack, kept by wgtrack (wgtrack/nftrule.py)
+    history_enabled: bool = True  # [history]: the embedded store (wgtrack/history)
+    history_path: Path | None = None  # None: history.default_path() ($STATE_DIRECTORY or /var/lib/wgtrack)
+    history_retention_s: float = 400 * 86400.0
     track: TrackSettings = field(default_factory=TrackSettings)
     interface_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     peer_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -131,8 +134,8 @@ def _scope_of(section: str) -> str | None:
         return "interface"
     if section.startswith("peer:"):
         return "peer"
-    if section == TRIGGER_NFLOG:
-        return TRIGGER_NFLOG
+    if section in (TRIGGER_NFLOG, HISTORY):
+        return section
     return registry.scope_of(section)
 
 
@@ -289,13 +292,15 @@ def _read_section(name: str, items: dict[str, str], reader: _Reader, found: _Fou
         known = ", ".join(o.scope + ("[:<name>]" if o.repeats else "") for o in registry.specs())
         reader.problems.append(Problem(reader.source, name, None, None,
                                        f"unknown section (known: general, DEFAULT, interface:<name>, "
-                                       f"peer:<public key>, {TRIGGER_NFLOG}, {known})"))
+                                       f"peer:<public key>, {TRIGGER_NFLOG}, {HISTORY}, {known})"))
         return
     values = reader.section(name, scope, items)
     if scope == "general":
         found.general.update(values)
     elif scope == TRIGGER_NFLOG:
         _require(reader, name, {"group": 1} if "nflog_group" in values else {}, ("group",))
+        found.general.update(values)
+    elif scope == HISTORY:
         found.general.update(values)
     elif scope.startswith("output:"):
         _require(reader, name, values, registry.spec(scope).required)

@@ -16,11 +16,13 @@ from wgtrack.actions import Actions
 from wgtrack.config import Config, ConfigError
 from wgtrack.cycle import IO_TIMEOUT_S, Cycle
 from wgtrack.errors import StartupError
+from wgtrack.history.store import History
 from wgtrack.lanes import Lanes
 from wgtrack.loopwatch import LoopWatch
 from wgtrack.outputs.runner import Outputs
 from wgtrack.outputs.stdout import StdoutSettings
 from wgtrack.publisher import Publisher
+from wgtrack.resume import Resumption
 from wgtrack.tracker import Tracker
 from wgtrack.triggered import TriggeredReads
 from wgtrack.workers import Workers
@@ -80,6 +82,7 @@ class Daemon:
         self.watch = LoopWatch()
         self._io = Workers("io", threads=2)  # config and wg-config reads
         self._stop_signal: str | None = None
+        self.history: History | None = None  # opened by run()
         self._reload_requested = False
         self._wake = asyncio.Event()  # stop or reload requested
         self._stopping = asyncio.Event()  # stop requested: abandon a cycle in progress
@@ -122,11 +125,14 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop, sig.name)
         if not self.once:
             loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        await self._open_history()
         try:
             await self.outputs.start(self.config)
         except StartupError as exc:
             log.error("cannot start: %s", exc)
             return 1
+        if self.history is not None:
+            self.history.outbox.forget_untaken()
         probe.set_rate(self.config.probe_rate)
         sdnotify.notify("READY=1")
         log.info("wgtrack started: cycle %g s, outputs: %s", self.config.cycle_time_s, self.outputs.names)
@@ -139,7 +145,8 @@ class Daemon:
             if self._stop_signal:
                 self._publish_farewell()
             # In parallel: the managed nft table goes while the outputs close.
-            await asyncio.gather(self.outputs.close(STOP_DEADLINE_S), self.triggered.close())
+            await asyncio.gather(self.outputs.close(STOP_DEADLINE_S), self.triggered.close(),
+                                 *([self.history.close(STOP_DEADLINE_S)] if self.history else []))
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         if self._stop_signal:
@@ -212,9 +219,20 @@ class Daemon:
                  ", ".join(changes) or "outputs unchanged")
         sdnotify.notify("READY=1")
 
+    async def _open_history(self) -> None:
+        """Open the store (or run without it) and hand its parts to those who note, resume
+        and keep: the tracker, the outputs, the publisher."""
+        self.history = await History.open(self.config, lambda: self.world.clock.wall_ns() / 1e9)
+        if self.history is None:
+            return
+        self.tracker.resumption = Resumption(self.history.memory.peers, lambda: self.tracker.views.wall_offset)
+        self.tracker.events.journal = self.history.journal
+        self.outputs.outbox = self.history.outbox
+        self.publisher.history = self.history
+
     def _publish_farewell(self) -> None:
         """One last snapshot carrying ``tracker_stopping``, so event outputs hear of the stop."""
         wall_ns = self.world.clock.wall_ns()
         self.tracker.events.tracker_event("tracker_stopping", wall_ns / 1e9, f"wgtrack stopping ({self._stop_signal})")
-        self.outputs.offer(self.tracker.snapshot(asyncio.get_running_loop().time(),
-                                                 self.cycle.facts(wall_ns, stopped=True)))
+        self.publisher.offer(self.tracker.snapshot(asyncio.get_running_loop().time(),
+                                                   self.cycle.facts(wall_ns, stopped=True)), stopping=True)

@@ -24,6 +24,22 @@ from wgtrack.schema import (
 
 TRACK = frozenset({"general", "interface", "peer"})
 TRIGGER_NFLOG = "trigger:nflog"
+HISTORY = "history"
+
+def days_or_seconds(text: str) -> float:
+    """A retention: a bare number is days; 1d, 12h, 30m and 90s say their unit (1 hour at least)."""
+    text = text.strip().lower()
+    units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+    scale = units.get(text[-1:], 0.0)
+    number = text[:-1] if scale else text
+    try:
+        value = float(number) * (scale or 86400.0)
+    except ValueError:
+        raise ValueError("must be a number of days, or a number with d, h, m or s") from None
+    if not 3600 <= value <= 100 * 365 * 86400:
+        raise ValueError("must be between 1 hour and 100 years")
+    return value
+
 
 def netns_names(text: str) -> tuple[str, ...]:
     names = tuple(name for name in text.replace(",", " ").split() if name)
@@ -107,6 +123,12 @@ KEYS: tuple[Key, ...] = (
     Key("manage_rule", "nflog_manage_rule", boolean, frozenset({"trigger:nflog"}),
         "wgtrack keeps the nft rules itself, in table inet wgtrack, for every listen port it tracks (removed "
         "on stop); no: you add them (docs/link-state.md)"),
+    Key("enabled", "history_enabled", boolean, frozenset({HISTORY}),
+        "keep the history store (states, outages, sessions, availability; what a restart resumes from)"),
+    Key("path", "history_path", absolute_path, frozenset({HISTORY}),
+        "the history store's sqlite file; default: $STATE_DIRECTORY/history.db, else /var/lib/wgtrack/history.db"),
+    Key("retention", "history_retention_s", days_or_seconds, frozenset({HISTORY}),
+        "how long the history is kept: days (400, the default) or with a unit (400d, 12h)"),
 )
 BY_NAME: dict[str, list[Key]] = {}
 for _key in KEYS:

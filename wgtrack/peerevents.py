@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from wgtrack import __version__, link
 from wgtrack.checks import CheckResult
 from wgtrack.events import NOTHING, Event
+from wgtrack.history.journal import Journal, PeerRow
 from wgtrack.model import Dump, DumpChange
 from wgtrack.peers import PeerId, TrackedPeer
 
@@ -28,7 +29,26 @@ class EventLog:
     def __init__(self, name_of: Callable[[PeerId], str], friendly: Callable[[PeerId], str | None],
                  state_of: Callable[[PeerId], link.LinkState | None], epoch: Callable[[float], float]) -> None:
         self.name_of, self._friendly, self._state_of, self._epoch = name_of, friendly, state_of, epoch
+        self.epoch = epoch
         self._events: list[Event] = []
+        self.journal: Journal | None = None  # the history store's, when it is on
+
+    def note(self, pid: PeerId, tracked: TrackedPeer, now: float, old: str | None, new: str, reason: str) -> None:
+        """A status change for the history store (every one, events or not)."""
+        if self.journal is not None:
+            state, wall = tracked.state, self._epoch(now)
+            self.journal.changed(wall, old, reason, PeerRow(
+                pid[0], pid[1], self._friendly(pid), new, wall, state.latest_handshake, state.endpoint,
+                tracked.rx_base, tracked.tx_base, tracked.rx, tracked.tx, state.degraded))
+
+    def removed(self, pid: PeerId, tracked: TrackedPeer, now: float, announce: bool) -> None:
+        """A peer gone from WireGuard: logged, a peer_removed event when ``announce`` (its
+        interface is still there), and noted."""
+        log.info("%s: gone from WireGuard, no longer tracked", self.name_of(pid))
+        if announce:
+            self.peer_event(pid, "peer_removed", now, "gone from WireGuard, no longer tracked")
+        status = tracked.state.status
+        self.note(pid, tracked, now, status.value if status else None, "removed", "gone from WireGuard")
 
     def drain(self) -> tuple[Event, ...]:
         """The events since the last call (they go into the next snapshot)."""
@@ -126,6 +146,7 @@ def _changed(action: link.Changed, events: EventLog, pid: PeerId, tracked: Track
              now: float) -> int:
     old = action.old.value if action.old else "new"
     log.info("%s: %s -> %s (%s)", events.name_of(pid), old, action.new.value, action.reason)
+    events.note(pid, tracked, now, action.old.value if action.old else None, action.new.value, action.reason)
     if action.event is not None:
         what = _WHAT[action.event]
         events.peer_event(pid, action.event, now, f"{what} ({action.reason})", old=old,
@@ -145,6 +166,8 @@ def _endpoint_changed(action: link.EndpointChanged, events: EventLog, pid: PeerI
                       now: float) -> int:
     tracked.endpoint_changes += 1
     log.info("%s: endpoint %s -> %s", events.name_of(pid), action.old or "(none)", action.new)
+    if events.journal is not None:
+        events.journal.endpoint(events.epoch(now), pid[0], pid[1], action.old, action.new, "set")
     events.peer_event(pid, "endpoint_changed", now, f"endpoint {action.old or '(none)'} -> {action.new}",
                       details={"old_endpoint": action.old, "new_endpoint": action.new})
     return 0
@@ -155,6 +178,8 @@ def _roamed(action: link.Roamed, events: EventLog, pid: PeerId, tracked: Tracked
             now: float) -> int:
     tracked.roams += 1
     log.info("%s: roamed %s -> %s", events.name_of(pid), action.old, action.new)
+    if events.journal is not None:
+        events.journal.endpoint(events.epoch(now), pid[0], pid[1], action.old, action.new, "roam")
     events.peer_event(pid, "peer_roamed", now, f"roamed {action.old} -> {action.new}",
                       details={"old_endpoint": action.old, "new_endpoint": action.new})
     return 1

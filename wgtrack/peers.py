@@ -86,6 +86,9 @@ class TrackedPeer(Counters):
     view: PeerView | None = None
     view_record: PeerRecord | None = None
     view_state: link.LinkState | None = None
+    # On a start, what the history store remembered (status, since, degraded cause, monotonic
+    # time of the start) until its first verdict is weighed (resume.Resumption.settle).
+    resumed: tuple[link.Status, float, str | None, float] | None = None
 
     def record_echoes(self, wall: float, sent: int, rtts_ms: tuple[float, ...]) -> None:
         if self.quality is None:

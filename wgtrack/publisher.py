@@ -4,12 +4,14 @@ coalesced so that a flapping hub cannot turn into a write storm."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from wgtrack.parts import finish_with_turns
 
 if TYPE_CHECKING:
+    from wgtrack.history.store import History
     from wgtrack.loopwatch import LoopWatch
     from wgtrack.outputs.runner import Outputs
     from wgtrack.snapshot import CycleFacts, Snapshot
@@ -27,6 +29,7 @@ class Publisher:
         self.tracker, self.outputs, self.watch = tracker, outputs, watch
         self._facts, self._stopping = facts, stopping
         self.tasks: asyncio.TaskGroup | None = None  # set while the daemon runs
+        self.history: History | None = None  # the history store, when it is on: fed every offer
         self._published_at = -1e18  # loop time of the last offer
         self._later: asyncio.TimerHandle | None = None
 
@@ -34,8 +37,12 @@ class Publisher:
         """The tracker's snapshot, built in parts with a turn for the loop between them."""
         return await finish_with_turns(self.tracker.snapshot_in_parts(asyncio.get_running_loop().time(), facts))
 
-    def offer(self, snap: Snapshot) -> None:
-        """Every output gets it (each keeps only the newest); the cycle never waits."""
+    def offer(self, snap: Snapshot, stopping: bool = False) -> None:
+        """Every output gets it (each keeps only the newest), and the history store what it
+        noted meanwhile; the cycle never waits."""
+        if self.history is not None:
+            self.history.cycle(snap, stopping)
+            snap = dataclasses.replace(snap, availability=self.history.recorder.figures)
         self.outputs.offer(snap)
         self._published_at = asyncio.get_running_loop().time()
 
@@ -71,4 +78,4 @@ class Publisher:
         with self.watch.working():
             snap = await self.snapshot(self._facts())
             if not self._stopping():
-                self.outputs.offer(snap)
+                self.offer(snap)

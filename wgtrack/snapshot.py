@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,6 +11,7 @@ from wgtrack.link import Status
 if TYPE_CHECKING:
     from wgtrack.checks import CheckResult
     from wgtrack.events import Event
+    from wgtrack.history.reading import Availability
     from wgtrack.quality import QualityView
 
 
@@ -47,6 +48,7 @@ class PeerView:
     degraded: str | None = None  # while up:degraded, why: loss, latency or mtu
     path_mtu: int | None = None  # the largest inner packet the last path-MTU search saw pass (None: not measured)
     mtu_note: str | None = None  # why it has no path-MTU verdict (a silent target, no ICMP target, ...)
+    counter_base: tuple[int, int] = (0, 0)  # what counter resets added to rx_bytes, tx_bytes (the store keeps it)
 
     @property
     def is_up(self) -> bool:
@@ -130,6 +132,9 @@ class CycleFacts:
     last_success_ns: int = 0  # when wg was last read successfully (0 = never)
     errors: tuple[tuple[str, int], ...] = ()  # cumulative collection errors by kind
     stopped: bool = False  # the last snapshot of a clean stop
+    # (interface, public key) -> availability over 24 h, 7 d, 30 d: the history store's
+    # figures (docs/history.md); None without a store
+    availability: Mapping[tuple[str, str], Availability] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,3 +159,6 @@ class Snapshot:
     cycle_time_s: float = 0.0  # the configured period, so readers can tell a stale picture
     host: str = ""  # this host's name in fleet views ([general] host)
     stopped: bool = False  # the last snapshot of a clean stop
+    # (interface, public key) -> availability over 24 h, 7 d, 30 d: the history store's
+    # figures (docs/history.md); None without a store
+    availability: Mapping[tuple[str, str], Availability] | None = None

@@ -21,6 +21,7 @@ from wgtrack.model import Dump, DumpChange, InterfaceRecord, PeerRecord, short_k
 from wgtrack.parts import finish, in_parts
 from wgtrack.peerevents import EventLog
 from wgtrack.peers import CounterMemory, PeerId, TrackedPeer, handshake_target, probe_target, reresolve_source
+from wgtrack.resume import Resumption
 from wgtrack.views import ViewCache
 
 if TYPE_CHECKING:
@@ -55,8 +56,7 @@ class Tracker:
         self.views = ViewCache(self._peers, self.settings, self._counters)
         self.events = EventLog(self.name_of, self._friendly, self.state_of,
                                lambda now: now + self.views.wall_offset)
-        # Told of every time the fast lane must step a peer (the daemon wakes its fast lane when
-        # that is sooner than it planned to): a callback, so that the tracker stays free of I/O.
+        # Told when the fast lane must step a peer (the daemon wakes it when sooner than planned).
         self.on_due: Callable[[float], None] = lambda when: None
         self.changes = 0  # state changes and roams decided so far: the daemon publishes when it moves
         self.handshakes = 0  # new handshakes the cycles found (the nflog trigger's silence check)
@@ -66,6 +66,7 @@ class Tracker:
         # those in _clocked, whose machine time alone may move (not link.timeless).
         self._clocked: set[PeerId] = set()
         self.host = config.host or socket.gethostname()
+        self.resumption: Resumption | None = None  # what the history store remembers, on a start
 
     # ---- configuration ----
 
@@ -96,7 +97,7 @@ class Tracker:
         self._confs.clear()
         self._forget_views()
 
-    def known_interfaces(self) -> set[str]:
+    def known_interfaces(self) -> set[str]:  # those whose wg config was read
         return set(self._confs)
 
     def set_interface_conf(self, ifname: str, peers: Mapping[str, PeerConf]) -> None:
@@ -155,10 +156,7 @@ class Tracker:
 
     def observe_dump(self, dump: Dump | DumpChange, now: float, wall: float) -> Todo:
         """Step every peer that needs it with its sample; return the actions to carry out."""
-        todo: Todo = []
-        for part in self.observe_in_parts(dump, now, wall):
-            todo.extend(part)
-        return todo
+        return [item for part in self.observe_in_parts(dump, now, wall) for item in part]
 
     def observe_in_parts(self, dump: Dump | DumpChange, now: float, wall: float,
                          part_size: int = OBSERVE_PART) -> Iterator[Todo]:
@@ -255,10 +253,8 @@ class Tracker:
             tracked = self._peers.get(pid)
             if tracked is None:
                 continue
-            log.info("%s: gone from WireGuard, no longer tracked", self.name_of(pid))
-            if pid[0] in present:
-                self.events.peer_event(pid, "peer_removed", now, "gone from WireGuard, no longer tracked")
-            else:
+            self.events.removed(pid, tracked, now, announce=pid[0] in present)
+            if pid[0] not in present:
                 gone_with[pid[0]] += 1
             del self._peers[pid]
             conf = self._conf(pid)
@@ -271,6 +267,8 @@ class Tracker:
         tracked = self._peers[pid] = TrackedPeer()
         self.added += 1
         self._counters.restore(pid, tracked, now)
+        if self.resumption is not None:
+            self.resumption.seed(pid, tracked, now)
         self._new.append(pid)  # its peer_added event: made after the stepping
         return tracked
 
@@ -355,6 +353,8 @@ class Tracker:
     def _step(self, pid: PeerId, tracked: TrackedPeer, obs: link.Observation, now: float) -> list[link.Effect]:
         settings = self.settings(pid)
         tracked.state, actions = link.step(tracked.state, obs, now, settings)
+        if tracked.resumed is not None and self.resumption is not None:
+            actions = self.resumption.settle(tracked, actions, now)
         self.views.fresh[pid] = None
         self._clocked.add(pid)  # the next cycle looks again (and drops it if it is timeless)
         due = link.tick_due(tracked.state, settings)
@@ -383,8 +383,8 @@ class Tracker:
             self._step(pid, tracked, measured, now)  # (health asks for no effects)
         self.views.fresh[pid] = None
 
-    def forget(self) -> None:
-        self._interfaces = ()  # wg could not be read: drop the picture of interfaces, keep the peers' memory
+    def forget(self) -> None:  # wg could not be read: drop the picture of interfaces, keep the peers' memory
+        self._interfaces = ()
 
     # ---- snapshots ----
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from wgtrack.history.outbox import Outbox
     from wgtrack.snapshot import Snapshot
 
 
@@ -37,4 +38,9 @@ class Output(Protocol):
     def take_over(self, old: Output) -> None:
         """Carry over what ``old``, the output this one replaces, had queued. By default
         there is nothing to carry."""
+        return None
+
+    def keep_in(self, outbox: Outbox, section: str) -> None:
+        """Keep what is queued for delivery in the history store's ``outbox`` (and take what
+        the last run left there). By default nothing is queued that a restart must deliver."""
         return None

@@ -25,6 +25,7 @@ from wgtrack.retry import FailureRun
 
 if TYPE_CHECKING:
     from wgtrack.config import Config
+    from wgtrack.history.outbox import Outbox
     from wgtrack.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -123,13 +124,17 @@ class Outputs:
     def __init__(self, on_error: Callable[[], None]) -> None:
         self.runners: dict[str, Runner] = {}
         self._on_error = on_error
+        self.outbox: Outbox | None = None  # the history store's, when it is on: set before start
 
     @property
     def names(self) -> str:
         return ", ".join(r.output.name for r in self.runners.values()) or "none"
 
     def _runner(self, section: str, settings: object) -> Runner:
-        return Runner(section, settings, registry.make(section, settings), self._on_error)
+        output = registry.make(section, settings)
+        if self.outbox is not None:
+            output.keep_in(self.outbox, section)
+        return Runner(section, settings, output, self._on_error)
 
     async def start(self, config: Config) -> None:
         """Start every output of ``config``; on any failure, close those started and raise."""
@@ -183,7 +188,7 @@ class Outputs:
         for old, new in replaced:
             with contextlib.suppress(Exception):
                 await new.stop_for_successor()
-            revived = Runner(old.section, old.settings, registry.make(old.section, old.settings), self._on_error)
+            revived = self._runner(old.section, old.settings)
             _take_over(revived, new)  # the queue went to the new one: bring it back
             try:
                 await revived.start()

@@ -9,13 +9,14 @@ and neither headers nor the HMAC secret are ever logged.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import hmac
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wgtrack import __version__
 from wgtrack.events import Event
@@ -36,6 +37,9 @@ from wgtrack.schema import (
     timeout_key,
 )
 from wgtrack.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from wgtrack.history.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +89,8 @@ class Webhook(Sender[Event]):
         self.dropped = 0
         self._drops = FailureRun(log, f"{self.name} ({self._target})")
         self.delivered = 0
+        self._outbox: Outbox | None = None  # the history store's, where queued events outlive a restart
+        self._ids: dict[int, int] = {}  # id(event) -> its outbox id
 
     async def publish(self, snapshot: Snapshot) -> None:
         for event in snapshot.events:
@@ -95,13 +101,41 @@ class Webhook(Sender[Event]):
                 self._drops.failed(f"{self.dropped} dropped so far", "queue full, dropping the oldest events")
             else:
                 self._drops.recovered("queue has room again")
-            self.queue.append(event)
+            self._append(event, self._outbox.put(self.name, json.dumps(dataclasses.asdict(event)))
+                         if self._outbox else None)
         if self.queue:
+            self._wake.set()
+
+    def _append(self, event: Event, item_id: int | None) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self._forget(self.queue[0])  # the deque drops it
+        self.queue.append(event)
+        if item_id is not None:
+            self._ids[id(event)] = item_id
+
+    def _forget(self, event: Event) -> None:
+        """The event is delivered or dropped: the store's copy goes too."""
+        item_id = self._ids.pop(id(event), None)
+        if item_id is not None and self._outbox is not None:
+            self._outbox.done(item_id)
+
+    def keep_in(self, outbox: Outbox, section: str) -> None:
+        self._outbox = outbox
+        for item_id, text in outbox.take(section, self.settings.queue_size):
+            try:
+                event = Event(**json.loads(text))
+            except (ValueError, TypeError):  # not an event this version reads
+                outbox.done(item_id)
+                continue
+            self._append(event, item_id)
+        if self.queue:
+            log.info("%s: %d undelivered event(s) from before the restart queued", self.name, len(self.queue))
             self._wake.set()
 
     def take_over(self, old: object) -> None:
         if isinstance(old, Webhook):
-            self.queue.extend(old.queue)  # in order; a smaller queue_size keeps the newest
+            for event in old.queue:  # in order; a smaller queue_size keeps the newest
+                self._append(event, old._ids.get(id(event)))
             if self.queue:
                 self._wake.set()
 
@@ -114,6 +148,7 @@ class Webhook(Sender[Event]):
     def _delivered(self, event: Event) -> None:
         if self.queue and self.queue[0] is event:
             self.queue.popleft()
+        self._forget(event)
         self.delivered += 1
 
     def _give_up(self, event: Event, failures: int) -> bool:
@@ -123,6 +158,7 @@ class Webhook(Sender[Event]):
         log.error("%s (%s): gave up on a %s event after %d attempts", self.name, self._target, event.kind, failures)
         if self.queue and self.queue[0] is event:
             self.queue.popleft()
+        self._forget(event)
         return True
 
     def _request(self, event: Event) -> tuple[bytes, dict[str, str]]:

@@ -1,0 +1,148 @@
+"""What the store says of the past: availability per peer (24 h, 7 d, 30 d and a bar of 30
+days), outages, sessions and endpoint changes, and the retention pass.
+
+Availability is time up (up:ok or up:degraded) over time up or down. Idle time (no evidence
+either way) and time wgtrack was not running count in neither: they are not known. Days are
+UTC days. The part of the current hour not yet rolled up is read live from the changes."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from wgtrack.history import rollup
+
+PeerId = tuple[str, str]
+BAR_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """One peer's figures (None: no time up or down in the period)."""
+
+    day: float | None
+    week: float | None
+    month: float | None
+    days: tuple[float | None, ...]  # the last BAR_DAYS UTC days, oldest first, today last
+
+
+def ratio(up: float, down: float) -> float | None:
+    return up / (up + down) if up + down > 0 else None
+
+
+Figures = dict[PeerId, Availability]
+
+
+def figures(conn: sqlite3.Connection, now: float | None = None) -> Figures:
+    """Every peer's availability as the store has it now."""
+    now = time.time() if now is None else now
+    today, this_hour = int(now // rollup.DAY_S), int(now // rollup.HOUR_S)
+    rolled = rollup.meta(conn, "rolled_until") or now
+    live = rollup.seconds_in_states(conn, rolled, now) if rolled < now else {}
+    per_day: dict[PeerId, dict[int, list[float]]] = {}
+    for day, iface, key, up, degraded, down in conn.execute(
+            "SELECT day, iface, key, up_s, degraded_s, down_s FROM daily WHERE day > ?", (today - BAR_DAYS,)):
+        per_day.setdefault((iface, key), {})[day] = [up + degraded, down]
+    last_day: dict[PeerId, list[float]] = {}
+    for iface, key, up, degraded, down in conn.execute(
+            "SELECT iface, key, sum(up_s), sum(degraded_s), sum(down_s) FROM hourly WHERE hour > ? GROUP BY iface, key",
+            (this_hour - 24,)):
+        last_day[(iface, key)] = [up + degraded, down]
+    for pid, secs in live.items():
+        cell = per_day.setdefault(pid, {}).setdefault(today, [0.0, 0.0])
+        cell[0] += secs[0] + secs[1]
+        cell[1] += secs[2]
+        hours = last_day.setdefault(pid, [0.0, 0.0])
+        hours[0] += secs[0] + secs[1]
+        hours[1] += secs[2]
+    found: Figures = {}
+    for pid, days in per_day.items():
+        day = last_day.get(pid)
+        found[pid] = Availability(ratio(*day) if day else None, _over(days, today, 7), _over(days, today, BAR_DAYS),
+                                  tuple(ratio(*days[d]) if d in days else None
+                                        for d in range(today - BAR_DAYS + 1, today + 1)))
+    return found
+
+
+def _over(days: dict[int, list[float]], today: int, n: int) -> float | None:
+    """Availability over the last ``n`` UTC days."""
+    cells = [days[d] for d in range(today - n + 1, today + 1) if d in days]
+    return ratio(sum(c[0] for c in cells), sum(c[1] for c in cells))
+
+
+def forget_before(conn: sqlite3.Connection, cutoff: float) -> None:
+    """Delete what is older than the retention (one transaction)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM transitions WHERE time < ?", (cutoff,))
+        conn.execute("DELETE FROM endpoints WHERE time < ?", (cutoff,))
+        conn.execute("DELETE FROM sessions WHERE end IS NOT NULL AND end < ?", (cutoff,))
+        conn.execute("DELETE FROM hourly WHERE hour < ?", (int(cutoff // rollup.HOUR_S),))
+        conn.execute("DELETE FROM daily WHERE day < ?", (int(cutoff // rollup.DAY_S),))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    iface: str
+    key: str
+    start: float
+    end: float | None  # None: still down
+    reason: str
+
+    def duration(self, now: float) -> float:
+        return (self.end if self.end is not None else now) - self.start
+
+
+def _down(status: str | None) -> bool:
+    return status is not None and status.startswith("down")
+
+
+def outages(conn: sqlite3.Connection, since: float, until: float, peer: PeerId | None = None) -> list[Outage]:
+    """Outages that overlap [since, until): from entering a down state to leaving them (an
+    outage that began earlier starts at its real start)."""
+    where, params = ("AND iface = ? AND key = ?", peer) if peer else ("", ())
+    found: list[Outage] = []
+    open_: dict[PeerId, tuple[float, str]] = {}
+    for t, iface, key, old, new, reason in conn.execute(
+            f"SELECT time, iface, key, old, new, reason FROM transitions WHERE time < ? {where} ORDER BY id",
+            (until, *params)):
+        pid = (iface, key)
+        if _down(new) and not _down(old) and pid not in open_:
+            open_[pid] = (t, reason)
+        elif not _down(new) and pid in open_:
+            start, why = open_.pop(pid)
+            if t >= since:
+                found.append(Outage(iface, key, start, t, why))
+    found += [Outage(pid[0], pid[1], start, None, why) for pid, (start, why) in open_.items()]
+    return sorted(found, key=lambda o: o.start)
+
+
+def sessions(conn: sqlite3.Connection, since: float,
+             peer: PeerId | None = None) -> list[tuple[str, str, float, float | None]]:
+    where, params = ("AND iface = ? AND key = ?", peer) if peer else ("", ())
+    return list(conn.execute(f"SELECT iface, key, start, end FROM sessions WHERE (end IS NULL OR end >= ?) {where} "
+                             "ORDER BY start", (since, *params)))
+
+
+def endpoints(conn: sqlite3.Connection, since: float, peer: PeerId | None = None) \
+        -> list[tuple[float, str, str, str | None, str, str]]:
+    where, params = ("AND iface = ? AND key = ?", peer) if peer else ("", ())
+    return list(conn.execute(f"SELECT time, iface, key, old, new, kind FROM endpoints WHERE time >= ? {where} "
+                             "ORDER BY time", (since, *params)))
+
+
+def names(conn: sqlite3.Connection) -> dict[PeerId, str | None]:
+    return {(iface, key): name for iface, key, name in conn.execute("SELECT iface, key, name FROM peers")}
+
+
+def totals(conn: sqlite3.Connection, first_day: int, last_day: int) -> dict[PeerId, tuple[float, float]]:
+    """(seconds up, seconds down) per peer over the UTC days [first_day, last_day]."""
+    return {(iface, key): (up + degraded, down) for iface, key, up, degraded, down in conn.execute(
+        "SELECT iface, key, sum(up_s), sum(degraded_s), sum(down_s) FROM daily WHERE day BETWEEN ? AND ? "
+        "GROUP BY iface, key", (first_day, last_day))}

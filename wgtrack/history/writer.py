@@ -1,0 +1,151 @@
+"""The history store's one writer: a thread of its own that applies batches, one transaction
+each. The event loop only hands batches over (``submit``) and never waits for the disk.
+
+A failure (disk full, a read-only file system, an I/O error) costs one log line per run of
+failures: the batch is kept and tried again with the next, within ``MAX_PENDING_ROWS`` (the
+oldest whole batches go first beyond, counted), so that tracking and every other output go on
+and the writes resume, in order, when the disk is back."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wgtrack.history import db
+from wgtrack.retry import FailureRun
+
+log = logging.getLogger("wgtrack.history")
+
+MAX_PENDING_ROWS = 500_000  # rows kept while the disk refuses them (some 100 MB at most)
+
+
+@dataclass(slots=True)
+class Batch:
+    """One cycle's writes: (statement, rows) in order."""
+
+    writes: list[tuple[str, list[tuple[Any, ...]]]] = field(default_factory=list)
+
+    def add(self, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        rows = list(rows)
+        if rows:
+            self.writes.append((statement, rows))
+
+    @property
+    def rows(self) -> int:
+        return sum(len(rows) for _, rows in self.writes)
+
+    def __bool__(self) -> bool:
+        return bool(self.writes)
+
+
+class Writer:
+    """Owns the connection; every method but ``submit`` and ``close`` runs on its thread."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn, self.path = conn, path
+        self._pending: collections.deque[Batch] = collections.deque()
+        self._pending_rows = 0
+        self.dropped_rows = 0
+        self.failures = FailureRun(log, f"history store {path}", logging.ERROR)
+        self.written = 0  # batches committed
+        self._jobs: collections.deque[Callable[[], None]] = collections.deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._serve, name="history", daemon=True)
+        self._thread.start()
+
+    # ---- the loop's side: hand over, never wait ----
+
+    def submit(self, batch: Batch, then: Callable[[], None] | None = None) -> None:
+        """Queue ``batch`` (and ``then``, run on the writer's thread after it)."""
+        def job() -> None:
+            self._write(batch)
+            if then is not None:
+                then()
+        self.call(job)
+
+    def call(self, job: Callable[[], None]) -> None:
+        with self._cond:
+            self._jobs.append(job)
+            self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._jobs
+
+    def close(self, timeout_s: float) -> bool:
+        """Finish the queued jobs within ``timeout_s``; True when all were done."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout_s)
+        done = not self._thread.is_alive()
+        if done:
+            self.conn.close()
+        return done
+
+    # ---- the writer's thread ----
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closing:
+                    self._cond.wait()
+                if not self._jobs:
+                    return
+                job = self._jobs.popleft()
+            try:
+                job()
+            except Exception:  # a bug must not kill the writer: the next batch tries again
+                log.exception("history store: a write job failed")
+
+    def _write(self, batch: Batch) -> None:
+        if batch:
+            self._pending.append(batch)
+            self._pending_rows += batch.rows
+        self._bound()
+        if not self._pending:
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for pending in self._pending:
+                    for statement, rows in pending.writes:
+                        self.conn.executemany(statement, rows)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            self.failures.failed(f"{type(exc).__name__}: {exc}", f"writes failing, {self._pending_rows} row(s) kept "
+                                                                 "to retry")
+            return
+        self.written += len(self._pending)
+        self._pending.clear()
+        self._pending_rows = 0
+        self.failures.recovered("writing again")
+
+    def _bound(self) -> None:
+        while self._pending_rows > MAX_PENDING_ROWS and len(self._pending) > 1:
+            oldest = self._pending.popleft()
+            self._pending_rows -= oldest.rows
+            if not self.dropped_rows:  # once: the failure run's own line says the rest
+                log.warning("history store %s: dropping the oldest rows kept (over %d) while writes fail",
+                            self.path, MAX_PENDING_ROWS)
+            self.dropped_rows += oldest.rows
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """A read on the writer's own connection (its thread only)."""
+        return list(self.conn.execute(sql, params))
+
+
+def open_writer(path: Path) -> Writer:
+    """Open (and migrate) the store and start its writer (blocking: off the loop)."""
+    return Writer(db.open_store(path), path)
