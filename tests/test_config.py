@@ -104,8 +104,8 @@ def test_every_problem_is_reported_at_once() -> None:
         "/etc/wgtrack.conf:3: [general] bogus = '1': unknown key",
         "/etc/wgtrack.conf:4: [general] ping_target = '192.0.2.1': not valid here (belongs in peer)",
         "/etc/wgtrack.conf:5: [nonsense]: unknown section (known: general, DEFAULT, interface:<name>, "
-        "peer:<public key>, trigger:nflog, output:influx, output:json, output:webhook[:<name>], output:influxdb, "
-        "output:alertmanager, output:stdout, output:prometheus)",
+        "peer:<public key>, trigger:nflog, history, output:influx, output:json, output:webhook[:<name>], "
+        "output:influxdb, output:alertmanager, output:stdout, output:prometheus)",
         "/etc/wgtrack.conf:6: [peer:short]: not a WireGuard public key (44 base64 characters)",
         "/etc/wgtrack.conf:8: [interface:wg0] loglevel = 'debug': not valid here (belongs in general)",
         f"/etc/wgtrack.conf:10: [peer:{KEY}] ping_target = 'nohost': not an IPv4 or IPv6 address",

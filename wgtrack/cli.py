@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wgtrack",
         description="Track the health of WireGuard links, re-resolve dynamic endpoints, export state. "
                     "`wgtrack status [--json] [--watch]` shows what the running daemon knows; "
+                    "`wgtrack history [PEER] [--since 7d] [--json|--csv]` its outages, sessions and endpoints; "
+                    "`wgtrack report [--month YYYY-MM]` availability per peer; "
                     "`wgtrack install` / `uninstall` set up or remove the systemd unit (not for the .deb).",
     )
     parser.add_argument("-c", "--config", default=str(config.DEFAULT_PATH),
@@ -126,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         from wgtrack.status import main as status_main
 
         return status_main(argv[1:])
+    if argv[:1] in (["history"], ["report"]):
+        from wgtrack.historycli import history_main, report_main
+
+        return history_main(argv[1:]) if argv[0] == "history" else report_main(argv[1:])
     if argv[:1] in (["install"], ["uninstall"]):
         from wgtrack.install import main as install_main
 

@@ -43,15 +43,12 @@ def _up(status: str | None) -> bool:
 def _sessions(batch: Batch, changes: list[Change]) -> None:
     """A session runs from the handshake that brought the link up to the last handshake before
     it went down (or was removed); idle does not end one."""
-    opened, closed = [], []
-    for c in changes:
+    for c in changes:  # in order: a session may open and close within one batch
         row = c.row
         if _up(row.status) and not _up(c.old):
-            opened.append((row.iface, row.key, float(row.latest_handshake or c.time)))
+            batch.add(OPEN_SESSION, [(row.iface, row.key, float(row.latest_handshake or c.time))])
         elif (row.status.startswith("down") or row.status == "removed") and c.old != row.status:
-            closed.append((row.iface, row.key, float(row.latest_handshake or c.time)))
-    batch.add(CLOSE_SESSION, closed)
-    batch.add(OPEN_SESSION, opened)
+            batch.add(CLOSE_SESSION, [(row.iface, row.key, float(row.latest_handshake or c.time))])
 
 
 class Recorder:

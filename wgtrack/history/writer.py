@@ -33,7 +33,11 @@ class Batch:
 
     def add(self, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
         rows = list(rows)
-        if rows:
+        if not rows:
+            return
+        if self.writes and self.writes[-1][0] == statement:
+            self.writes[-1][1].extend(rows)  # runs of one statement go as one executemany
+        else:
             self.writes.append((statement, rows))
 
     @property

@@ -11,6 +11,7 @@ from wgtrack import quality
 from wgtrack.atomic import directory_problem, write_atomic
 from wgtrack.dump import interface_labels
 from wgtrack.errors import StartupError
+from wgtrack.history.reading import Availability
 from wgtrack.outputs import Output
 from wgtrack.schema import OutputSpec, enabled_key, filename_key
 from wgtrack.snapshot import PeerView, Snapshot
@@ -63,21 +64,33 @@ def _peer(p: PeerView) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if v is not None}
 
 
+def availability_doc(avail: Availability) -> dict[str, Any]:
+    """A peer's availability as the file has it: ratios (0-1) over 24 h, 7 and 30 days, and
+    the last 30 UTC days, oldest first (null: no time up or down that day)."""
+    def r(value: float | None) -> float | None:
+        return None if value is None else round(value, 5)
+    return {"24h": r(avail.day), "7d": r(avail.week), "30d": r(avail.month), "days": [r(d) for d in avail.days]}
+
+
 class PeerTexts:
-    """Each peer's JSON text, kept while its view is the same object (the tracker hands out the
-    same view while nothing but the time changed): on a big hub most of the file is reused."""
+    """Each peer's JSON text, kept while its view (and its availability figures) are the same
+    objects (the tracker hands out the same view while nothing but the time changed; the
+    history store's figures are new every few minutes): on a big hub most of the file is reused."""
 
     def __init__(self) -> None:
-        self._texts: dict[tuple[str, str], tuple[PeerView, str]] = {}
-        self._next: dict[tuple[str, str], tuple[PeerView, str]] = {}
+        self._texts: dict[tuple[str, str], tuple[PeerView, Availability | None, str]] = {}
+        self._next: dict[tuple[str, str], tuple[PeerView, Availability | None, str]] = {}
 
-    def text(self, p: PeerView) -> str:
+    def text(self, p: PeerView, avail: Availability | None = None) -> str:
         key = (p.interface, p.public_key)
         found = self._texts.get(key)
-        if found is None or found[0] is not p:
-            found = (p, json.dumps(_peer(p), separators=(",", ":")))
+        if found is None or found[0] is not p or found[1] is not avail:
+            doc = _peer(p)
+            if avail is not None:
+                doc["availability"] = availability_doc(avail)
+            found = (p, avail, json.dumps(doc, separators=(",", ":")))
         self._next[key] = found
-        return found[1]
+        return found[2]
 
     def done(self) -> None:
         self._texts, self._next = self._next, {}
@@ -93,7 +106,8 @@ def render_status(snap: Snapshot, texts: PeerTexts | None = None) -> str:
         about = {"name": iface.name, **dict(interface_labels(iface.name)[:-1]), "public_key": iface.public_key,
                  "listen_port": iface.listen_port}  # name: <netns>/<ifname> for another namespace, with netns
         parts.append(("," if n else "") + json.dumps(about, separators=(",", ":"))[:-1] + ',"peers":[\n')
-        parts.append(",\n".join(texts.text(p) for p in iface.peers))
+        figures = snap.availability or {}
+        parts.append(",\n".join(texts.text(p, figures.get((p.interface, p.public_key))) for p in iface.peers))
         parts.append("]}")
     parts.append("]}\n")
     texts.done()

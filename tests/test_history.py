@@ -1,0 +1,280 @@
+"""The history store at its edges, in-process: the schema and its migrations from the first,
+a corrupt, foreign or newer file, the roll-up's time in each state, the writer when the disk
+refuses, the outbox, and a restart resumed through the tracker (no event for what did not
+change; one, saying so, for what changed while stopped)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from wgtrack import config, link
+from wgtrack.events import Event
+from wgtrack.history import db, memory, reading, rollup
+from wgtrack.history.journal import Journal, PeerRow
+from wgtrack.history.outbox import Outbox
+from wgtrack.history.recorder import Recorder
+from wgtrack.history.writer import Batch, Writer
+from wgtrack.model import Dump, InterfaceRecord, PeerRecord
+from wgtrack.resume import Resumption
+from wgtrack.tracker import Tracker
+
+KEY_A = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+KEY_B = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA="
+WALL = 1_800_000_000.0
+
+
+def _first_schema(path: Path) -> None:
+    """A store as the first schema made it, with a row."""
+    conn = db.connect(path)
+    conn.execute(f"PRAGMA application_id = {db.APPLICATION_ID}")
+    conn.executescript(db.MIGRATIONS[0])
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO peers VALUES ('wg0', ?, 'a', 'up:ok', 1.0, 5, NULL, 0, 0, 10, 20)", (KEY_A,))
+    conn.execute("INSERT INTO transitions (time, iface, key, old, new) VALUES (1.0, 'wg0', ?, NULL, 'up:ok')",
+                 (KEY_A,))
+    conn.close()
+
+
+def test_migrates_from_the_first_schema_keeping_rows(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    _first_schema(path)
+    conn = db.open_store(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == db.VERSION == 2
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT status, rx, degraded FROM peers").fetchall() == [("up:ok", 10, None)]
+    assert conn.execute("SELECT count(*) FROM transitions").fetchone()[0] == 1
+    conn.execute("INSERT INTO outbox (section, item) VALUES ('output:webhook', '{}')")  # version 2's table
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_new_store_is_made_whole_and_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "history.db"
+    db.open_store(path).close()
+    conn = db.open_store(path)
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == db.APPLICATION_ID
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == db.VERSION
+
+
+@pytest.mark.parametrize("kind", ["garbage", "foreign"])
+def test_corrupt_or_foreign_file_is_moved_aside(tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "history.db"
+    if kind == "garbage":
+        path.write_bytes(b"this is not a database at all" * 200)
+    else:
+        other = sqlite3.connect(path)
+        other.execute("CREATE TABLE notes (x)")
+        other.commit()
+        other.close()
+    with caplog.at_level(logging.ERROR):
+        conn = db.open_store(path)
+    (aside,) = tmp_path.glob("history.db.bad-*[0-9]")
+    assert aside.stat().st_size > 0
+    assert "moved aside" in caplog.text and str(aside) in caplog.text
+    assert conn.execute("SELECT count(*) FROM peers").fetchone()[0] == 0
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    db.open_store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(db.HistoryError, match="schema version 99 was written by a newer wgtrack"):
+        db.open_store(path)
+    assert conn is not None and path.exists() and not list(tmp_path.glob("*.bad-*"))  # untouched
+
+
+def _store(tmp_path: Path) -> sqlite3.Connection:
+    return db.open_store(tmp_path / "history.db")
+
+
+def _change(conn: sqlite3.Connection, t: float, key: str, old: str | None, new: str) -> None:
+    conn.execute("INSERT INTO transitions (time, iface, key, old, new) VALUES (?, 'wg0', ?, ?, ?)", (t, key, old, new))
+    conn.execute("INSERT OR REPLACE INTO peers VALUES ('wg0', ?, NULL, ?, ?, 0, NULL, 0, 0, 0, 0, NULL)",
+                 (key, new, t))
+
+
+def test_seconds_in_states_walk_back_from_now(tmp_path: Path) -> None:
+    conn = _store(tmp_path)
+    h = 1_800_000_000.0 // 3600 * 3600
+    _change(conn, h - 100, KEY_A, None, "up:ok")
+    _change(conn, h + 600, KEY_A, "up:ok", "down")  # 10 min up, then 20 down, then up for 30
+    _change(conn, h + 1800, KEY_A, "down", "up:degraded")
+    _change(conn, h + 4000, KEY_A, "up:degraded", "down")  # after the hour: walked back over
+    _change(conn, h + 1200, KEY_B, None, "idle")
+    secs = rollup.seconds_in_states(conn, h, h + 3600)
+    assert secs[("wg0", KEY_A)] == [600.0, 1800.0, 1200.0, 0.0]
+    assert secs[("wg0", KEY_B)] == [0.0, 0.0, 0.0, 2400.0]
+    rollup.rollup(conn, h, h + 3600, {("wg0", KEY_A): (100, 50)})
+    rollup.rollup(conn, h, h + 3600, {})  # a second part of the same hour adds up
+    row = conn.execute("SELECT rx, up_s, degraded_s, down_s FROM hourly WHERE key = ?", (KEY_A,)).fetchone()
+    assert row == (100, 1200.0, 3600.0, 2400.0)
+    figures = reading.figures(conn, h + 3600)
+    assert figures[("wg0", KEY_A)].day == pytest.approx(4800 / 7200)
+    assert figures[("wg0", KEY_B)].day is None  # idle only: no evidence either way
+
+
+def test_a_crashed_run_is_rolled_up_to_its_last_heartbeat(tmp_path: Path) -> None:
+    conn = _store(tmp_path)
+    start = 1_800_000_000.0 // 3600 * 3600 + 60
+    memory.load(conn, start)  # a run starts
+    _change(conn, start + 10, KEY_A, None, "up:ok")
+    _change(conn, start + 610, KEY_A, "up:ok", "down")
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('alive', ?)", (repr(start + 910),))  # then a kill -9
+    remembered = memory.load(conn, start + 5000)  # the next start, an hour later
+    assert remembered.stopped_at == start + 910
+    assert remembered.peers[("wg0", KEY_A)].status == "down"
+    row = conn.execute("SELECT up_s, down_s FROM hourly WHERE key = ?", (KEY_A,)).fetchone()
+    assert row == (600.0, 300.0)  # the 68 minutes stopped count in no bucket
+
+
+def test_outages_from_transitions(tmp_path: Path) -> None:
+    conn = _store(tmp_path)
+    _change(conn, 100.0, KEY_A, None, "up:ok")
+    _change(conn, 200.0, KEY_A, "up:ok", "down")
+    _change(conn, 230.0, KEY_A, "down", "down:checking")  # the schedule moves: the same outage
+    _change(conn, 260.0, KEY_A, "down:checking", "up:ok")
+    _change(conn, 300.0, KEY_A, "up:ok", "down")
+    found = reading.outages(conn, 0.0, 1000.0)
+    assert [(o.start, o.end) for o in found] == [(200.0, 260.0), (300.0, None)]
+    assert found[1].duration(1000.0) == 700.0
+
+
+def test_writer_keeps_rows_while_the_disk_refuses_and_logs_once(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "history.db"
+    writer = Writer(db.open_store(path), path)
+    refuse = [True]
+
+    def authorizer(action: int, *args: object) -> int:
+        return sqlite3.SQLITE_DENY if refuse[0] and action == sqlite3.SQLITE_INSERT else sqlite3.SQLITE_OK
+
+    writer.conn.set_authorizer(authorizer)  # a disk that refuses every insert, as a full one does
+    with caplog.at_level(logging.INFO, logger="wgtrack.history"):
+        for n in range(5):
+            batch = Batch()
+            batch.add("INSERT INTO endpoints (time, iface, key, new, kind) VALUES (?, 'wg0', ?, 'x', 'roam')",
+                      [(float(n), KEY_A)])
+            writer.submit(batch)
+        _drain(writer)
+        assert caplog.text.count("writes failing") == 1
+        refuse[0] = False
+        writer.submit(Batch())
+        _drain(writer)
+    assert "writing again after 5 failure(s)" in caplog.text
+    assert writer.query("SELECT time FROM endpoints ORDER BY id") == [(float(n),) for n in range(5)]
+    assert writer.close(5.0)
+
+
+def _drain(writer: Writer) -> None:
+    import time
+    for _ in range(200):
+        if writer.idle():
+            time.sleep(0.02)
+            if writer.idle():
+                return
+        time.sleep(0.01)
+    raise AssertionError("the writer never caught up")
+
+
+def test_outbox_rides_the_batch_and_bounds_what_it_hands_back(tmp_path: Path) -> None:
+    conn = _store(tmp_path)
+    outbox = Outbox(memory.load(conn, WALL))
+    ids = [outbox.put("output:webhook", f'"{n}"') for n in range(5)]
+    outbox.done(ids[0])  # put and delivered in one cycle: never written
+    batch = Batch()
+    outbox.drain_into(batch)
+    for statement, rows in batch.writes:
+        conn.executemany(statement, rows)
+    outbox.done(ids[1])
+    batch = Batch()
+    outbox.drain_into(batch)
+    for statement, rows in batch.writes:
+        conn.executemany(statement, rows)
+    again = Outbox(memory.load(conn, WALL + 10))
+    assert again.take("output:webhook", 2) == [(ids[3], '"3"'), (ids[4], '"4"')]  # the newest two
+    assert again.put("output:webhook", "x") == ids[4] + 1
+
+
+# ---- a restart through the tracker ----
+
+def _dump(*peers: tuple[str, int]) -> Dump:
+    records = tuple(PeerRecord("wg0", key, "198.51.100.9:51820", ("192.0.2.9/32",), hs, 100, 100, 25)
+                    for key, hs in peers)
+    return Dump((InterfaceRecord("wg0", KEY_B[::-1], 51820, None, records),))
+
+
+def _peer_events(tracker: Tracker) -> list[Event]:
+    return [e for e in tracker.events.drain() if e.public_key is not None]
+
+
+def _row(key: str, status: str, since: float) -> PeerRow:
+    return PeerRow("wg0", key, None, status, since, 1, "198.51.100.9:51820", 7, 0, 50, 60)
+
+
+def test_restart_resumes_states_and_announces_only_what_changed_while_stopped() -> None:
+    tracker = Tracker(config.parse("[general]\nping_interval = 0\n"))
+    tracker.resumption = Resumption({("wg0", KEY_A): _row(KEY_A, "up:ok", WALL - 5000),
+                                     ("wg0", KEY_B): _row(KEY_B, "up:ok", WALL - 4000)},
+                                    lambda: tracker.views.wall_offset)
+    journal = tracker.events.journal = Journal()
+    # A still up (a fresh handshake); B went down while stopped (its handshake is 10 minutes old)
+    tracker.observe_dump(_dump((KEY_A, int(WALL) - 5), (KEY_B, int(WALL) - 600)), 100.0, WALL)
+    events = _peer_events(tracker)
+    assert [(e.kind, e.public_key) for e in events] == [("peer_down", KEY_B)]
+    assert "while wgtrack was stopped" in events[0].message and events[0].details["while_stopped"] == 1
+    assert events[0].old_state == "up:ok"
+    state = tracker.state_of(("wg0", KEY_A))
+    assert state is not None and state.since + tracker.views.wall_offset == pytest.approx(WALL - 5000)
+    tracked = tracker._peers[("wg0", KEY_A)]
+    assert (tracked.rx_base, tracked.rx, tracked.rx_total) == (7, 100, 107)  # the counters go on
+    assert [c.row.key for c in journal.changes] == [KEY_B]  # only B's change is history
+
+
+def test_remembered_down_peer_still_down_is_no_event() -> None:
+    tracker = Tracker(config.parse("[general]\nping_interval = 0\n"))
+    tracker.resumption = Resumption({("wg0", KEY_A): _row(KEY_A, "down", WALL - 300)},
+                                    lambda: tracker.views.wall_offset)
+    tracker.observe_dump(_dump((KEY_A, int(WALL) - 600)), 100.0, WALL)
+    assert _peer_events(tracker) == []
+    state = tracker.state_of(("wg0", KEY_A))
+    assert state is not None and state.status is link.Status.DOWN
+    assert state.since + tracker.views.wall_offset == pytest.approx(WALL - 300)
+
+
+def test_without_memory_a_down_peer_is_announced() -> None:
+    tracker = Tracker(config.parse("[general]\nping_interval = 0\n"))
+    tracker.observe_dump(_dump((KEY_A, int(WALL) - 600)), 100.0, WALL)
+    assert [e.kind for e in _peer_events(tracker)] == ["peer_down"]  # the test above fails without memory
+
+
+def test_recorder_writes_changes_sessions_and_heartbeat(tmp_path: Path) -> None:
+    from tests.snapshots import peer, snapshot
+    path = tmp_path / "history.db"
+    conn = db.open_store(path)
+    remembered = memory.load(conn, WALL)
+    writer = Writer(conn, path)
+    journal = Journal()
+    recorder = Recorder(writer, journal, remembered, Outbox(remembered), 400 * 86400.0, lambda: WALL)
+    journal.changed(WALL + 1, None, "handshake", PeerRow("wg0", KEY_A, "a", "up:ok", WALL + 1, int(WALL), "e:1",
+                                                         0, 0, 0, 0))
+    journal.changed(WALL + 9, "up:ok", "probes failed", PeerRow("wg0", KEY_A, "a", "down", WALL + 9, int(WALL) + 5,
+                                                                 "e:1", 0, 0, 0, 0))
+    journal.endpoint(WALL + 3, "wg0", KEY_A, "e:1", "e:2", "roam")
+    snap = snapshot(peer(KEY_A))
+    recorder.cycle(snap)
+    recorder.cycle(snap, stopping=True)
+    _drain(writer)
+    assert writer.query("SELECT old, new, reason FROM transitions") == [(None, "up:ok", "handshake"),
+                                                                      ("up:ok", "down", "probes failed")]
+    assert writer.query("SELECT start, end FROM sessions") == [(WALL, WALL + 5)]
+    # the stop wrote each peer's counters and endpoint as the last snapshot had them
+    assert writer.query("SELECT status, endpoint, rx FROM peers") == [("down", snap.interfaces[0].peers[0].endpoint,
+                                                                      snap.interfaces[0].peers[0].rx_bytes)]
+    assert writer.query("SELECT kind, new FROM endpoints") == [("roam", "e:2")]
+    assert rollup.meta(writer.conn, "alive") == snap.time_ns / 1e9
+    assert writer.close(5.0)
