@@ -94,7 +94,7 @@ def _store(tmp_path: Path) -> sqlite3.Connection:
 
 def _change(conn: sqlite3.Connection, t: float, key: str, old: str | None, new: str) -> None:
     conn.execute("INSERT INTO transitions (time, iface, key, old, new) VALUES (?, 'wg0', ?, ?, ?)", (t, key, old, new))
-    conn.execute("INSERT OR REPLACE INTO peers VALUES ('wg0', ?, NULL, ?, ?, 0, NULL, 0, 0, 0, 0, NULL)",
+    conn.execute("INSERT OR REPLACE INTO peers VALUES ('wg0', ?, NULL, ?, ?, 0, NULL, 0, 0, 0, 0, NULL, NULL)",
                  (key, new, t))
 
 
@@ -220,7 +220,7 @@ def test_restart_resumes_states_and_announces_only_what_changed_while_stopped() 
     tracker = Tracker(config.parse("[general]\nping_interval = 0\n"))
     tracker.resumption = Resumption({("wg0", KEY_A): _row(KEY_A, "up:ok", WALL - 5000),
                                      ("wg0", KEY_B): _row(KEY_B, "up:ok", WALL - 4000)},
-                                    lambda: tracker.views.wall_offset)
+                                    lambda: tracker.views.wall_offset, 60.0)
     journal = tracker.events.journal = Journal()
     # A still up (a fresh handshake); B went down while stopped (its handshake is 10 minutes old)
     tracker.observe_dump(_dump((KEY_A, int(WALL) - 5), (KEY_B, int(WALL) - 600)), 100.0, WALL)
@@ -238,7 +238,7 @@ def test_restart_resumes_states_and_announces_only_what_changed_while_stopped() 
 def test_remembered_down_peer_still_down_is_no_event() -> None:
     tracker = Tracker(config.parse("[general]\nping_interval = 0\n"))
     tracker.resumption = Resumption({("wg0", KEY_A): _row(KEY_A, "down", WALL - 300)},
-                                    lambda: tracker.views.wall_offset)
+                                    lambda: tracker.views.wall_offset, 60.0)
     tracker.observe_dump(_dump((KEY_A, int(WALL) - 600)), 100.0, WALL)
     assert _peer_events(tracker) == []
     state = tracker.state_of(("wg0", KEY_A))

@@ -225,7 +225,9 @@ class Daemon:
         self.history = await History.open(self.config, lambda: self.world.clock.wall_ns() / 1e9)
         if self.history is None:
             return
-        self.tracker.resumption = Resumption(self.history.memory.peers, lambda: self.tracker.views.wall_offset)
+        # A first change within three cycles (a minute at least) of the start was made while stopped.
+        self.tracker.resumption = Resumption(self.history.memory.peers, lambda: self.tracker.views.wall_offset,
+                                             max(60.0, 3 * self.config.cycle_time_s))
         self.tracker.events.journal = self.history.journal
         self.outputs.outbox = self.history.outbox
         self.publisher.history = self.history

@@ -39,7 +39,7 @@ class EventLog:
             state, wall = tracked.state, self._epoch(now)
             self.journal.changed(wall, old, reason, PeerRow(
                 pid[0], pid[1], self._friendly(pid), new, wall, state.latest_handshake, state.endpoint,
-                tracked.rx_base, tracked.tx_base, tracked.rx, tracked.tx, state.degraded))
+                tracked.rx_base, tracked.tx_base, tracked.rx, tracked.tx, state.degraded, state.target.value))
 
     def removed(self, pid: PeerId, tracked: TrackedPeer, now: float, announce: bool) -> None:
         """A peer gone from WireGuard: logged, a peer_removed event when ``announce`` (its

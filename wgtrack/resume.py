@@ -1,8 +1,9 @@
 """A restart that operators do not see: each peer takes up the state the history store
-remembers (its status and since, its counters, its endpoint), and its first verdict after the
-start is weighed against it. The same status (or the same side, up or down) is no change:
-no event, no log line, and the since of before. Another side is a change that happened while
-wgtrack was stopped: announced once, and saying so."""
+remembers (its status and since, whether its probe target answers, its counters, endpoint and
+last handshake) and its machine goes on from there, as if it had never stopped. A down link
+whose handshake is still young stays down; an up link stays up with its since. The first
+change decided soon after the start happened while wgtrack was stopped (or as it started):
+its event says so, once."""
 
 from __future__ import annotations
 
@@ -15,69 +16,58 @@ if TYPE_CHECKING:
     from wgtrack.history.journal import PeerRow
     from wgtrack.peers import PeerId, TrackedPeer
 
-# How long a resumed peer's first verdict may take (a probe, a handshake) before what it
-# remembered no longer counts: its status then is the one it has.
-RESUME_WINDOW_S = 300.0
 WHILE_STOPPED = "while wgtrack was stopped"
 
 
-def _side(status: link.Status | None) -> str | None:
-    if status is None or status is link.Status.IDLE:
+def _enum(kind: type[link.Status] | type[link.Target], value: str | None) -> link.Status | link.Target | None:
+    try:
+        return kind(value) if value is not None else None
+    except ValueError:  # written by another version: start afresh
         return None
-    return "up" if status.is_up else "down"
 
 
 class Resumption:
-    """The peers a start remembers, taken one by one as the first dump lists them."""
+    """The peers a start remembers, taken one by one as the first dump lists them; ``window_s``:
+    how long after the start a first change still counts as one made while stopped (the time
+    a first verdict takes: a probe, or a stale handshake)."""
 
-    def __init__(self, peers: dict[PeerId, PeerRow], wall_offset: Callable[[], float]) -> None:
+    def __init__(self, peers: dict[PeerId, PeerRow], wall_offset: Callable[[], float], window_s: float) -> None:
         self._peers = peers
         self._wall_offset = wall_offset
+        self.window_s = window_s
 
     def seed(self, pid: PeerId, tracked: TrackedPeer, now: float) -> None:
-        """A peer that is tracked again: its counters go on, its endpoint is known (a roam
-        while stopped is seen), and its first verdict will be weighed."""
+        """A peer tracked again: its counters go on and its machine resumes."""
         row = self._peers.pop(pid, None)
         if row is None:
             return
         tracked.rx_base, tracked.tx_base, tracked.rx, tracked.tx = row.rx_base, row.tx_base, row.rx, row.tx
-        tracked.state = link.LinkState(endpoint=row.endpoint)
-        try:
-            status = link.Status(row.status)
-        except ValueError:
-            return  # a status this version does not know: the peer starts afresh
+        status, target = _enum(link.Status, row.status), _enum(link.Target, row.target)
+        if not isinstance(status, link.Status):
+            return
+        since = row.since - self._wall_offset()  # monotonic, as the machine keeps time
+        tracked.state = link.LinkState(
+            status=status, since=since, latest_handshake=row.latest_handshake, endpoint=row.endpoint,
+            target=target if isinstance(target, link.Target) else link.Target.UNPROVEN,
+            down_since=since if status.is_down else 0.0, was_up=status.is_up,
+            degraded=(row.degraded or "loss") if status is link.Status.DEGRADED else None)
         tracked.resumed = (status, row.since, row.degraded, now)
 
     def settle(self, tracked: TrackedPeer, actions: list[link.Action], now: float) -> list[link.Action]:
-        """The actions of a resumed peer's step, its first verdict weighed against memory."""
+        """A resumed peer's actions: its first change within the window is marked as made while
+        stopped; after it, or after the window, the peer is like any other."""
         assert tracked.resumed is not None
-        status, since, degraded, at = tracked.resumed
-        if now - at > RESUME_WINDOW_S:
+        if now - tracked.resumed[3] > self.window_s:
             tracked.resumed = None
             return actions
         kept: list[link.Action] = []
         for action in actions:
-            if not isinstance(action, link.Changed) or tracked.resumed is None:
-                kept.append(action)
-            elif _side(action.new) is None and status is not link.Status.IDLE:
-                kept.append(action)  # no verdict yet (idle until a probe answers): keep waiting
-            else:
+            if isinstance(action, link.Changed) and tracked.resumed is not None:
                 tracked.resumed = None
-                if _side(action.new) == _side(status):
-                    tracked.state = self._as_before(tracked.state, status, since, degraded)
-                else:
-                    kept.append(link.Changed(status, action.new, f"{action.reason}, {WHILE_STOPPED}",
-                                             action.connected, (*action.details, ("while_stopped", 1))))
+                action = link.Changed(action.old, action.new, f"{action.reason}, {WHILE_STOPPED}", action.connected,
+                                      (*action.details, ("while_stopped", 1)))
+            kept.append(action)
         return kept
-
-    def _as_before(self, state: link.LinkState, status: link.Status, since: float,
-                   degraded: str | None) -> link.LinkState:
-        """The state with the since of before (monotonic, as the machine keeps it); a degraded
-        link stays degraded (its measures decide from here)."""
-        changes: dict[str, object] = {"since": since - self._wall_offset()}
-        if status is link.Status.DEGRADED and state.status is link.Status.UP:
-            changes.update(status=status, degraded=degraded or "loss")
-        return link.replace(state, **changes)
 
     def remaining(self) -> int:
         return len(self._peers)

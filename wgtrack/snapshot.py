@@ -48,6 +48,7 @@ class PeerView:
     degraded: str | None = None  # while up:degraded, why: loss, latency or mtu
     path_mtu: int | None = None  # the largest inner packet the last path-MTU search saw pass (None: not measured)
     mtu_note: str | None = None  # why it has no path-MTU verdict (a silent target, no ICMP target, ...)
+    target: str = "unproven"  # its probe target: answers (probes decide), silent, or unproven (link.Target)
     counter_base: tuple[int, int] = (0, 0)  # what counter resets added to rx_bytes, tx_bytes (the store keeps it)
 
     @property

@@ -181,6 +181,7 @@ class ViewCache:
             handshake_age_s=age,
             rx_bytes=tracked.rx_total,
             tx_bytes=tracked.tx_total,
+            target=state.target._value_,
             counter_base=(tracked.rx_base, tracked.tx_base) if tracked.rx_base or tracked.tx_base else (0, 0),
             keepalive_s=record.keepalive_s,
             status=state.status or link.Status.IDLE,

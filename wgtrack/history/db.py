@@ -45,12 +45,14 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (iface, key)) WITHOUT ROWID;
     """,
     # 2: events not yet delivered (at least once across restarts), and the store's heartbeat
-    # (when wgtrack was last running: the time it was stopped is not time tracked).
+    # (when wgtrack was last running: the time it was stopped is not time tracked); a peer's
+    # degraded cause and whether its probe target answers, so that a restart resumes both.
     """
     CREATE TABLE outbox (id INTEGER PRIMARY KEY, section TEXT NOT NULL, item TEXT NOT NULL);
     CREATE INDEX outbox_section ON outbox (section, id);
     CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     ALTER TABLE peers ADD COLUMN degraded TEXT;
+    ALTER TABLE peers ADD COLUMN target TEXT;
     """,
 )
 VERSION = len(MIGRATIONS)

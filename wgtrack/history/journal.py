@@ -23,10 +23,11 @@ class PeerRow:
     rx: int  # WireGuard's own counter when written (with the base: the exported total)
     tx: int
     degraded: str | None = None
+    target: str | None = None  # a link.Target value: whether probes decide (answers) or not
 
     def values(self) -> tuple[object, ...]:
         return (self.iface, self.key, self.name, self.status, self.since, self.latest_handshake, self.endpoint,
-                self.rx_base, self.tx_base, self.rx, self.tx, self.degraded)
+                self.rx_base, self.tx_base, self.rx, self.tx, self.degraded, self.target)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ def load(conn: sqlite3.Connection, now: float) -> Memory:
     rollup.catch_up(conn)
     memory = Memory(stopped_at=rollup.meta(conn, "alive"))
     for row in conn.execute("SELECT iface, key, name, status, since, latest_handshake, endpoint, rx_base, tx_base, "
-                            "rx, tx, degraded FROM peers WHERE status != 'removed'"):
+                            "rx, tx, degraded, target FROM peers WHERE status != 'removed'"):
         memory.peers[(row[0], row[1])] = PeerRow(*row)
     for item_id, section, item in conn.execute("SELECT id, section, item FROM outbox ORDER BY id"):
         memory.outbox.setdefault(section, []).append((item_id, item))

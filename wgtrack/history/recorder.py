@@ -25,15 +25,15 @@ log = logging.getLogger("wgtrack.history")
 FIGURES_S = 300.0  # availability figures are read again this often
 
 TRANSITION = "INSERT INTO transitions (time, iface, key, old, new, reason) VALUES (?, ?, ?, ?, ?, ?)"
-PEER = "INSERT OR REPLACE INTO peers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+PEER = "INSERT OR REPLACE INTO peers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 OPEN_SESSION = ("INSERT INTO sessions (iface, key, start) SELECT ?1, ?2, ?3 WHERE NOT EXISTS "
                 "(SELECT 1 FROM sessions WHERE iface = ?1 AND key = ?2 AND end IS NULL)")
 CLOSE_SESSION = "UPDATE sessions SET end = ?3 WHERE iface = ?1 AND key = ?2 AND end IS NULL"
 ENDPOINT = "INSERT INTO endpoints (time, iface, key, old, new, kind) VALUES (?, ?, ?, ?, ?, ?)"
 PEER_ENDPOINT = "UPDATE peers SET endpoint = ? WHERE iface = ? AND key = ?"
 HEARTBEAT = "INSERT OR REPLACE INTO meta VALUES ('alive', ?)"
-COUNTERS = ("UPDATE peers SET latest_handshake = ?, endpoint = ?, rx_base = ?, tx_base = ?, rx = ?, tx = ? "
-            "WHERE iface = ? AND key = ?")
+COUNTERS = ("UPDATE peers SET latest_handshake = ?, endpoint = ?, rx_base = ?, tx_base = ?, rx = ?, tx = ?, "
+            "target = ? WHERE iface = ? AND key = ?")
 
 
 def _up(status: str | None) -> bool:
@@ -105,7 +105,7 @@ class Recorder:
             self._totals[pid] = (rx, tx)
             base_rx, base_tx = view.counter_base
             counters.append((view.latest_handshake, view.endpoint, base_rx, base_tx, rx - base_rx, tx - base_tx,
-                             pid[0], pid[1]))
+                             view.target, pid[0], pid[1]))
         batch = Batch()
         batch.add(COUNTERS, counters)
         self.writer._write(batch)
