@@ -3,9 +3,11 @@ with a fake ``wg``; the real-browser test is ``test_statuspage_lab.py``."""
 
 from __future__ import annotations
 
+import dataclasses
 import html.parser
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from tests.daemon_helpers import REPO, run_cli, write_config
 from wgtrack.events import Event
+from wgtrack.history.reading import Availability
 from wgtrack.link import Status
 from wgtrack.quality import Quality
 from wgtrack.snapshot import InterfaceView, PeerView, Snapshot
@@ -96,7 +99,8 @@ def test_page_lists_worst_first_with_state_since_handshake_rtt_rates_and_hostnam
     assert cells.scripts == 0 and cells.external == 0  # works offline, and with script off
     header, first, degraded, second = cells.rows[:4]
     assert header == ["interface", "peer", "state", "since", "handshake", "rtt", "loss 5m", "rtt p50/p90/p99",
-                      "jitter", "path mtu", "rx", "tx", "endpoint"]
+                      "jitter", "path mtu", "rx", "tx", "endpoint", "30 days"]
+    assert second[13] == "-"  # no history store: no bar
     assert first[1:3] == ["peer-b", "down"]  # the worst first
     assert degraded[1:3] == ["peer-c", "up:degraded (mtu)"]  # then the degraded, with why
     assert second[1:3] == ["peer-a", "up:ok"]
@@ -110,6 +114,19 @@ def test_page_lists_worst_first_with_state_since_handshake_rtt_rates_and_hostnam
     assert '<meta http-equiv="refresh" content="2">' in page
     assert '<span class="state degraded">up:degraded (mtu)</span>' in page
     assert "wgtrack on hub.test" in page and "1 down, 1 degraded, 0 idle, 1 up" in page
+
+
+def test_thirty_day_bar_has_a_cell_per_day_with_its_figure_on_hover() -> None:
+    a = peer("peer-a", Status.UP)
+    days = (None,) * 27 + (1.0, 0.98, 0.5)
+    now = dataclasses.replace(snap([a]), availability={(a.interface, a.public_key): Availability(0.6, 0.8, 0.82,
+                                                                                                 days)})
+    page = "".join(render(now, None, Timeline(), now=NOW))
+    cells = re.findall(r'<span class="(a\w+)" title="([^"]+)"></span>', page)
+    assert len(cells) == 30 and cells[0] == ("anone", "2026-12-17: -")  # NOW is 2027-01-15 UTC
+    assert cells[-3:] == [("a100", "2027-01-13: 100.00 %"), ("a95", "2027-01-14: 98.00 %"),
+                          ("alow", "2027-01-15: 50.00 %")]
+    assert parse(page).rows[1][13] == "82.00 %"  # and the 30-day figure
 
 
 def test_names_from_config_files_are_escaped() -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import html
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from wgtrack import quality
+from wgtrack.history.reading import Availability
 from wgtrack.snapshot import PeerView, Snapshot
 
 TIMELINE_S = 3600.0  # the page shows the last hour
@@ -134,6 +135,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .bar span{display:block;height:14px}
 .bar .up{background:#1a7f37}.bar .down{background:#cf222e}.bar .idle{background:#6e7781}
 .bar .degraded{background:#bf8700}
+.days{display:inline-flex;gap:1px;vertical-align:middle}.days span{display:block;width:5px;height:14px}
+.days .a100{background:#1a7f37}.days .a99{background:#4ac26b}.days .a95{background:#bf8700}
+.days .alow{background:#cf222e}.days .anone{background:#d0d7de}
 .warn{color:#cf222e;font-weight:bold}
 small{color:#666}
 """
@@ -165,7 +169,7 @@ def render(snapshot: Snapshot | None, previous: Snapshot | None, timeline: Timel
         per_state[state_class(view.status.value)] = per_state.get(state_class(view.status.value), 0) + 1
     counts = ", ".join(f"{per_state.get(k, 0)} {k}" for k in ("down", "degraded", "idle", "up"))
     yield f"<h2>Peers</h2>\n<p>{len(views)} peers: {counts}</p>\n"
-    yield from _table(views[:MAX_ROWS], rates(snapshot, previous), snapshot.time_ns / 1e9)
+    yield from _table(views[:MAX_ROWS], rates(snapshot, previous), snapshot.time_ns / 1e9, snapshot.availability or {})
     if len(views) > MAX_ROWS:
         yield f"<p>{len(views) - MAX_ROWS} more peers not shown (the table lists the worst first).</p>\n"
     yield from _timeline(timeline.window(now), snapshot, now)
@@ -173,11 +177,11 @@ def render(snapshot: Snapshot | None, previous: Snapshot | None, timeline: Timel
 
 
 def _table(views: list[PeerView], per_peer: dict[tuple[str, str], tuple[float, float]],
-           taken: float) -> Iterator[str]:
+           taken: float, figures: Mapping[tuple[str, str], Availability]) -> Iterator[str]:
     """The peer table; ages are as of ``taken``, the snapshot's time."""
     esc = html.escape
     head = ("interface", "peer", "state", "since", "handshake", "rtt", "loss 5m", "rtt p50/p90/p99", "jitter",
-            "path mtu", "rx", "tx", "endpoint")
+            "path mtu", "rx", "tx", "endpoint", "30 days")
     yield "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>\n"
     for start in range(0, len(views), CHUNK_ROWS):
         rows = []
@@ -197,9 +201,31 @@ def _table(views: list[PeerView], per_peer: dict[tuple[str, str], tuple[float, f
                 f'<td class="num">{quantiles}</td><td class="num">{jitter}</td>'
                 f'<td class="num">{"-" if p.path_mtu is None else p.path_mtu}</td>'
                 f'<td class="num">{human_rate(rx)}</td><td class="num">{human_rate(tx)}</td>'
-                f"<td>{esc(endpoint_text(p.endpoint, p.endpoint_host))}</td></tr>\n")
+                f"<td>{esc(endpoint_text(p.endpoint, p.endpoint_host))}</td>"
+                f"<td>{days_bar(figures.get((p.interface, p.public_key)), taken)}</td></tr>\n")
         yield "".join(rows)
     yield "</tbody></table>\n"
+
+
+def _cell(ratio: float | None) -> str:
+    if ratio is None:
+        return "anone"
+    return "a100" if ratio >= 0.999 else "a99" if ratio >= 0.99 else "a95" if ratio >= 0.95 else "alow"
+
+
+def percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio * 100:.2f} %"
+
+
+def days_bar(avail: Availability | None, taken: float) -> str:
+    """A cell per UTC day of the last 30, coloured by its availability, the figure in its title
+    (no script), then the 30-day figure; empty without a history store."""
+    if avail is None:
+        return "-"
+    first = int(taken // 86400) - len(avail.days) + 1
+    cells = "".join(f'<span class="{_cell(r)}" title="{time.strftime("%Y-%m-%d", time.gmtime((first + n) * 86400))}: '
+                    f'{percent(r)}"></span>' for n, r in enumerate(avail.days))
+    return f'<span class="days">{cells}</span> {percent(avail.month)}'
 
 
 def _timeline(changes: list[Change], snapshot: Snapshot, now: float) -> Iterator[str]:
