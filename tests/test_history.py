@@ -278,3 +278,18 @@ def test_recorder_writes_changes_sessions_and_heartbeat(tmp_path: Path) -> None:
     assert writer.query("SELECT kind, new FROM endpoints") == [("roam", "e:2")]
     assert rollup.meta(writer.conn, "alive") == snap.time_ns / 1e9
     assert writer.close(5.0)
+
+
+def test_history_section_parses_and_a_reload_of_it_says_when_it_applies(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    from wgtrack.daemon import _Process
+    old = config.parse("")
+    new = config.parse(f"[history]\npath = {tmp_path / 'h.db'}\nretention = 30\n")
+    assert (old.history_enabled, old.history_path, old.history_retention_s) == (True, None, 400 * 86400.0)
+    assert (new.history_path, new.history_retention_s) == (tmp_path / "h.db", 30 * 86400.0)
+    assert config.parse("[history]\nretention = 12h\nenabled = no\n").history_retention_s == 43200.0
+    with pytest.raises(config.ConfigError, match=r"\[history\] retention = '10m': must be between 1 hour"):
+        config.parse("[history]\nretention = 10m\n")
+    with caplog.at_level(logging.WARNING):
+        _Process(logging.INFO).reload(old, new)
+    assert "[history] changed: it takes effect at the next start" in caplog.text

@@ -55,6 +55,9 @@ class _Process:
         probe.set_rate(new.probe_rate)
         if self.loglevel_override is None:
             logging.getLogger().setLevel(new.loglevel)
+        history = ("history_enabled", "history_path", "history_retention_s")
+        if any(getattr(old, key) != getattr(new, key) for key in history):
+            log.warning("[history] changed: it takes effect at the next start; the store stays as it is until then")
 
 
 class _Tracking:
