@@ -110,6 +110,8 @@ wg_config_dir = {world / 'wireguard'}
 filename = {world / 'out' / 'wgtrack.lp'}
 [output:json]
 filename = {status_file}
+[history]
+path = {world / 'out' / 'history.db'}
 """)
     log = world / "log"
     caps_list = ",".join(f"+{c}" for c in caps.split(","))
