@@ -98,10 +98,14 @@ def measure(lab: Lab, argv: list[str], env: dict[str, str], warmup_s: float, sec
     return (after - before) * 1000 / (seconds / cycle_s), rss
 
 
-def config(tmp: Path, name: str, extra: str = "", cycle_s: float = CYCLE_S, ping_interval: int = 2) -> Path:
+def config(tmp: Path, name: str, extra: str = "", cycle_s: float = CYCLE_S, ping_interval: int = 2,
+           history: bool = True) -> Path:
+    """A contender's config; ours keep their history store in the lab's directory (0.2.0 ignores
+    the section: it reads only the keys it knows)."""
     conf = tmp / f"{name}.conf"
+    store = f"[history]\npath = {tmp / (name + '.db')}\n" if history else "[history]\nenabled = no\n"
     conf.write_text(f"[general]\ncycle_time = {cycle_s:g}\nping_interval = {ping_interval}\nloglevel = 30\n{extra}"
-                    f"[output:influx]\nfilename = {tmp / (name + '.lp')}\n")
+                    f"[output:influx]\nfilename = {tmp / (name + '.lp')}\n" + (store if name != "old" else ""))
     return conf
 
 
@@ -119,6 +123,7 @@ def contenders(tmp: Path, python_020: str, baseline: Path | None = None) -> dict
                                    PATH),
         "wgtrack 0.2.0": ([python_020, "-m", "wgtrack", "-c", str(config(tmp, "old"))], PATH),
         "wgtrack (this tree)": ([*ours, str(config(tmp, "ours"))], env),
+        "wgtrack (this tree), history off": ([*ours, str(config(tmp, "nohistory", history=False))], env),
         "wgtrack (this tree), ping_interval = 0": ([*ours, str(config(tmp, "quiet", ping_interval=0))], env),
     }
 
@@ -158,13 +163,13 @@ def heartbeats(path: Path) -> dict[int, tuple[float, float]]:
     return {int(str(fields["cycle"])): (float(str(fields["cycle_duration_s"])), float(str(fields["loop_lag_ms"])))}
 
 
-def big(count: int, seconds: float) -> None:
+def big(count: int, seconds: float, history: bool = True) -> None:
     """``count`` peers, cycle 5 s: every cycle's duration and worst loop lag."""
     lab = Lab(peers=())
     try:
         lab.build()
         add_peers(lab, count)
-        conf = config(lab.dir, "big", cycle_s=5.0)
+        conf = config(lab.dir, "big", cycle_s=5.0, history=history)
         out = lab.dir / "big.lp"
         proc = spawn(lab, [sys.executable, "-m", "wgtrack", "-c", str(conf)], {**PATH, "PYTHONPATH": str(REPO)})
         seen: dict[int, tuple[float, float]] = {}
@@ -183,7 +188,8 @@ def big(count: int, seconds: float) -> None:
     later = {c: v for c, v in seen.items() if c >= 2}  # the first cycle meets every peer (and logs it)
     durations = sorted(d for d, _ in later.values())
     lags = sorted(lag for _, lag in later.values())
-    print(f"\n{count:,} peers, cycle_time 5: {len(later)} cycles seen after the first; cycle duration median "
+    print(f"\n{count:,} peers, cycle_time 5, history {'on' if history else 'off'}: {len(later)} cycles seen after "
+          f"the first; cycle duration median "
           f"{statistics.median(durations):.2f} s, max {durations[-1]:.2f} s (target: every one < 5 s); worst loop lag "
           f"median {statistics.median(lags):.0f} ms, max {lags[-1]:.0f} ms (target <= 100 ms); first cycle "
           f"{seen.get(1, (float('nan'), 0))[0]:.2f} s; CPU {cpu:.0f} ms per cycle; RSS {rss:.0f} MB", flush=True)
@@ -300,7 +306,8 @@ def main() -> int:
         table([int(x) for x in args.peers.split(",")], args.runs, args.warmup, args.seconds, python_020,
               args.baseline.resolve() if args.baseline else None)
     if "big" in parts and args.big:
-        big(args.big, 60.0)
+        for history in (True, False):  # side by side: the store's cost at the biggest hub
+            big(args.big, 60.0, history)
     if "mixed" in parts:
         mixed(args.mixed_runs, 30.0, args.seconds, python_020)
     return 0
