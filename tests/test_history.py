@@ -293,3 +293,41 @@ def test_history_section_parses_and_a_reload_of_it_says_when_it_applies(tmp_path
     with caplog.at_level(logging.WARNING):
         _Process(logging.INFO).reload(old, new)
     assert "[history] changed: it takes effect at the next start" in caplog.text
+
+
+def test_peer_page_shows_outages_sessions_endpoints_and_the_week(tmp_path: Path) -> None:
+    import asyncio
+    import dataclasses
+
+    from tests.snapshots import peer, snapshot
+    from wgtrack.peerpages import PeerPages
+    from wgtrack.statuspage import parse_peer_path, peer_path
+
+    key = "ab/cd+ef" + "A" * 35 + "="
+    view = peer(key, friendly_name=None, interface="peer/wg1")
+    assert parse_peer_path(peer_path(view)) == ("peer/wg1", key)  # a namespace's slash, a key's / + =
+    conn = _store(tmp_path)
+    snap = dataclasses.replace(snapshot(view), history_path=str(tmp_path / "history.db"))
+    now = snap.time_ns / 1e9
+    for t, old, new in ((now - 9000, None, "up:ok"), (now - 7200, "up:ok", "down"), (now - 3600, "down", "up:ok")):
+        conn.execute("INSERT INTO transitions (time, iface, key, old, new, reason) VALUES (?, 'peer/wg1', ?, ?, ?, ?)",
+                     (t, key, old, new, "2 probes failed" if new == "down" else "probe answered"))
+    conn.execute("INSERT INTO peers VALUES ('peer/wg1', ?, NULL, 'up:ok', ?, 0, NULL, 0, 0, 0, 0, NULL, NULL)",
+                 (key, now - 3600))
+    conn.execute("INSERT INTO sessions (iface, key, start, end) VALUES ('peer/wg1', ?, ?, ?)", (key, now - 9000,
+                                                                                              now - 7300))
+    conn.execute("INSERT INTO endpoints (time, iface, key, old, new, kind) VALUES (?, 'peer/wg1', ?, 'x:1', 'y:2', "
+                 "'set')", (now - 7000, key))
+
+    async def fetch() -> str | None:
+        pages = PeerPages()
+        found = await pages.page(snap, peer_path(view))
+        assert await pages.page(snap, "/peer/peer%2Fwg1/nobody") is None
+        return "".join(found) if found is not None else None
+
+    page = asyncio.run(fetch())
+    assert page is not None and "<script" not in page
+    assert "2 probes failed" in page and "<td>60m</td>" in page  # the outage: an hour long
+    assert "x:1" in page and "y:2" in page and "set by wgtrack" in page
+    assert page.count('title="down from') == 1 and page.count('title="up:ok from') == 2  # the week's bar
+    assert 'title="not tracked from' in page  # before its first change: nothing known

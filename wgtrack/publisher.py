@@ -42,7 +42,8 @@ class Publisher:
         noted meanwhile; the cycle never waits."""
         if self.history is not None:
             self.history.cycle(snap, stopping)
-            snap = dataclasses.replace(snap, availability=self.history.recorder.figures)
+            snap = dataclasses.replace(snap, availability=self.history.recorder.figures,
+                                       history_path=str(self.history.writer.path))
         self.outputs.offer(snap)
         self._published_at = asyncio.get_running_loop().time()
 

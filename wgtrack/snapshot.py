@@ -133,9 +133,6 @@ class CycleFacts:
     last_success_ns: int = 0  # when wg was last read successfully (0 = never)
     errors: tuple[tuple[str, int], ...] = ()  # cumulative collection errors by kind
     stopped: bool = False  # the last snapshot of a clean stop
-    # (interface, public key) -> availability over 24 h, 7 d, 30 d: the history store's
-    # figures (docs/history.md); None without a store
-    availability: Mapping[tuple[str, str], Availability] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +160,4 @@ class Snapshot:
     # (interface, public key) -> availability over 24 h, 7 d, 30 d: the history store's
     # figures (docs/history.md); None without a store
     availability: Mapping[tuple[str, str], Availability] | None = None
+    history_path: str | None = None  # the history store's file, for pages that read a peer's past

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from wgtrack.snapshot import PeerView, Snapshot
 
 TIMELINE_S = 3600.0  # the page shows the last hour
 TIMELINE_ENTRIES = 10_000  # ring buffer: a flapping hub cannot grow it without end
-MAX_ROWS = 5_000  # peers in the table; the worst first, the rest counted
+PAGE_ROWS = 500  # peers per page of the table, the worst first
 RECENT_CHANGES = 50  # the change list under the timeline
 CHUNK_ROWS = 500  # rows rendered per chunk, so a big hub's page never holds the loop long
 STATE_EVENTS = ("peer_down", "peer_up")
@@ -110,17 +111,8 @@ def rates(current: Snapshot, previous: Snapshot | None) -> dict[tuple[str, str],
     """rx and tx bytes per second of every peer seen in both snapshots (a reset counts as none)."""
     if previous is None or previous.time_ns >= current.time_ns:
         return {}
-    seconds = (current.time_ns - previous.time_ns) / 1e9
-    before = {(p.interface, p.public_key): (p.rx_bytes, p.tx_bytes)
-              for iface in previous.interfaces for p in iface.peers}
-    result = {}
-    for iface in current.interfaces:
-        for p in iface.peers:
-            old = before.get((p.interface, p.public_key))
-            if old is not None:
-                result[(p.interface, p.public_key)] = (max(0, p.rx_bytes - old[0]) / seconds,
-                                                       max(0, p.tx_bytes - old[1]) / seconds)
-    return result
+    listed = Ordered().of(current, previous)
+    return listed.rates(listed.views, (current.time_ns - previous.time_ns) / 1e9)
 
 
 STYLE = """
@@ -143,9 +135,46 @@ small{color:#666}
 """
 
 
+class Ordered:
+    """A snapshot's peers worst first and counted by state, and the previous snapshot's
+    counters by peer: made once per snapshot, so that each page of a 50,000-peer table costs
+    only its own rows."""
+
+    def __init__(self) -> None:
+        self._for: tuple[Snapshot | None, Snapshot | None] = (None, None)
+        self.views: list[PeerView] = []
+        self.counts: dict[str, int] = {}
+        self._before: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def of(self, snapshot: Snapshot, previous: Snapshot | None) -> Ordered:
+        if self._for[0] is not snapshot:
+            self.views = sorted((p for iface in snapshot.interfaces for p in iface.peers), key=_order)
+            self.counts = {}
+            for view in self.views:
+                kind = state_class(view.status.value)
+                self.counts[kind] = self.counts.get(kind, 0) + 1
+        if self._for[1] is not previous:
+            self._before = {(p.interface, p.public_key): (p.rx_bytes, p.tx_bytes)
+                            for iface in (previous.interfaces if previous else ()) for p in iface.peers}
+        self._for = (snapshot, previous)
+        return self
+
+    def rates(self, views: list[PeerView], seconds: float) -> dict[tuple[str, str], tuple[float, float]]:
+        """rx and tx bytes per second of ``views`` since the previous snapshot."""
+        if seconds <= 0:
+            return {}
+        found = {}
+        for p in views:
+            old = self._before.get((p.interface, p.public_key))
+            if old is not None:
+                found[(p.interface, p.public_key)] = (max(0, p.rx_bytes - old[0]) / seconds,
+                                                      max(0, p.tx_bytes - old[1]) / seconds)
+        return found
+
+
 def render(snapshot: Snapshot | None, previous: Snapshot | None, timeline: Timeline,
-           now: float | None = None) -> Iterator[str]:
-    """The page, chunk by chunk."""
+           now: float | None = None, page: int = 1, ordered: Ordered | None = None) -> Iterator[str]:
+    """The page (``page``: of the table, PAGE_ROWS peers each), chunk by chunk."""
     now = time.time() if now is None else now
     esc = html.escape
     refresh = int(min(30, max(2, snapshot.cycle_time_s if snapshot else 5)))
@@ -163,15 +192,18 @@ def render(snapshot: Snapshot | None, previous: Snapshot | None, timeline: Timel
         yield '<p class="warn">wgtrack has stopped; this is what it knew then.</p>\n'
     if not snapshot.wg_ok:
         yield f'<p class="warn">WireGuard is not readable: {esc(snapshot.wg_error or "")}</p>\n'
-    views = sorted((p for iface in snapshot.interfaces for p in iface.peers), key=_order)
-    per_state: dict[str, int] = {}
-    for view in views:
-        per_state[state_class(view.status.value)] = per_state.get(state_class(view.status.value), 0) + 1
+    listed = (ordered or Ordered()).of(snapshot, previous)
+    views, per_state = listed.views, listed.counts
     counts = ", ".join(f"{per_state.get(k, 0)} {k}" for k in ("down", "degraded", "idle", "up"))
     yield f"<h2>Peers</h2>\n<p>{len(views)} peers: {counts}</p>\n"
-    yield from _table(views[:MAX_ROWS], rates(snapshot, previous), snapshot.time_ns / 1e9, snapshot.availability or {})
-    if len(views) > MAX_ROWS:
-        yield f"<p>{len(views) - MAX_ROWS} more peers not shown (the table lists the worst first).</p>\n"
+    pages = max(1, -(-len(views) // PAGE_ROWS))
+    page = min(max(1, page), pages)
+    shown = views[(page - 1) * PAGE_ROWS:page * PAGE_ROWS]
+    seconds = (snapshot.time_ns - previous.time_ns) / 1e9 if previous else 0.0
+    nav = _pages(page, pages)
+    yield nav
+    yield from _table(shown, listed.rates(shown, seconds), snapshot.time_ns / 1e9, snapshot.availability or {})
+    yield nav
     yield from _timeline(timeline.window(now), snapshot, now)
     yield "</body></html>\n"
 
@@ -194,7 +226,7 @@ def _table(views: list[PeerView], per_peer: dict[tuple[str, str], tuple[float, f
             hs = "never" if p.handshake_age_s is None else f"{human_age(p.handshake_age_s)} ago"
             rows.append(
                 f"<tr><td>{esc(p.interface)}</td><td title=\"{esc(p.public_key)}\">"
-                f"{esc(p.friendly_name or p.public_key[:8] + '…')}</td>"
+                f'<a href="{esc(peer_path(p))}">{esc(p.friendly_name or p.public_key[:8] + "…")}</a></td>'
                 f'<td><span class="state {state_class(status)}">{esc(status)}</span></td>'
                 f"<td>{human_age(p.since_s(taken))} <small>(since {since} UTC)</small></td>"
                 f'<td class="num">{hs}</td><td class="num">{rtt}</td><td class="num">{loss}</td>'
@@ -205,6 +237,31 @@ def _table(views: list[PeerView], per_peer: dict[tuple[str, str], tuple[float, f
                 f"<td>{days_bar(figures.get((p.interface, p.public_key)), taken)}</td></tr>\n")
         yield "".join(rows)
     yield "</tbody></table>\n"
+
+
+def peer_path(view: PeerView) -> str:
+    """The page's path: the interface and the friendly name (else the public key), each quoted
+    whole (a namespace's interface has a slash; a key has / + =)."""
+    name = view.friendly_name or view.public_key
+    return f"/peer/{urllib.parse.quote(view.interface, safe='')}/{urllib.parse.quote(name, safe='')}"
+
+
+def parse_peer_path(path: str) -> tuple[str, str] | None:
+    """(interface, name or key) from a page's path, or None."""
+    rest = path.removeprefix("/peer/")
+    if rest == path or rest.count("/") != 1:
+        return None
+    iface, name = rest.split("/")
+    return urllib.parse.unquote(iface), urllib.parse.unquote(name)
+
+
+def _pages(page: int, pages: int) -> str:
+    """Links to the table's other pages (worst first); nothing for one page."""
+    if pages == 1:
+        return ""
+    links = [f'<a href="/?page={n}">{n}</a>' if n != page else f"<b>{n}</b>"
+             for n in sorted({1, page - 1, page, page + 1, pages}) if 1 <= n <= pages]
+    return f"<p>page {page} of {pages} ({PAGE_ROWS} peers a page, the worst first): {' '.join(links)}</p>\n"
 
 
 def _cell(ratio: float | None) -> str:

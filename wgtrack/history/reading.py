@@ -146,3 +146,42 @@ def totals(conn: sqlite3.Connection, first_day: int, last_day: int) -> dict[Peer
     return {(iface, key): (up + degraded, down) for iface, key, up, degraded, down in conn.execute(
         "SELECT iface, key, sum(up_s), sum(degraded_s), sum(down_s) FROM daily WHERE day BETWEEN ? AND ? "
         "GROUP BY iface, key", (first_day, last_day))}
+
+
+PAGE_ITEMS = 100  # outages, sessions and endpoint changes a peer page lists, the newest
+
+
+@dataclass(frozen=True, slots=True)
+class PeerHistory:
+    """What a peer's page shows of its past."""
+
+    outages: list[Outage]
+    sessions: list[tuple[str, str, float, float | None]]
+    endpoints: list[tuple[float, str, str, str | None, str, str]]
+    # the last 7 days as (start, end, status) spans; None: not tracked (wgtrack stopped, or before)
+    spans: list[tuple[float, float, str | None]]
+
+
+def peer_history(conn: sqlite3.Connection, peer: PeerId, now: float, days: int = 30) -> PeerHistory:
+    """One peer's outages, sessions and endpoint changes of the last ``days`` days (the newest
+    PAGE_ITEMS of each), and its last 7 days as spans of status."""
+    since = now - days * 86400
+    return PeerHistory(outages(conn, since, now, peer)[-PAGE_ITEMS:], sessions(conn, since, peer)[-PAGE_ITEMS:],
+                       endpoints(conn, since, peer)[-PAGE_ITEMS:], spans(conn, peer, now - 7 * 86400, now))
+
+
+def spans(conn: sqlite3.Connection, peer: PeerId, start: float, end: float) -> list[tuple[float, float, str | None]]:
+    """The peer's status over [start, end) from its changes (before its first known change
+    within the window: the status that change left)."""
+    rows = list(conn.execute("SELECT time, old, new FROM transitions WHERE iface = ? AND key = ? AND time >= ? "
+                             "ORDER BY id", (*peer, start)))
+    last = conn.execute("SELECT status FROM peers WHERE iface = ? AND key = ?", peer).fetchone()
+    found: list[tuple[float, float, str | None]] = []
+    at, state = start, (rows[0][1] if rows else (last[0] if last else None))
+    for t, _old, new in rows:
+        if t > at:
+            found.append((at, t, state))
+        at, state = max(at, t), new
+    if end > at:
+        found.append((at, end, state))
+    return found

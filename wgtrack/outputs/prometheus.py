@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import ssl  # asyncio has loaded it already: no extra memory
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,12 @@ from typing import TYPE_CHECKING
 
 from wgtrack.errors import StartupError
 from wgtrack.outputs import Output
+from wgtrack.peerpages import PeerPages
 from wgtrack.promtext import LabelCache, render_chunks
 from wgtrack.retry import FailureRun
 from wgtrack.schema import OutputSpec, absolute_path, enabled_key, listen_address, output_key, split_listen, url_path
 from wgtrack.snapshot import Snapshot
-from wgtrack.statuspage import Timeline
+from wgtrack.statuspage import Ordered, Timeline
 from wgtrack.statuspage import render as render_page
 from wgtrack.workers import Workers
 
@@ -73,6 +75,8 @@ class PrometheusExporter(Output):
         self.snapshot: Snapshot | None = None
         self._previous: Snapshot | None = None  # for the status page's rates
         self._timeline = Timeline()
+        self._ordered = Ordered()  # the table's order, made once per snapshot for every page
+        self._peers = PeerPages()
         self._labels = LabelCache()
         self._listeners: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
@@ -222,8 +226,13 @@ class PrometheusExporter(Output):
             return await self._stream_metrics(writer, head=method == "HEAD")
         if target == "/":
             # The status page: the same snapshot and auth as the metrics, no outside asset.
-            chunks = render_page(self.snapshot, self._previous, self._timeline)
+            chunks = render_page(self.snapshot, self._previous, self._timeline, page=_page(request[1]),
+                                 ordered=self._ordered)
             return await self._stream(writer, PAGE_HEADERS, chunks, head=method == "HEAD")
+        if target.startswith("/peer/"):
+            found = await self._peers.page(self.snapshot, target)
+            if found is not None:
+                return await self._stream(writer, PAGE_HEADERS, found, head=method == "HEAD")
         return await self._respond(writer, 404, b"not found\n")
 
     async def _stream_metrics(self, writer: asyncio.StreamWriter, head: bool) -> None:
@@ -272,6 +281,15 @@ class PrometheusExporter(Output):
         lines += [f"{k}: {v}" for k, v in headers or []]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else body))
         await writer.drain()
+
+
+def _page(target: str) -> int:
+    """``?page=N`` of a request target (1 when absent or not a number)."""
+    query = urllib.parse.parse_qs(target.partition("?")[2])
+    try:
+        return int(query.get("page", ["1"])[0])
+    except ValueError:
+        return 1
 
 
 def _listen(host: str | None, port: int) -> list[socket.socket]:
