@@ -4,8 +4,10 @@ JavaScript off."""
 
 from __future__ import annotations
 
+import calendar
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ DOWN_RGB = (0xCF, 0x22, 0x2E)  # statuspage.STYLE: .state.down
 UP_RGB = (0x1A, 0x7F, 0x37)
 
 
-def chromium(lab: Lab, tmp_path: Path, *args: str) -> str:
+def chromium(lab: Lab, tmp_path: Path, *args: str, path: str = "/") -> str:
     """Headless Chromium in mon's network namespace (where the exporter listens); its
     background traffic is switched off, the network here being closed."""
     browser = shutil.which("chromium")
@@ -30,7 +32,7 @@ def chromium(lab: Lab, tmp_path: Path, *args: str) -> str:
     argv = ["nsenter", "-t", str(lab.hosts["mon"].wg_pid), "-n", browser, "--headless", "--no-sandbox",
             "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}", *args, f"http://127.0.0.1:{PORT}/"]
+            f"--user-data-dir={tmp_path / 'chromium-profile'}", *args, f"http://127.0.0.1:{PORT}{path}"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
@@ -72,7 +74,7 @@ def test_status_page_in_chromium_shows_the_down_peer(lab: Lab, tmp_path: Path) -
     # screenshot with scriptEnabled=false: it prints nothing and writes no file.)
     dom = chromium(lab, tmp_path, "--dump-dom")
     assert "<script" not in dom
-    rows = {row[1]: row for row in parse(dom).rows[1:] if len(row) == 13}
+    rows = {row[1]: row for row in parse(dom).rows[1:] if len(row) == 14}
     assert rows["peer-b"][2] == "down"
     assert rows["peer-a"][2] == rows["peer-c"][2] == "up:ok"
     assert rows["peer-a"][12] == "a.lab.test → 198.51.100.11:51820"  # reached by name
@@ -83,3 +85,40 @@ def test_status_page_in_chromium_shows_the_down_peer(lab: Lab, tmp_path: Path) -
     assert rows["peer-b"][6].endswith("%") and float(rows["peer-b"][6][:-1]) > 0  # its lost echoes
     assert "peer-b" in dom.split("Last hour", 1)[1]  # its change is on the timeline
     ARTIFACTS.joinpath("statuspage-peer-b-down.html").write_text(dom)
+
+
+def test_peer_page_after_a_restart_shows_the_outage_from_before(lab: Lab, tmp_path: Path) -> None:
+    """Issue 23, part 4: b breaks, wgtrack restarts, and b's own page (in Chromium) still shows
+    the outage that began before the restart, ongoing, and b down since then."""
+    store = tmp_path / "history.db"
+    extra = f"[output:prometheus]\nlisten = 127.0.0.1:{PORT}\n[history]\npath = {store}\n"
+    settings = {"cycle_time": 1, "ping_interval": 1, "ping_failafternum": 2, "ping_timeout": 0.5}
+    daemon = start_in_lab(lab, tmp_path, extra, **settings)
+    b = lab.hosts["b"].public_key
+    daemon.wait_for("all up", lambda t: all(daemon.status(lab.hosts[p].public_key) == "up:ok"
+                                            for p in lab.peer_names), 30)
+    lab.blackhole("b")
+    daemon.wait_for("b down", lambda t: lp.peers(t)[b].fields["status"] == "down", 30)
+    broke = time.time()
+    rc, _ = daemon.stop()
+    assert rc == 0
+    restarted = time.time()
+    again = start_in_lab(lab, tmp_path, extra, **settings)
+    again.wait_for("a cycle after the restart", lambda t: again.cycle() >= 3, 30)
+    assert lp.peers(again.text())[b].fields["status"] == "down"
+
+    shot = ARTIFACTS / "peer-page-outage-across-restart.png"
+    shot.unlink(missing_ok=True)
+    chromium(lab, tmp_path, f"--screenshot={shot}", "--window-size=1280,800", "--hide-scrollbars",
+             path="/peer/wg0/peer-b")
+    (size, down_pixels) = count(shot, DOWN_RGB)
+    print(f"peer page screenshot: {shot} ({down_pixels} red pixels)")
+    assert size == (1280, 800) and down_pixels > 300  # the red badge and the week bar's red span
+    dom = chromium(lab, tmp_path, "--dump-dom", path="/peer/wg0/peer-b")
+    assert "<script" not in dom
+    outages = [row for row in parse(dom.split("<h2>Outages</h2>", 1)[1]).rows[1:] if len(row) == 4]
+    assert len(outages) == 1 and outages[0][1] == "ongoing", outages
+    started = calendar.timegm(time.strptime(outages[0][0], "%Y-%m-%d %H:%M:%S"))
+    assert broke - 30 <= started <= restarted  # it began before the restart
+    ARTIFACTS.joinpath("peer-page-outage-across-restart.html").write_text(dom)
+    again.stop()
