@@ -8,6 +8,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +126,34 @@ def test_a_degraded_peer_fires_its_own_alert_and_going_down_swaps_it() -> None:
     assert set(by_name) == {"WireGuardPeerDown", "WireGuardPeerDegraded"}
     # the degraded alert is resolved (ends now), the down one fires (ends four intervals ahead unless re-sent)
     assert by_name["WireGuardPeerDegraded"]["endsAt"] < by_name["WireGuardPeerDown"]["endsAt"]
+
+
+def test_an_alert_whose_link_healed_while_stopped_is_resolved_after_the_restart(tmp_path: Path) -> None:
+    from wgtrack.history import db, memory
+    from wgtrack.history.outbox import Outbox
+    from wgtrack.history.writer import Batch
+
+    conn = db.open_store(tmp_path / "history.db")
+    settings = AlertmanagerSettings(url="http://127.0.0.1:9", resend_interval_s=30, instance="vpn1")
+    down = peer(KEY_B, friendly_name="bob", status=Status.DOWN, since=T_NS / 1e9 - 12.0)
+
+    def stored(outbox: Outbox) -> None:  # what the cycle's batch does
+        batch = Batch()
+        outbox.drain_into(batch)
+        for statement, rows in batch.writes:
+            conn.executemany(statement, rows)
+
+    async def go() -> list[dict[str, Any]]:
+        first, outbox = Alertmanager("output:alertmanager", settings), Outbox(memory.load(conn, T_NS / 1e9))
+        first.keep_in(outbox, "output:alertmanager")
+        await first.publish(snapshot(peer(), down))
+        stored(outbox)  # then the process dies; bob heals while it is away
+        second, outbox = Alertmanager("output:alertmanager", settings), Outbox(memory.load(conn, T_NS / 1e9 + 60))
+        second.keep_in(outbox, "output:alertmanager")
+        await second.publish(dataclasses.replace(snapshot(peer(), peer(KEY_B, friendly_name="bob")),
+                                                 time_ns=T_NS + 60 * 10**9))
+        return second._pending or []
+
+    pending = asyncio.run(go())
+    assert [(a["labels"]["peer"], a["endsAt"] > a["startsAt"]) for a in pending] == [(KEY_B, True)]
+    assert pending[0]["startsAt"] == Alertmanager("x", settings)._alert(down, down.since)["startsAt"]

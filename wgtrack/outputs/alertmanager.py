@@ -15,7 +15,7 @@ import json
 import logging
 import socket
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wgtrack import __version__
 from wgtrack.dump import interface_labels
@@ -25,6 +25,9 @@ from wgtrack.redact import redact_url
 from wgtrack.retry import FailureRun
 from wgtrack.schema import OutputSpec, nonempty, output_key, seconds, timeout_key, url_list
 from wgtrack.snapshot import PeerView, Snapshot
+
+if TYPE_CHECKING:
+    from wgtrack.history.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +78,39 @@ class Alertmanager(Sender[Payload]):
         self._last_sent = 0.0
         self._pending: Payload | None = None
         self._pending_resolved: list[tuple[str, str]] = []
+        self._outbox: Outbox | None = None  # the history store's: the alerts outlive a restart
+        self._kept: int | None = None  # the outbox id of the alerts as last kept
+
+    def keep_in(self, outbox: Outbox, section: str) -> None:
+        """Firing alerts and unsent resolutions are kept in the store (one item, replaced as
+        they change): after a restart, a link that healed meanwhile is resolved explicitly."""
+        self._outbox = outbox
+        for item_id, text in outbox.take(section, 1):
+            try:
+                doc = json.loads(text)
+                self.firing = {(i, k, bool(d)): alert for i, k, d, alert in doc["firing"]}
+                self._resolved = {(i, k, bool(d)): alert for i, k, d, alert in doc["resolved"]}
+                self._kept = item_id
+            except (ValueError, KeyError, TypeError):  # not what this version keeps: start afresh
+                outbox.done(item_id)
+        if self.firing or self._resolved:
+            log.info("%s: %d firing alert(s) and %d resolution(s) from before the restart", self.name,
+                     len(self.firing), len(self._resolved))
+
+    def _keep(self) -> None:
+        if self._outbox is None:
+            return
+        if self._kept is not None:
+            self._outbox.done(self._kept)
+        self._kept = self._outbox.put(self.name, json.dumps({
+            "firing": [[*key, alert] for key, alert in self.firing.items()],
+            "resolved": [[*key, alert] for key, alert in self._resolved.items()]}))
 
     def take_over(self, old: object) -> None:
         if isinstance(old, Alertmanager):
             # Firing alerts and unsent resolutions live on: Alertmanager must hear them resolve.
             self.firing, self._resolved, self._last_sent = old.firing, old._resolved, old._last_sent
+            self._kept = old._kept
             if old._pending is not None:
                 self._pending = old._pending
                 self._wake.set()
@@ -121,6 +152,8 @@ class Alertmanager(Sender[Payload]):
             alert = self.firing.pop(key)
             self._resolved[key] = {**alert, "endsAt": _iso(now)}
             changed = True
+        if changed:
+            self._keep()
         if changed or (self.firing and now - self._last_sent >= self.settings.resend_interval_s):
             ends = _iso(now + 4 * self.settings.resend_interval_s)  # expires unless re-sent
             self._pending = [{**a, "endsAt": ends} for a in self.firing.values()] + list(self._resolved.values())
@@ -148,8 +181,11 @@ class Alertmanager(Sender[Payload]):
 
     def _delivered(self, payload: Payload) -> None:
         sent = {id(alert) for alert in payload}  # resolutions go out as the very objects kept here
-        for key in [k for k, alert in self._resolved.items() if id(alert) in sent]:
+        done = [k for k, alert in self._resolved.items() if id(alert) in sent]
+        for key in done:
             del self._resolved[key]
+        if done:
+            self._keep()
         if self._pending is payload:
             self._pending = None
 
