@@ -1,13 +1,17 @@
 """``kill -9`` at 100 random moments of a lab run in which a link breaks and heals over and over
 (issue 23, part 5). After each kill the store must pass ``PRAGMA integrity_check``, its heartbeat
 must be at most a cycle or two behind the kill (so at most the last cycle's changes are
-missing), and the next start must read it back (never move it aside)."""
+missing), and the next start must read it back (never move it aside). A webhook receiver hears
+every run's events, each run marked by a header of its own: no event arrives twice within one
+process's life (across lives it may: at least once)."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +19,10 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_helpers import write_config
-from tests.lab import Lab
+from tests.lab import REPO, Lab, wait_until
+from tests.test_lab_lifecycle import jsonl
+
+HOOK_PORT = 9098  # in mon's namespace
 
 pytestmark = pytest.mark.lab
 
@@ -27,7 +34,11 @@ def test_kill_9_at_random_moments_never_corrupts_or_loses_more_than_a_cycle(lab:
     store = tmp_path / "history.db"
     conf = write_config(tmp_path / "wgtrack.conf", tmp_path / "wgtrack.lp", cycle_time=CYCLE_S, ping_interval=1,
                         ping_failafternum=1, ping_timeout=0.3, wg_config_dir=lab.wg_config_dir, loglevel="info")
-    conf.write_text(conf.read_text() + f"[history]\npath = {store}\n")
+    base = conf.read_text() + f"[history]\npath = {store}\n"
+    events = tmp_path / "events.jsonl"
+    events.touch()
+    lab.spawn_in_mon(["env", f"PYTHONPATH={REPO}", sys.executable, "-m", "tests.receiver_main", str(HOOK_PORT),
+                      str(events), "X-Run"], stderr=tmp_path / "receiver.log")
     rng = random.Random(23)
     stop = threading.Event()
 
@@ -47,6 +58,8 @@ def test_kill_9_at_random_moments_never_corrupts_or_loses_more_than_a_cycle(lab:
     log = tmp_path / "log"
     try:
         for n in range(KILLS):
+            conf.write_text(base + f"[output:webhook]\nurl = http://127.0.0.1:{HOOK_PORT}/hook\nbackoff = 0.1\n"
+                                   f"header_x_run = {n}\n")
             proc = lab.daemon(conf, stderr=log)
             time.sleep(rng.uniform(0.2, 3.0))
             killed_at = time.time()
@@ -60,6 +73,21 @@ def test_kill_9_at_random_moments_never_corrupts_or_loses_more_than_a_cycle(lab:
     finally:
         stop.set()
         flapper.join(10)
+    # the last life ends cleanly, and delivers what is left
+    conf.write_text(base + f"[output:webhook]\nurl = http://127.0.0.1:{HOOK_PORT}/hook\nheader_x_run = last\n")
+    last = lab.daemon(conf, stderr=log)
+    wait_until("the last life's start delivered", lambda: any(
+        e["header"] == "last" and '"tracker_started"' in json.dumps(e["body"]) for e in jsonl(events)), 30)
+    lab._stop(last)
+    received = [(str(e["header"]), json.dumps(e["body"], sort_keys=True)) for e in jsonl(events)]
+    lives: dict[str, list[str]] = {}
+    for life, body in received:
+        lives.setdefault(life, []).append(body)
+    twice = {life: [b for b in set(bodies) if bodies.count(b) > 1] for life, bodies in lives.items()}
+    assert not any(twice.values()), twice
+    again = len(received) - len({body for _, body in received})
+    print(f"webhook: {len(received)} deliveries over {len(lives)} lives, none twice within a life; "
+          f"{again} delivered again in a later life (at least once)")
     text = log.read_text()
     assert "moved aside" not in text, text[-3000:]
     assert not list(tmp_path.glob("history.db.bad-*"))
