@@ -140,7 +140,7 @@ def test_an_alert_whose_link_healed_while_stopped_is_resolved_after_the_restart(
     def stored(outbox: Outbox) -> None:  # what the cycle's batch does
         batch = Batch()
         outbox.drain_into(batch)
-        for statement, rows in batch.writes:
+        for statement, rows, _ in batch.writes:
             conn.executemany(statement, rows)
 
     async def go() -> list[dict[str, Any]]:

@@ -188,12 +188,12 @@ def test_outbox_rides_the_batch_and_bounds_what_it_hands_back(tmp_path: Path) ->
     outbox.done(ids[0])  # put and delivered in one cycle: never written
     batch = Batch()
     outbox.drain_into(batch)
-    for statement, rows in batch.writes:
+    for statement, rows, _ in batch.writes:
         conn.executemany(statement, rows)
     outbox.done(ids[1])
     batch = Batch()
     outbox.drain_into(batch)
-    for statement, rows in batch.writes:
+    for statement, rows, _ in batch.writes:
         conn.executemany(statement, rows)
     again = Outbox(memory.load(conn, WALL + 10))
     assert again.take("output:webhook", 2) == [(ids[3], '"3"'), (ids[4], '"4"')]  # the newest two
@@ -259,7 +259,7 @@ def test_recorder_writes_changes_sessions_and_heartbeat(tmp_path: Path) -> None:
     remembered = memory.load(conn, WALL)
     writer = Writer(conn, path)
     journal = Journal()
-    recorder = Recorder(writer, journal, remembered, Outbox(remembered), 400 * 86400.0, lambda: WALL)
+    recorder = Recorder(writer, journal, Outbox(remembered), 400 * 86400.0, lambda: WALL)
     journal.changed(WALL + 1, None, "handshake", PeerRow("wg0", KEY_A, "a", "up:ok", WALL + 1, int(WALL), "e:1",
                                                          0, 0, 0, 0))
     journal.changed(WALL + 9, "up:ok", "probes failed", PeerRow("wg0", KEY_A, "a", "down", WALL + 9, int(WALL) + 5,

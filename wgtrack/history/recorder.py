@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from wgtrack.history import reading, rollup
@@ -15,7 +15,6 @@ from wgtrack.history.journal import Change, Journal
 from wgtrack.history.writer import Batch, Writer
 
 if TYPE_CHECKING:
-    from wgtrack.history.memory import Memory
     from wgtrack.history.outbox import Outbox
     from wgtrack.history.reading import Figures
     from wgtrack.snapshot import PeerView, Snapshot
@@ -51,13 +50,45 @@ def _sessions(batch: Batch, changes: list[Change]) -> None:
             batch.add(CLOSE_SESSION, [(row.iface, row.key, float(row.latest_handshake or c.time))])
 
 
+def _in_transaction(conn: sqlite3.Connection, statement: str, rows: Iterator[tuple[object, ...]]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(statement, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _transition(c: Change) -> tuple[object, ...]:
+    return c.time, c.row.iface, c.row.key, c.old, c.row.status, c.reason
+
+
+def _peer(c: Change) -> tuple[object, ...]:
+    return c.row.values()
+
+
+def _batch(changes: list[Change], endpoints: list[tuple[float, str, str, str | None, str, str]], outbox: Batch,
+           now: float) -> Batch:
+    """One cycle's rows, in order: changes, sessions, endpoints, the outbox, the heartbeat."""
+    batch = Batch()
+    batch.add_made(TRANSITION, changes, _transition)
+    batch.add_made(PEER, changes, _peer)
+    _sessions(batch, changes)
+    batch.add(ENDPOINT, endpoints)
+    batch.add(PEER_ENDPOINT, [(new, iface, key) for _t, iface, key, _old, new, _kind in endpoints])
+    batch.writes += outbox.writes
+    batch.add(HEARTBEAT, [(repr(now),)])
+    return batch
+
+
 class Recorder:
     """Feeds the writer; ``figures`` are the last availability figures read."""
 
-    def __init__(self, writer: Writer, journal: Journal, memory: Memory, outbox: Outbox, retention_s: float,
+    def __init__(self, writer: Writer, journal: Journal, outbox: Outbox, retention_s: float,
                  wall: Callable[[], float]) -> None:
         self.writer, self.journal, self.outbox, self.retention_s = writer, journal, outbox, retention_s
-        self._totals = {pid: (row.rx_base + row.rx, row.tx_base + row.tx) for pid, row in memory.peers.items()}
         now = wall()
         self._hour = int(now // rollup.HOUR_S)
         self._figures_at = -1e18
@@ -65,29 +96,25 @@ class Recorder:
         self.writer.call(self._refresh)
 
     def cycle(self, snap: Snapshot, stopping: bool = False) -> None:
-        """One cycle's batch; the roll-up when an hour has ended (and the counters on a stop)."""
+        """One cycle's batch; the roll-up when an hour has ended (and the counters on a stop).
+        On the loop only the hand-over: the rows are made on the writer's thread (a big hub's
+        first cycle notes 50,000 changes)."""
         now = snap.time_ns / 1e9
         changes, endpoints = self.journal.drain()
-        batch = Batch()
-        batch.add(TRANSITION, [(c.time, c.row.iface, c.row.key, c.old, c.row.status, c.reason) for c in changes])
-        batch.add(PEER, [c.row.values() for c in changes])
-        _sessions(batch, changes)
-        batch.add(ENDPOINT, endpoints)
-        batch.add(PEER_ENDPOINT, [(new, iface, key) for _t, iface, key, _old, new, _kind in endpoints])
-        self.outbox.drain_into(batch)
-        batch.add(HEARTBEAT, [(repr(now),)])
+        outbox = Batch()
+        self.outbox.drain_into(outbox)
+        then: Callable[[], None] | None = None
         hour = int(now // rollup.HOUR_S)
         if hour > self._hour or stopping:
             # On a stop, the roll-up goes to now: the next start has nothing left to catch up.
             ended = now if stopping else float(hour * rollup.HOUR_S)
             self._hour = hour
-            views = [view for iface in snap.interfaces for view in iface.peers]
-            self.writer.submit(batch, lambda: self._hourly(views, ended, now))
+            interfaces = snap.interfaces
+            then = lambda: self._hourly([v for i in interfaces for v in i.peers], ended, now)  # noqa: E731
         elif now - self._figures_at >= FIGURES_S:
             self._figures_at = now
-            self.writer.submit(batch, self._refresh)
-        else:
-            self.writer.submit(batch)
+            then = self._refresh
+        self.writer.submit(lambda: _batch(changes, endpoints, outbox, now), then)
 
     # ---- on the writer's thread ----
 
@@ -95,20 +122,22 @@ class Recorder:
         """Each peer's counters (what a restart continues from) and its bytes since the last
         roll-up; the roll-up to the hour that ended; rows past the retention deleted."""
         traffic: dict[tuple[str, str], tuple[int, int]] = {}
-        counters = []
-        for view in views:
-            pid = (view.interface, view.public_key)
-            rx, tx = view.rx_bytes, view.tx_bytes
-            before = self._totals.get(pid, (rx, tx))
-            if rx != before[0] or tx != before[1]:
-                traffic[pid] = (max(0, rx - before[0]), max(0, tx - before[1]))
-            self._totals[pid] = (rx, tx)
-            base_rx, base_tx = view.counter_base
-            counters.append((view.latest_handshake, view.endpoint, base_rx, base_tx, rx - base_rx, tx - base_tx,
-                             view.target, pid[0], pid[1]))
-        batch = Batch()
-        batch.add(COUNTERS, counters)
-        self.writer._write(batch)
+        # The totals as last written (the store, not memory: a hub's 50,000 pairs once an hour,
+        # not for ever); a peer first written now has no bytes before.
+        before = {(iface, key): (rx, tx) for iface, key, rx, tx in
+                  self.writer.conn.execute("SELECT iface, key, rx_base + rx, tx_base + tx FROM peers")}
+
+        def counters() -> Iterator[tuple[object, ...]]:  # one at a time, as sqlite takes them
+            for view in views:
+                pid = (view.interface, view.public_key)
+                rx, tx = view.rx_bytes, view.tx_bytes
+                old = before.get(pid)
+                if old is not None and (rx != old[0] or tx != old[1]):
+                    traffic[pid] = (max(0, rx - old[0]), max(0, tx - old[1]))
+                base_rx, base_tx = view.counter_base
+                yield (view.latest_handshake, view.endpoint, base_rx, base_tx, rx - base_rx, tx - base_tx,
+                       view.target, pid[0], pid[1])
+        self._guard(_in_transaction, self.writer.conn, COUNTERS, counters())
         start = self._guard(rollup.meta, self.writer.conn, "rolled_until") or ended
         pieces = list(rollup.slices(float(start), ended))
         for number, (a, b) in enumerate(pieces, 1):

@@ -70,19 +70,21 @@ def rollup(conn: sqlite3.Connection, a: float, b: float, traffic: Mapping[PeerId
     roll-ups reach (``rolled_until``)."""
     secs = seconds_in_states(conn, a, b)
     hour, day = int(a // HOUR_S), int(a // DAY_S)
-    rows = [(pid, traffic.get(pid, (0, 0)), secs.get(pid, [0.0] * 4)) for pid in secs.keys() | traffic.keys()]
+    peers = secs.keys() | traffic.keys()
+    nothing, idle = (0, 0), [0.0] * 4
     conn.execute("BEGIN IMMEDIATE")
     try:
         for table, when in (("hourly", hour), ("daily", day)):
-            conn.executemany(_ADD.format(table=table),
-                             [(when, pid[0], pid[1], rx, tx, *s) for pid, (rx, tx), s in rows])
+            # rows made one at a time: a big hub's are never all in memory at once
+            conn.executemany(_ADD.format(table=table), ((when, pid[0], pid[1], *traffic.get(pid, nothing),
+                                                         *secs.get(pid, idle)) for pid in peers))
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_until', ?)", (repr(b),))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return len(rows)
+    return len(peers)
 
 
 def slices(a: float, b: float) -> Iterable[tuple[float, float]]:

@@ -58,7 +58,7 @@ class History:
         self.writer, self.memory = writer, remembered
         self.journal = Journal()
         self.outbox = Outbox(remembered)
-        self.recorder = Recorder(writer, self.journal, remembered, self.outbox, retention_s, wall)
+        self.recorder = Recorder(writer, self.journal, self.outbox, retention_s, wall)
 
     @classmethod
     async def open(cls, config: Config, wall: Callable[[], float]) -> History | None:

@@ -27,22 +27,30 @@ MAX_PENDING_ROWS = 500_000  # rows kept while the disk refuses them (some 100 MB
 
 @dataclass(slots=True)
 class Batch:
-    """One cycle's writes: (statement, rows) in order."""
+    """One cycle's writes, in order: (statement, items, how an item becomes its row). Rows are
+    made as sqlite takes them (again on a retry), from items that exist anyway: a big hub's
+    first cycle notes 50,000 changes, and their rows never all exist at once."""
 
-    writes: list[tuple[str, list[tuple[Any, ...]]]] = field(default_factory=list)
+    writes: list[tuple[str, list[Any], Callable[[Any], tuple[Any, ...]] | None]] = field(default_factory=list)
 
     def add(self, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
         rows = list(rows)
         if not rows:
             return
-        if self.writes and self.writes[-1][0] == statement:
-            self.writes[-1][1].extend(rows)  # runs of one statement go as one executemany
+        last = self.writes[-1] if self.writes else None
+        if last is not None and last[0] == statement and last[2] is None:
+            last[1].extend(rows)  # runs of one statement go as one executemany
         else:
-            self.writes.append((statement, rows))
+            self.writes.append((statement, rows, None))
+
+    def add_made(self, statement: str, items: list[Any], row: Callable[[Any], tuple[Any, ...]]) -> None:
+        """``row(item)`` for each item, made when written."""
+        if items:
+            self.writes.append((statement, items, row))
 
     @property
     def rows(self) -> int:
-        return sum(len(rows) for _, rows in self.writes)
+        return sum(len(items) for _, items, _ in self.writes)
 
     def __bool__(self) -> bool:
         return bool(self.writes)
@@ -61,15 +69,17 @@ class Writer:
         self._jobs: collections.deque[Callable[[], None]] = collections.deque()
         self._cond = threading.Condition()
         self._closing = False
+        self._running = False
         self._thread = threading.Thread(target=self._serve, name="history", daemon=True)
         self._thread.start()
 
     # ---- the loop's side: hand over, never wait ----
 
-    def submit(self, batch: Batch, then: Callable[[], None] | None = None) -> None:
-        """Queue ``batch`` (and ``then``, run on the writer's thread after it)."""
+    def submit(self, batch: Batch | Callable[[], Batch], then: Callable[[], None] | None = None) -> None:
+        """Queue ``batch`` (or what makes it, called on the writer's thread), and ``then``, run
+        there after it."""
         def job() -> None:
-            self._write(batch)
+            self._write(batch if isinstance(batch, Batch) else batch())
             if then is not None:
                 then()
         self.call(job)
@@ -80,8 +90,9 @@ class Writer:
             self._cond.notify()
 
     def idle(self) -> bool:
+        """Nothing queued and nothing being written."""
         with self._cond:
-            return not self._jobs
+            return not self._jobs and not self._running
 
     def close(self, timeout_s: float) -> bool:
         """Finish the queued jobs within ``timeout_s``; True when all were done."""
@@ -104,10 +115,14 @@ class Writer:
                 if not self._jobs:
                     return
                 job = self._jobs.popleft()
+                self._running = True
             try:
                 job()
             except Exception:  # a bug must not kill the writer: the next batch tries again
                 log.exception("history store: a write job failed")
+            finally:
+                with self._cond:
+                    self._running = False
 
     def _write(self, batch: Batch) -> None:
         if batch:
@@ -120,8 +135,8 @@ class Writer:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 for pending in self._pending:
-                    for statement, rows in pending.writes:
-                        self.conn.executemany(statement, rows)
+                    for statement, items, row in pending.writes:
+                        self.conn.executemany(statement, items if row is None else map(row, items))
                 self.conn.execute("COMMIT")
             except BaseException:
                 if self.conn.in_transaction:
