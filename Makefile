@@ -62,6 +62,7 @@ bench: system-deps venv
 	$(BIN)/python -m bench.probes
 	$(BIN)/python -m bench.flood
 	$(BIN)/python -m bench.netns
+	$(BIN)/python -m bench.pages
 	$(BIN)/python -m bench.quality
 
 deb:

@@ -331,3 +331,21 @@ def test_peer_page_shows_outages_sessions_endpoints_and_the_week(tmp_path: Path)
     assert "x:1" in page and "y:2" in page and "set by wgtrack" in page
     assert page.count('title="down from') == 1 and page.count('title="up:ok from') == 2  # the week's bar
     assert 'title="not tracked from' in page  # before its first change: nothing known
+
+
+def test_a_store_that_cannot_be_opened_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    db.open_store(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds it, as a second wgtrack on the same file would
+    try:
+        original = db.BUSY_TIMEOUT_MS
+        db.BUSY_TIMEOUT_MS = 100
+        with pytest.raises(db.HistoryError, match="cannot be opened"):
+            db.open_store(path)
+    finally:
+        db.BUSY_TIMEOUT_MS = original
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not list(tmp_path.glob("*.bad-*"))  # never moved aside for being busy

@@ -110,6 +110,10 @@ def _usable(path: Path) -> sqlite3.Connection | None:
     try:
         conn = connect(path)
         why = _ours(conn)
+    except sqlite3.OperationalError as exc:  # locked, cannot be opened: the file may be fine, leave it
+        if conn is not None:
+            conn.close()
+        raise HistoryError(f"history store {path}: cannot be opened: {exc}") from None
     except sqlite3.DatabaseError as exc:  # "file is not a database", a torn header
         why = f"unreadable ({exc})"
     if why is None and conn is not None:
