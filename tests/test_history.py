@@ -349,3 +349,29 @@ def test_a_store_that_cannot_be_opened_is_left_alone(tmp_path: Path) -> None:
         holder.execute("ROLLBACK")
         holder.close()
     assert not list(tmp_path.glob("*.bad-*"))  # never moved aside for being busy
+
+
+def test_influxdb_points_buffered_at_a_stop_are_written_after_the_start(tmp_path: Path) -> None:
+    import asyncio
+
+    from wgtrack.outputs.influxdb import InfluxDB, InfluxDBSettings
+
+    conn = _store(tmp_path)
+    settings = InfluxDBSettings(url="http://127.0.0.1:9", bucket="b", timeout_s=0.5)  # nobody listens there
+    lines = [f"wireguard_peer,interface=wg0 rx={n}i {n}" for n in range(3)]
+
+    async def stop_with_points() -> None:
+        outbox = Outbox(memory.load(conn, WALL))
+        first = InfluxDB("output:influxdb", settings)
+        first.keep_in(outbox, "output:influxdb")
+        first.add_lines(lines)
+        await first.close()  # its last chance fails: the points stay buffered
+        batch = Batch()
+        outbox.drain_into(batch)  # what History.close writes
+        for statement, rows, _ in batch.writes:
+            conn.executemany(statement, rows)
+
+    asyncio.run(stop_with_points())
+    second = InfluxDB("output:influxdb", settings)
+    second.keep_in(Outbox(memory.load(conn, WALL + 60)), "output:influxdb")
+    assert list(second.buffer) == lines

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 # Every output closes in parallel within this one deadline (requests in flight finish, queues
 # get a last chance), so that SIGTERM exits well inside 5 s whatever a receiver is doing.
 STOP_DEADLINE_S = 3.0
+HISTORY_CLOSE_S = 1.0  # then the history store's last writes: within 5 s of SIGTERM in all
 
 
 class Reloadable(Protocol):
@@ -148,8 +149,9 @@ class Daemon:
             if self._stop_signal:
                 self._publish_farewell()
             # In parallel: the managed nft table goes while the outputs close.
-            await asyncio.gather(self.outputs.close(STOP_DEADLINE_S), self.triggered.close(),
-                                 *([self.history.close(STOP_DEADLINE_S)] if self.history else []))
+            await asyncio.gather(self.outputs.close(STOP_DEADLINE_S), self.triggered.close())
+            if self.history is not None:  # after the outputs: what they kept as they closed goes in too
+                await self.history.close(HISTORY_CLOSE_S)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         if self._stop_signal:

@@ -18,7 +18,7 @@ from wgtrack.history import db, memory
 from wgtrack.history.journal import Journal
 from wgtrack.history.outbox import Outbox
 from wgtrack.history.recorder import Recorder
-from wgtrack.history.writer import Writer
+from wgtrack.history.writer import Batch, Writer
 from wgtrack.workers import Workers
 
 if TYPE_CHECKING:
@@ -83,7 +83,12 @@ class History:
         self.recorder.cycle(snap, stopping)
 
     async def close(self, deadline_s: float) -> None:
-        """Write what is queued within ``deadline_s``; a disk that hangs is left behind."""
+        """Write what is queued within ``deadline_s``, with what the outputs kept in the outbox
+        as they closed; a disk that hangs is left behind."""
+        last = Batch()
+        self.outbox.drain_into(last)
+        if last:
+            self.writer.submit(last)
         try:
             done = await Workers("history-close").run(self.writer.close, deadline_s, timeout_s=deadline_s + 0.5)
         except TimeoutError:

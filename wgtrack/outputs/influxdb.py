@@ -12,11 +12,12 @@ The token and password are never logged.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wgtrack.httpclient import post
 from wgtrack.lineproto import LineCache, render_lines
@@ -24,6 +25,9 @@ from wgtrack.outputs.sender import Sender
 from wgtrack.schema import OutputSpec, choice, http_url, int_between, nonempty, output_key, timeout_key
 from wgtrack.snapshot import Snapshot
 from wgtrack.workers import Workers
+
+if TYPE_CHECKING:
+    from wgtrack.history.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,7 @@ class InfluxDB(Sender[Batch]):
         self._first_seq = 0  # sequence number of buffer[0]: writes and drops both advance it
         self.dropped = 0
         self.written = 0
+        self._outbox: Outbox | None = None
         self._render = Workers("influxdb-render")
         self._line_cache = LineCache()  # used only on the render thread
         query = {"bucket": settings.bucket, "precision": settings.precision, "org": settings.org or "-"}
@@ -93,6 +98,26 @@ class InfluxDB(Sender[Batch]):
     def take_over(self, old: object) -> None:
         if isinstance(old, InfluxDB):
             self.add_lines(list(old.buffer))
+
+    def keep_in(self, outbox: Outbox, section: str) -> None:
+        """Points still buffered at a stop are kept in the store and written after the start
+        (a crash loses them: they are rendered every cycle, too many to keep as they come)."""
+        self._outbox = outbox
+        for item_id, text in outbox.take(section, 1):
+            outbox.done(item_id)
+            try:
+                lines = [str(line) for line in json.loads(text)]
+            except (ValueError, TypeError):
+                continue
+            log.info("%s: %d point(s) from before the restart buffered", self.name, len(lines))
+            self.add_lines(lines)
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self._outbox is not None and self.buffer:
+                self._outbox.put(self.name, json.dumps(list(self.buffer)))
 
     def pending(self) -> int:
         return len(self.buffer)
