@@ -85,9 +85,11 @@ path = {store}
                                                       for e in jsonl(events)), 30)
     wait_until("c down", lambda: str(_peers(status).get(c, {}).get("status", "")).startswith("down"), 40)
     after = _peers(status)
-    assert after[a]["status"] == "up:ok" and after[a]["since"] == pytest.approx(before[a]["since"], abs=0.01)
+    assert after[a]["status"] == "up:ok" and after[a]["since"] == pytest.approx(before[a]["since"], abs=0.5)
     assert str(after[b]["status"]).startswith("down")
-    assert after[b]["since"] == pytest.approx(before[b]["since"], abs=0.01)
+    assert after[b]["since"] == pytest.approx(before[b]["since"], abs=0.5)
+    for k in (a, b):  # counters go on from where they were: never down across the restart
+        assert int(after[k].get("rx_bytes", 0)) >= int(before[k].get("rx_bytes", 0)) > 0  # type: ignore[call-overload]
     assert "remembered" in second.log()
 
     # The events: the first run's, delivered late; after the restart, only c's news.
@@ -108,7 +110,7 @@ path = {store}
     assert isinstance(history, list)
     outage_b = [r for r in history if r["record"] == "outage" and r["public_key"] == b]
     assert len(outage_b) == 1 and outage_b[0]["end"] is None
-    assert outage_b[0]["start"] == pytest.approx(before[b]["since"], abs=1.0)
+    assert outage_b[0]["start"] == pytest.approx(before[b]["since"], abs=0.5)
     report = _cli(lab, conf, "report")
     assert isinstance(report, list)
     by_key = {r["public_key"]: r for r in report}
@@ -123,7 +125,7 @@ path = {store}
     third = _start(lab, conf, tmp_path / "log3")
     wait_until("c up again", lambda: _peers(status).get(c, {}).get("status") == "up:ok", 40)
     assert str(_peers(status)[b]["status"]).startswith("down")
-    assert _peers(status)[b]["since"] == pytest.approx(before[b]["since"], abs=0.01)
+    assert _peers(status)[b]["since"] == pytest.approx(before[b]["since"], abs=0.5)
     rc, took = third.stop()
     assert rc == 0 and took < 5, third.log()
     wait_until("c's heal delivered", lambda: any(e.get("kind") == "peer_up" and e.get("public_key") == c
