@@ -93,6 +93,9 @@ path = {store}
     assert "remembered" in second.log()
 
     # The events: the first run's, delivered late; after the restart, only c's news.
+    names = {k: n for n, k in keys.items()}
+    for n, e in enumerate(jsonl(events)):  # the trace, for people reading the run
+        print(f"event {n}: {e.get('kind')} {names.get(str(e.get('public_key')), '-')} {e.get('message')}")
     received = [e for e in jsonl(events) if e.get("public_key")]
     started = [n for n, e in enumerate(jsonl(events)) if e.get("kind") == "tracker_started"]
     assert len(started) == 2, jsonl(events)  # both runs' starts: the first one's waited in the store
