@@ -375,3 +375,23 @@ def test_influxdb_points_buffered_at_a_stop_are_written_after_the_start(tmp_path
     second = InfluxDB("output:influxdb", settings)
     second.keep_in(Outbox(memory.load(conn, WALL + 60)), "output:influxdb")
     assert list(second.buffer) == lines
+
+
+def test_status_file_and_wgtrack_status_carry_the_availability() -> None:
+    import dataclasses
+    import json
+
+    from tests.snapshots import peer, snapshot
+    from wgtrack.history.reading import Availability
+    from wgtrack.outputs.json_status import render_status
+    from wgtrack.status import table
+
+    view = peer(KEY_A)
+    days = (None,) * 29 + (0.75,)
+    snap = dataclasses.replace(snapshot(view), availability={(view.interface, view.public_key):
+                                                             Availability(0.75, 0.9, 0.995, days)})
+    doc = json.loads(render_status(snap))
+    (entry,) = [p for i in doc["interfaces"] for p in i["peers"]]
+    assert entry["availability"] == {"24h": 0.75, "7d": 0.9, "30d": 0.995, "days": [None] * 29 + [0.75]}
+    lines = table(doc, doc["time"]).splitlines()
+    assert lines[1].split()[-1] == "30 DAYS"[-4:] and lines[2].rstrip().endswith("99.50%")

@@ -78,12 +78,18 @@ def _rates(doc: dict[str, Any], previous: dict[str, Any] | None) -> dict[tuple[s
     return result
 
 
+def _month(avail: object) -> str:
+    """The 30-day availability from the history store's figures, or -."""
+    month = avail.get("30d") if isinstance(avail, dict) else None
+    return f"{month * 100:.2f}%" if isinstance(month, int | float) else "-"
+
+
 def table(doc: dict[str, Any], now: float, previous: dict[str, Any] | None = None, colour: bool = False) -> str:
     """Human-readable rendering of one status document; with ``previous``, rx and tx rates too."""
     rated = previous is not None
     per_peer = _rates(doc, previous)
     columns = ["INTERFACE", "PEER", "STATE", "SINCE", "HANDSHAKE", "RTT", "LOSS 5M", "RTT P50/P90/P99", "JITTER",
-               "PATH MTU", *(["RX", "TX"] if rated else []), "ENDPOINT", "NEXT RE-RESOLVE"]
+               "PATH MTU", *(["RX", "TX"] if rated else []), "ENDPOINT", "NEXT RE-RESOLVE", "30 DAYS"]
     rows = [columns]
     for iface in doc.get("interfaces", []):
         for p in iface.get("peers", []):
@@ -95,7 +101,8 @@ def table(doc: dict[str, Any], now: float, previous: dict[str, Any] | None = Non
             state = p["status"] + (f" ({p['degraded']})" if isinstance(p.get("degraded"), str) else "")
             rows.append([iface["name"], name, state, _age(_since_s(p, doc)), _age(p.get("handshake_age_s")),
                          rtt, *quality.texts(p), str(p.get("path_mtu", "-")), *rate,
-                         endpoint_text(p.get("endpoint"), p.get("endpoint_host")), _age(p.get("next_reresolve_s"))])
+                         endpoint_text(p.get("endpoint"), p.get("endpoint_host")), _age(p.get("next_reresolve_s")),
+                         _month(p.get("availability"))])
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
     lines = []
     for index, row in enumerate(rows):
