@@ -33,6 +33,13 @@ def describe(config: Config) -> str:
         lines.append(f"[{TRIGGER_NFLOG}] group = {config.nflog_group}, min_interval = {config.nflog_min_interval_s:g} "
                      f"manage_rule = {'yes' if config.nflog_manage_rule else 'no'} "
                      "(a WireGuard handshake on a listen port reads that interface at once)")
+    if config.history_enabled:
+        from wgtrack.history.store import path_of
+
+        lines.append(f"[history] enabled = yes, path = {path_of(config)}, "
+                     f"retention = {config.history_retention_s / 86400:g} days")
+    else:
+        lines.append("[history] enabled = no (no restart memory, no availability)")
     for name, settings in config.outputs:
         fields = dataclasses.fields(settings)  # type: ignore[arg-type]  # every output's settings are a dataclass
         lines.append(f"[{name}] " + ", ".join(_describe_field(name, f.name, getattr(settings, f.name)) for f in fields))
