@@ -92,7 +92,9 @@ path = {store}
         assert int(after[k].get("rx_bytes", 0)) >= int(before[k].get("rx_bytes", 0)) > 0  # type: ignore[call-overload]
     assert "remembered" in second.log()
 
-    # The events: the first run's, delivered late; after the restart, only c's news.
+    # The events: the first run's, delivered late; after the restart, only c's news (once it came).
+    wait_until("c's news delivered", lambda: any(e.get("kind") == "peer_down" and e.get("public_key") == c
+                                                 for e in jsonl(events)), 15)
     names = {k: n for n, k in keys.items()}
     for n, e in enumerate(jsonl(events)):  # the trace, for people reading the run
         print(f"event {n}: {e.get('kind')} {names.get(str(e.get('public_key')), '-')} {e.get('message')}")
