@@ -48,7 +48,7 @@ def _open(config_path: str) -> sqlite3.Connection:
         raise SystemExit(f"wgtrack: no history store at {path} (is [history] enabled, has wgtrack run?)")
     conn = db.connect(Path(path), readonly=True)
     try:
-        _, version = db._version(conn)
+        _, version = db.versions(conn)
     except sqlite3.DatabaseError as exc:
         raise SystemExit(f"wgtrack: {path}: not a history store ({exc})") from None
     if version > db.VERSION:

@@ -28,15 +28,14 @@ class EventLog:
 
     def __init__(self, name_of: Callable[[PeerId], str], friendly: Callable[[PeerId], str | None],
                  state_of: Callable[[PeerId], link.LinkState | None], epoch: Callable[[float], float]) -> None:
-        self.name_of, self._friendly, self._state_of, self._epoch = name_of, friendly, state_of, epoch
-        self.epoch = epoch
+        self.name_of, self._friendly, self._state_of, self.epoch = name_of, friendly, state_of, epoch
         self._events: list[Event] = []
         self.journal: Journal | None = None  # the history store's, when it is on
 
     def note(self, pid: PeerId, tracked: TrackedPeer, now: float, old: str | None, new: str, reason: str) -> None:
         """A status change for the history store (every one, events or not)."""
         if self.journal is not None:
-            state, wall = tracked.state, self._epoch(now)
+            state, wall = tracked.state, self.epoch(now)
             self.journal.changed(wall, old, reason, PeerRow(
                 pid[0], pid[1], self._friendly(pid), new, wall, state.latest_handshake, state.endpoint,
                 tracked.rx_base, tracked.tx_base, tracked.rx, tracked.tx, state.degraded, state.target.value))
@@ -83,7 +82,7 @@ class EventLog:
         is the same (events are never changed once made; see ``Event``)."""
         state = self._state_of(pid)
         evidence: dict[str, object] = NOTHING
-        wall = self._epoch(now)
+        wall = self.epoch(now)
         if state is not None:
             age = int(max(0.0, wall - state.latest_handshake)) if state.latest_handshake else None
             evidence = {"handshake_age_s": age,

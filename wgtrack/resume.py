@@ -68,6 +68,3 @@ class Resumption:
                                       (*action.details, ("while_stopped", 1)))
             kept.append(action)
         return kept
-
-    def remaining(self) -> int:
-        return len(self._peers)

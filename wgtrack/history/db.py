@@ -5,10 +5,12 @@ by a newer wgtrack is refused, never downgraded."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from wgtrack.errors import WgtrackError
@@ -62,7 +64,21 @@ class HistoryError(WgtrackError):
     """The store cannot be used (a newer schema, a path that cannot be a file)."""
 
 
-def _version(conn: sqlite3.Connection) -> tuple[int, int]:
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (the connection is in autocommit mode): committed when the block
+    ends, rolled back when it raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def versions(conn: sqlite3.Connection) -> tuple[int, int]:
     """(application_id, user_version); sqlite3.DatabaseError when the file is not a database."""
     app = conn.execute("PRAGMA application_id").fetchone()[0]
     version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -71,7 +87,7 @@ def _version(conn: sqlite3.Connection) -> tuple[int, int]:
 
 def _ours(conn: sqlite3.Connection) -> str | None:
     """Why the opened file is not a usable store of ours (None: it is, or it is new and empty)."""
-    app, version = _version(conn)
+    app, version = versions(conn)
     tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     if app == 0 and version == 0 and tables == 0:
         return None  # a new, empty database
@@ -132,7 +148,7 @@ def open_store(path: Path) -> sqlite3.Connection:
         conn = _usable(path)
         if conn is None:
             raise HistoryError(f"history store {path}: cannot be made usable, even after moving the old file aside")
-    _, version = _version(conn)
+    _, version = versions(conn)
     if version > VERSION:
         conn.close()
         raise HistoryError(f"history store {path}: schema version {version} was written by a newer wgtrack "
@@ -151,15 +167,10 @@ def migrate(conn: sqlite3.Connection, version: int) -> None:
     if version == 0:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     for number in range(version, VERSION):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             for statement in MIGRATIONS[number].split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         if number:
             log.info("history store: schema migrated to version %d", number + 1)

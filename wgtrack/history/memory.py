@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
-from wgtrack.history import rollup
+from wgtrack.history import db, rollup
 from wgtrack.history.journal import PeerRow
 
 PeerId = tuple[str, str]
@@ -32,8 +32,7 @@ def load(conn: sqlite3.Connection, now: float) -> Memory:
     for item_id, section, item in conn.execute("SELECT id, section, item FROM outbox ORDER BY id"):
         memory.outbox.setdefault(section, []).append((item_id, item))
     memory.next_id = (conn.execute("SELECT max(id) FROM outbox").fetchone()[0] or 0) + 1
-    conn.execute("BEGIN IMMEDIATE")
-    for name in ("run_start", "rolled_until", "alive"):
-        conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, repr(now)))
-    conn.execute("COMMIT")
+    with db.transaction(conn):
+        for name in ("run_start", "rolled_until", "alive"):
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, repr(now)))
     return memory

@@ -11,7 +11,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from wgtrack.history import rollup
+from wgtrack.history import db, rollup
 
 PeerId = tuple[str, str]
 BAR_DAYS = 30
@@ -88,18 +88,12 @@ def figures(conn: sqlite3.Connection, now: float | None = None) -> Figures:
 
 def forget_before(conn: sqlite3.Connection, cutoff: float) -> None:
     """Delete what is older than the retention (one transaction)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with db.transaction(conn):
         conn.execute("DELETE FROM transitions WHERE time < ?", (cutoff,))
         conn.execute("DELETE FROM endpoints WHERE time < ?", (cutoff,))
         conn.execute("DELETE FROM sessions WHERE end IS NOT NULL AND end < ?", (cutoff,))
         conn.execute("DELETE FROM hourly WHERE hour < ?", (int(cutoff // rollup.HOUR_S),))
         conn.execute("DELETE FROM daily WHERE day < ?", (int(cutoff // rollup.DAY_S),))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from wgtrack.history import reading, rollup
+from wgtrack.history import db, reading, rollup
 from wgtrack.history.journal import Change, Journal
 from wgtrack.history.writer import Batch, Writer
 
@@ -50,15 +50,9 @@ def _sessions(batch: Batch, changes: list[Change]) -> None:
             batch.add(CLOSE_SESSION, [(row.iface, row.key, float(row.latest_handshake or c.time))])
 
 
-def _in_transaction(conn: sqlite3.Connection, statement: str, rows: Iterator[tuple[object, ...]]) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.executemany(statement, rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+def _write_counters(conn: sqlite3.Connection, rows: Iterator[tuple[object, ...]]) -> None:
+    with db.transaction(conn):
+        conn.executemany(COUNTERS, rows)
 
 
 def _transition(c: Change) -> tuple[object, ...]:
@@ -137,7 +131,7 @@ class Recorder:
                 base_rx, base_tx = view.counter_base
                 yield (view.latest_handshake, view.endpoint, base_rx, base_tx, rx - base_rx, tx - base_tx,
                        view.target, pid[0], pid[1])
-        self._guard(_in_transaction, self.writer.conn, COUNTERS, counters())
+        self._guard(_write_counters, self.writer.conn, counters())
         start = self._guard(rollup.meta, self.writer.conn, "rolled_until") or ended
         pieces = list(rollup.slices(float(start), ended))
         for number, (a, b) in enumerate(pieces, 1):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping
 
+from wgtrack.history import db
+
 PeerId = tuple[str, str]
 HOUR_S = 3600
 DAY_S = 86_400
@@ -72,18 +74,12 @@ def rollup(conn: sqlite3.Connection, a: float, b: float, traffic: Mapping[PeerId
     hour, day = int(a // HOUR_S), int(a // DAY_S)
     peers = secs.keys() | traffic.keys()
     nothing, idle = (0, 0), [0.0] * 4
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with db.transaction(conn):
         for table, when in (("hourly", hour), ("daily", day)):
             # rows made one at a time: a big hub's are never all in memory at once
             conn.executemany(_ADD.format(table=table), ((when, pid[0], pid[1], *traffic.get(pid, nothing),
                                                          *secs.get(pid, idle)) for pid in peers))
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_until', ?)", (repr(b),))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return len(peers)
 
 

@@ -65,7 +65,6 @@ class Writer:
         self._pending_rows = 0
         self.dropped_rows = 0
         self.failures = FailureRun(log, f"history store {path}", logging.ERROR)
-        self.written = 0  # batches committed
         self._jobs: collections.deque[Callable[[], None]] = collections.deque()
         self._cond = threading.Condition()
         self._closing = False
@@ -132,21 +131,14 @@ class Writer:
         if not self._pending:
             return
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
+            with db.transaction(self.conn):
                 for pending in self._pending:
                     for statement, items, row in pending.writes:
                         self.conn.executemany(statement, items if row is None else map(row, items))
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             self.failures.failed(f"{type(exc).__name__}: {exc}", f"writes failing, {self._pending_rows} row(s) kept "
                                                                  "to retry")
             return
-        self.written += len(self._pending)
         self._pending.clear()
         self._pending_rows = 0
         self.failures.recovered("writing again")
@@ -163,8 +155,3 @@ class Writer:
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """A read on the writer's own connection (its thread only)."""
         return list(self.conn.execute(sql, params))
-
-
-def open_writer(path: Path) -> Writer:
-    """Open (and migrate) the store and start its writer (blocking: off the loop)."""
-    return Writer(db.open_store(path), path)
