@@ -34,6 +34,7 @@ from wgtrack.link import (
     TargetVerdict,
     Tick,
     UnderlayResult,
+    machine,
     replace,
     step,
 )
@@ -683,3 +684,36 @@ def test_a_handshake_older_than_the_failed_probe_does_not_end_the_confirmation()
     after = Sample(int(WALL + 4), 100, 0, WALL + 5, "192.0.2.2", ENDPOINT)  # completed after it
     ended, _ = step(state, after, 5.0, s)
     assert ended.probe_failures == 0
+
+
+@given(st.lists(observations, max_size=40), st.sampled_from([PROBES, NO_PROBES]), st.floats(0.1, 900))
+def test_a_steady_reply_takes_a_short_way_to_what_the_full_step_gives(
+        seq: list[tuple[object, ...]], settings: TrackSettings, rtt: float) -> None:
+    """``_on_probe``'s short way for a reply of a healthy link equals the full step, from every
+    state a sequence of observations reaches."""
+    state, wall, now, short = LinkState(), WALL, 0.0, 0
+    reply = ProbeResult(ok=True, rtt_ms=rtt, loss=0.0, sent=1, rtts=(rtt,))
+    for obs in [*seq, ("p", True), ("p", True)]:
+        now += 1
+        wall += 1
+        if machine.steady_answer(state, reply):
+            short += 1
+            assert step(state, reply, now, settings) == machine.on_probe_in_full(state, reply, now, settings)
+        if obs[0] == "s":
+            _, age, rx, ka, target = obs
+            hs = 0 if age is None else int(wall - float(age))  # type: ignore[arg-type]
+            state, _ = step(state, Sample(hs, int(rx), int(ka), wall, target, ENDPOINT), now, settings)  # type: ignore[arg-type,call-overload]
+        elif obs[0] == "h":
+            state, _ = step(state, Seen(int(wall - float(obs[1])), ENDPOINT, wall), now, settings)  # type: ignore[arg-type]
+        elif obs[0] == "t":
+            state, _ = step(state, Tick(wall), now, settings)
+        else:
+            state, _ = step(state, reply if obs[1] else FAIL, now, settings)
+
+
+def test_the_short_way_is_taken_by_a_healthy_probed_link() -> None:
+    state, _ = run(PROBES, sample(5, 10))
+    state, _ = step(state, OK, 1.0, PROBES)
+    assert state.target is Target.ANSWERS and state.status is Status.UP
+    assert machine.steady_answer(state, ProbeResult(ok=True, rtt_ms=2.0))
+    assert not machine.steady_answer(state, FAIL)

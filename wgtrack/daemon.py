@@ -72,6 +72,10 @@ class _Tracking:
         self.tracker.clear_interface_confs()  # re-read on the next cycle
 
 
+class _Stopped(Exception):
+    """The cycles ended: whatever still runs in the task group is cancelled."""
+
+
 class Daemon:
     """Runs cycles until told to stop; ``run()`` returns the process exit status."""
 
@@ -144,6 +148,12 @@ class Daemon:
         try:
             async with asyncio.TaskGroup() as tasks:
                 await self._run_in(tasks)
+                # A task group waits for its tasks when its body ends, and cancels them when it
+                # raises: on a hub saturated with probes, work waiting for its probe's slot
+                # (minutes, at the slow rate) kept SIGTERM from ending the daemon.
+                raise _Stopped
+        except* _Stopped:
+            pass
         finally:
             sdnotify.notify("STOPPING=1")
             if self._stop_signal:

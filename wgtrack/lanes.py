@@ -13,8 +13,8 @@ import asyncio
 import collections
 import functools
 import math
-from collections.abc import Awaitable, Callable, Container
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Container, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from wgtrack import link, probe
 
@@ -50,12 +50,17 @@ class Lanes:
         self._queue_order: collections.deque[PeerId] = collections.deque()
         self._slow_wake = asyncio.Event()
         self._slow_running = 0
+        self._stopped = False  # the daemon is stopping: start nothing more
         tracker.on_due = self.due_at
 
     def reload(self, old: Config, new: Config) -> None:
         self.config = new
 
     def cancel(self) -> None:
+        """The daemon stops: what runs is cancelled, and nothing starts any more. Echoes still
+        in flight answer after this; were their follow-ups started, the task group would wait
+        for them, and on a hub saturated with probes they never end (SIGTERM ignored)."""
+        self._stopped = True
         for task in self._in_flight.values():
             task.cancel()
 
@@ -68,11 +73,13 @@ class Lanes:
         for pid, action in todo:
             per_peer.setdefault(pid, []).append(action)
         spawned: list[asyncio.Task[None]] = []
-        awaited = []
+        awaited: list[Awaitable[None]] = []
         now = asyncio.get_running_loop().time()
+        echoes = _Countdown(self)
         for pid, actions in per_peer.items():
             if self.once or self.tasks is None or self.tracker.is_up(pid):
-                awaited.append(self.actions.run(pid, actions, spawned))
+                if not self._echo_in_cycle(pid, actions, echoes):
+                    awaited.append(self.actions.run(pid, actions, spawned))
                 continue
             probes: list[link.Effect] = [a for a in actions if isinstance(a, link.Probe)]
             busy = pid in self._in_flight or pid in self._queued
@@ -88,14 +95,34 @@ class Lanes:
                 self._start(pid, self.actions.run(pid, actions, spawned))
             else:
                 self.tasks.create_task(self.publisher.after(self.actions.run(pid, actions, spawned)))
+        if echoes.left:
+            awaited.append(echoes.done)
         await asyncio.gather(*awaited)
         if spawned:
             budget = min(BACKGROUND_WAIT_MAX_S, BACKGROUND_WAIT_SHARE * self.config.cycle_time_s)
             await asyncio.wait(spawned, timeout=budget)
 
-    def _start(self, pid: PeerId, work: Awaitable[None]) -> asyncio.Task[None]:
-        """Run a peer's work between cycles, marked in flight until it ends."""
+    def _echo_in_cycle(self, pid: PeerId, actions: list[link.Effect], echoes: _Countdown) -> bool:
+        """An up link's plain probe as one echo with no task or coroutine (``Actions.echo_now``),
+        counted in ``echoes``, which the cycle awaits: at 10,000 peers probed each second, a
+        coroutine, a pacing future and a timer each made the cycle's probes cost a core. False:
+        the ordinary path (anything else, ``--once``, or a probe of that peer in flight)."""
+        if self.once or self.tasks is None or len(actions) != 1 or not isinstance(actions[0], link.Probe) \
+                or pid in self._echoing:
+            return False
+        self._echoing.add(pid)
+        if self.actions.echo_now(pid, actions[0], echoes.finished):
+            echoes.left += 1
+            return True
+        self._echoing.discard(pid)
+        return False
+
+    def _start(self, pid: PeerId, work: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        """Run a peer's work between cycles, marked in flight until it ends (None: stopping)."""
         assert self.tasks is not None
+        if self._stopped:
+            work.close()
+            return None
         task = self.tasks.create_task(self.publisher.after(work))
         self._in_flight[pid] = task
         task.add_done_callback(functools.partial(self._forget, pid))
@@ -182,12 +209,33 @@ class Lanes:
             actions = self._queued.pop(pid, None)
             if actions is None or pid in self._in_flight:
                 continue
-            self._slow_running += 1
-            self._start(pid, self.actions.run(pid, actions, [])).add_done_callback(self._slow_done)
+            started = self._start(pid, self.actions.run(pid, actions, []))
+            if started is not None:
+                self._slow_running += 1
+                started.add_done_callback(self._slow_done)
 
     def _slow_done(self, _task: asyncio.Task[None]) -> None:
         self._slow_running -= 1
         self._slow_wake.set()
+
+
+class _Countdown:
+    """A cycle's task-free echoes: ``done`` when the last one's result has been stepped. Its
+    follow-ups (a confirmation burst) run on as the fast lane's do, and publish what they find."""
+
+    __slots__ = ("done", "lanes", "left")
+
+    def __init__(self, lanes: Lanes) -> None:
+        self.lanes, self.left = lanes, 0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def finished(self, pid: PeerId, follow: list[link.Effect], changed: bool) -> None:
+        self.lanes._echoing.discard(pid)
+        if follow:
+            self.lanes._start(pid, self.lanes.actions.run(pid, follow, []))
+        self.left -= 1
+        if self.left <= 0 and not self.done.done():
+            self.done.set_result(None)
 
 
 class _InEither:

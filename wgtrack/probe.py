@@ -3,7 +3,7 @@
 A hub probes thousands of peers. icmplib opened a socket per probe (and Debian 12's icmplib
 2.1, which has no asyncio API, needed a thread per probe); here each family has one socket,
 opened on first use and watched by the event loop: a probe is a pending entry keyed by its
-sequence number, a timer and a future, never a task or a thread. Replies are matched by
+sequence number and a future, never a task, a thread or a timer of its own. Replies are matched by
 identifier (raw sockets; a datagram socket gets only its own) and sequence, and by the
 address they come from. Sends are paced by ``probe_rate`` per second for the whole daemon,
 so a hub never floods its tunnels; probes of links that are up (a break to detect) go before
@@ -19,18 +19,18 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
-import os
+import math
 import random
 import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from wgtrack import icmpfilter, netns
-from wgtrack.icmppacket import DONT_FRAGMENT, HEADERS, PAYLOAD, echo_reply, echo_request, family_of
+from wgtrack import icmpsocket, netns
+from wgtrack.icmppacket import HEADERS, PAYLOAD, echo_reply, echo_request, family_of
+from wgtrack.icmpsocket import raw_sockets
 from wgtrack.link import ProbeResult
 
-CAP_NET_RAW = 13
 INTERVAL_S = 0.2  # between the echo requests of one probe (ping_count > 1), as ping(8) allows
 DEFAULT_RATE = 1000.0  # echo requests per second, the whole daemon
 # Of that, this share (at least one a second) for the slow kind: links that are neither up nor
@@ -39,8 +39,11 @@ DEFAULT_RATE = 1000.0  # echo requests per second, the whole daemon
 # the default rate that was some 3,600 initiations a second (4 Mbit/s) sent to departed peers'
 # last addresses; at 10 a second it is at most ~180.
 SLOW_SHARE = 0.01
-SOCKET_BUFFER = 16 << 20  # kernel memory, taken only while packets wait; a loopback skb takes ~4 KB
 READ_BATCH = 512  # datagrams per wake-up: a flood of ICMP never holds the loop
+# Echoes time out in sweeps at most this often, not by a timer each: at 10,000 echoes a second
+# a timer per echo (made, pushed on the loop's heap, cancelled and popped) was a fifth of the
+# loop's work. A timeout is so late by this much at most.
+SWEEP_S = 0.05
 
 
 def slow_rate(rate: float) -> float:
@@ -48,28 +51,13 @@ def slow_rate(rate: float) -> float:
     return min(rate, max(1.0, rate * SLOW_SHARE))
 
 
-@functools.cache
-def raw_sockets() -> bool:
-    """Whether raw ICMP sockets are open to us: as root, or with CAP_NET_RAW (a non-root service
-    given it). Otherwise probes use datagram ICMP sockets, which ping_group_range must allow."""
-    if os.geteuid() == 0:
-        return True
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) >> CAP_NET_RAW & 1)
-    except (OSError, ValueError):
-        pass
-    return False
-
-
 @dataclass(slots=True)
 class _Echo:
     target: str
     sent_at: float
     future: asyncio.Future[float | None] | None  # the RTT in ms, None when no reply came in time
-    timer: asyncio.TimerHandle | None = None
+    key: tuple[int, int]  # (family, sequence) in the prober's pending map
+    expires: float
     on_reply: OnReply | None = None  # instead of the future (``Prober.echo``)
 
     def settle(self, rtt: float | None) -> None:
@@ -113,6 +101,10 @@ class Prober:
         self._socks: dict[tuple[int, bool], socket.socket] = {}  # by (family, don't fragment)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[tuple[int, int], _Echo] = {}  # (family, sequence)
+        # Echoes in the order they expire, a queue per timeout (each in sending order, so sorted);
+        # answered ones stay until their time and are skipped then.
+        self._expiring: dict[float, deque[_Echo]] = {}
+        self._sweep_at: asyncio.TimerHandle | None = None
         self._next_send = 0.0
         # Requests waiting for their slot: urgent ones (links up, or in their first minute down) first.
         self._waiting: tuple[deque[asyncio.Future[None] | _Queued], deque[asyncio.Future[None]]] = (deque(), deque())
@@ -133,29 +125,7 @@ class Prober:
             self._loop = loop
         sock = self._socks.get((family, df))
         if sock is None:
-            proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
-            sock = self._opener(family, socket.SOCK_RAW if self.raw else socket.SOCK_DGRAM, proto)
-            sock.setblocking(False)
-            try:
-                for level, name, value in DONT_FRAGMENT[family] if df else ():
-                    sock.setsockopt(level, name, value)
-                if self.raw:
-                    icmpfilter.attach(sock, family, self._ident(df))  # only our echo replies wake us
-            except OSError:
-                sock.close()
-                raise
-            # A burst of replies must not overflow the default ~200 KB buffers, nor requests to
-            # dead addresses (each held until the neighbour lookup gives up) block the others:
-            # ask for more, beyond rmem_max/wmem_max where allowed.
-            for forced, plain in ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
-                                  (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF)):
-                for option in (forced, plain):
-                    try:
-                        if option is not None:
-                            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
-                            break
-                    except OSError:
-                        continue
+            sock = icmpsocket.open_icmp(self._opener, family, self.raw, df, self._ident(df))
             loop.add_reader(sock.fileno(), self._readable, family, sock, self._ident(df))
             self._socks[(family, df)] = sock
         return sock
@@ -166,9 +136,11 @@ class Prober:
                 self._loop.remove_reader(sock.fileno())
             sock.close()
         self._socks.clear()
-        if self._release_at is not None:
-            self._release_at.cancel()
-            self._release_at = None
+        for timer in (self._release_at, self._sweep_at):
+            if timer is not None:
+                timer.cancel()
+        self._release_at = self._sweep_at = None
+        self._expiring.clear()
         told = self._loop.call_soon if self._loop is not None and not self._loop.is_closed() else None
         for queue in self._waiting:
             for slot in queue:
@@ -177,8 +149,6 @@ class Prober:
                 slot.cancel()
             queue.clear()
         for echo in self._pending.values():
-            if echo.timer is not None:
-                echo.timer.cancel()
             if echo.future is not None and not echo.future.done():
                 echo.future.cancel()
             elif echo.on_reply is not None and told:
@@ -307,14 +277,40 @@ class Prober:
             return exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
         self.sent += 1
         future: asyncio.Future[float | None] | None = None if on_reply else loop.create_future()
-        echo = self._pending[(family, seq)] = _Echo(target, loop.time(), future, None, on_reply)
-        echo.timer = loop.call_later(timeout_s, self._expire, (family, seq), echo)
+        now = loop.time()
+        key = (family, seq)
+        echo = self._pending[key] = _Echo(target, now, future, key, now + timeout_s, on_reply)
+        queue = self._expiring.get(timeout_s)
+        if queue is None:
+            queue = self._expiring[timeout_s] = deque()
+        queue.append(echo)
+        if self._sweep_at is None:
+            self._sweep_at = loop.call_at(max(echo.expires, now + SWEEP_S), self._sweep)
         return echo
 
-    def _expire(self, key: tuple[int, int], echo: _Echo) -> None:
-        if self._pending.get(key) is echo:
-            del self._pending[key]
-            echo.settle(None)
+    def _sweep(self) -> None:
+        """Let the echoes whose time is up go unanswered, then wait for the next to expire."""
+        self._sweep_at = None
+        loop = asyncio.get_running_loop()
+        for (family, df), sock in list(self._socks.items()):
+            # Replies already here arrived in time: a loop running late must not call them lost.
+            self._readable(family, sock, self._ident(df))
+        now = loop.time()
+        pending, first = self._pending, math.inf
+        for timeout_s, queue in list(self._expiring.items()):
+            while queue and queue[0].expires <= now:
+                echo = queue.popleft()
+                if pending.get(echo.key) is echo:
+                    del pending[echo.key]
+                    echo.settle(None)
+            if queue:
+                first = min(first, queue[0].expires)
+            else:
+                del self._expiring[timeout_s]
+        if first < math.inf:
+            if self._sweep_at is not None:  # a send from a callback above asked for one already
+                self._sweep_at.cancel()
+            self._sweep_at = loop.call_at(max(first, now + SWEEP_S), self._sweep)
 
     def _readable(self, family: int, sock: socket.socket, ident: int) -> None:
         now = asyncio.get_running_loop().time()
@@ -332,8 +328,6 @@ class Prober:
             if echo is None or source[0].split("%", 1)[0] != echo.target:
                 continue  # late (its timer already said no), or not from where we sent it
             del self._pending[(family, reply[1])]
-            if echo.timer is not None:
-                echo.timer.cancel()
             echo.settle((now - echo.sent_at) * 1000)
             self.replies += 1
 

@@ -10,8 +10,9 @@ rest of wgtrack but the dump's plain records (``wgtrack.model``).
 - ``messages``, ``state``, ``settings``: the values it is told, keeps, answers and reads.
 """
 
+from wgtrack.link.endpoints import choose_address
 from wgtrack.link.fast import tick_due, timeless, unchanged, urgent
-from wgtrack.link.machine import choose_address, step
+from wgtrack.link.machine import step
 from wgtrack.link.messages import (
     EFFECTS,
     Action,
