@@ -30,12 +30,12 @@ class DueQueue:
         heapq.heappush(self._heap, (due, pid))
         return True
 
-    def ready(self, now: float) -> list[tuple[PeerId, TrackedPeer]]:
-        """The peers due by ``now``, taken out (their due time reset): a step may schedule them
-        for now again."""
+    def ready(self, now: float, limit: int | None = None) -> list[tuple[PeerId, TrackedPeer]]:
+        """The peers due by ``now`` (at most ``limit``), taken out (their due time reset): a step
+        may schedule them for now again."""
         heap, peers = self._heap, self._peers
         found: list[tuple[PeerId, TrackedPeer]] = []
-        while heap and heap[0][0] <= now:
+        while heap and heap[0][0] <= now and (limit is None or len(found) < limit):
             when, pid = heapq.heappop(heap)
             tracked = peers.get(pid)
             if tracked is not None and tracked.due == when:

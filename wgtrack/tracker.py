@@ -336,12 +336,12 @@ class Tracker:
             return []  # the peer vanished while the action ran
         return self._step(pid, tracked, obs, now)
 
-    def tick(self, now: float, wall: float, busy: Container[PeerId]) -> Todo:
+    def tick(self, now: float, wall: float, busy: Container[PeerId], limit: int | None = None) -> Todo:
         """The fast lane: step the peers whose probe time has come (down peers, and peers with
-        probe_interval) with the time; their probes. A ``busy`` peer has a probe in flight:
-        its result reschedules it."""
+        probe_interval; at most ``limit``) with the time; their probes. A ``busy`` peer has a
+        probe in flight: its result reschedules it."""
         todo: Todo = []
-        for pid, tracked in self._due.ready(now):
+        for pid, tracked in self._due.ready(now, limit):
             if pid not in busy:
                 todo.extend((pid, a) for a in self._step(pid, tracked, link.Tick(wall), now))
         return todo
