@@ -103,7 +103,9 @@ def run(count: int, runs: int, warmup: float, seconds: float) -> None:
             conf = tmp / "wgtrack.conf"
             conf.write_text(f"[general]\ncycle_time = 5\nping_interval = 1\nprobe_interval = 1\n"
                             f"probe_rate = {count * 2}\nwg_command = {wg}\nwg_config_dir = {tmp}\nloglevel = 30\n"
-                            f"[output:influx]\nfilename = {lp_file}\n")
+                            f"[output:influx]\nfilename = {lp_file}\n"
+                            # its own store: a shared one would carry every earlier run's peers
+                            f"[history]\npath = {tmp / 'history.db'}\n")
             # fping: every target once a second (-p), its sends spread evenly (-i: 1,000 ms / K)
             interval = max(0.01, 1000 / count / 1.2)
             contenders = {

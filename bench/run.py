@@ -171,7 +171,9 @@ def run_scenario(impl: Impl, config: str, scenario: str) -> Result:
             run("ip", "netns", "exec", lab.hosts["mon"].ns, "nft", "-f", "-", input=rules)
         # 0.2.0 hard-codes /etc/wireguard: both get the lab's configs there, inside mon's own
         # mount namespace only, so both read the very same files.
-        env = "PYTHONPATH=" + str(REPO) if impl.pythonpath else "PYTHONNOUSERSITE=1"
+        # ours keeps its history store in the lab: one shared /var/lib/wgtrack would carry the
+        # peers of every earlier run into the next
+        env = f"PYTHONPATH={REPO} STATE_DIRECTORY={lab.dir}" if impl.pythonpath else "PYTHONNOUSERSITE=1"
         script = (f"mount --bind {lab.wg_config_dir} /etc/wireguard && "
                   f"exec env {env} {impl.python} -m wgtrack -c {conf}")
         lab.spawn_in_mon(["sh", "-c", script], stderr=log)

@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _setup_logging(args.loglevel if args.loglevel is not None else cfg.loglevel)
     heap.one_arena()  # before the daemon's threads start
+    heap.tune_collector()
     daemon = Daemon(cfg, once=args.once, loglevel_override=args.loglevel, stdout_override=args.stdout)
     return run_until_done(daemon)
 
