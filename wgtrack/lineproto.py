@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from wgtrack import __version__, quality
 from wgtrack.dump import interface_labels
 from wgtrack.link import Status
 from wgtrack.snapshot import InterfaceView, PeerView, Snapshot
+from wgtrack.workers import TURN_EVERY
 
 FieldValue = int | float | str | bool | None
 
@@ -111,8 +112,9 @@ class LineCache:
         # and where each one's lines begin in it
         self._blocks: dict[str, tuple[InterfaceView, tuple[PeerView, ...], bytes, array[int]]] = {}
 
-    def block(self, iface: InterfaceView) -> bytes:
-        """The exported peers' lines of one interface (per_peer_metrics = no: in the totals only)."""
+    def block(self, iface: InterfaceView, turn: Callable[[], None] | None = None) -> bytes:
+        """The exported peers' lines of one interface (per_peer_metrics = no: in the totals only).
+        ``turn`` is called after every TURN_EVERY peers rendered anew (workers.loop_turns)."""
         found = self._blocks.get(iface.name)
         if found is not None and found[0] is iface:
             return found[2]
@@ -124,6 +126,7 @@ class LineCache:
         parts: list[bytes] = []
         starts = array("I")
         size, run_from, run_to = 0, -1, -1  # run: the old block's bytes carried over as one slice
+        rendered = 0
         for at, peer in enumerate(views):
             old = at if at < len(old_views) and old_views[at] is peer else -1
             if old < 0 and old_views:
@@ -149,6 +152,9 @@ class LineCache:
                 text = _peer_text(iface.name, peer)
                 parts.append(text)
                 size += len(text)
+                rendered += 1
+                if turn is not None and rendered % TURN_EVERY == 0:
+                    turn()
         if run_to > run_from:
             parts.append(old_block[run_from:run_to])
         block = parts[0] if len(parts) == 1 else b"".join(parts)
@@ -207,7 +213,8 @@ def render_lines(snapshot: Snapshot, cache: LineCache | None = None) -> Iterator
     cache.done(snapshot)
 
 
-def render_bytes(snapshot: Snapshot, cache: LineCache | None = None) -> bytes:
+def render_bytes(snapshot: Snapshot, cache: LineCache | None = None,
+                 turn: Callable[[], None] | None = None) -> bytes:
     """The whole file for one snapshot, UTF-8, newline-terminated: each interface's cached
     block with the timestamp put before every newline (one C-level replace per interface, not a
     step per peer)."""
@@ -215,7 +222,7 @@ def render_bytes(snapshot: Snapshot, cache: LineCache | None = None) -> bytes:
     cache = cache or LineCache()
     parts: list[bytes] = []
     for iface in snapshot.interfaces:
-        block = cache.block(iface)
+        block = cache.block(iface, turn)
         if block:
             parts.append(block.replace(b"\n", stamp))
         parts += ((text + "\n").encode() for text in _summary_lines(snapshot, iface) if text)

@@ -19,12 +19,36 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+# Peers rendered between two turns of the loop by a renderer in a thread (about 1 ms of work)
+TURN_EVERY = 40
+
 _ALL: weakref.WeakSet[Workers] = weakref.WeakSet()
 
 
 def any_busy() -> bool:
     """True when some worker thread is still inside a call (stuck, perhaps)."""
     return any(w.pending for w in list(_ALL))
+
+
+def loop_turns(loop: asyncio.AbstractEventLoop, timeout_s: float = 0.5) -> Callable[[], None]:
+    """For long Python work in a worker thread, called between its slices: each call waits until
+    the loop has had a turn. A thread busy with Python competes with the loop for the GIL, and
+    the loop loses: every system call it makes (each echo request sent) hands the GIL over
+    until the thread's switch interval runs out. Rendering 10,000 peers' lines in a thread
+    stretched one of the loop's handles (500 echo requests, 25 ms alone) to 250-530 ms. Given
+    way to, the thread's slices run between the loop's handles, one slice a turn at most.
+    ``timeout_s`` bounds each wait (a loop too busy to answer must not stall the work)."""
+    turned = threading.Event()
+
+    def turn() -> None:
+        turned.clear()
+        try:
+            loop.call_soon_threadsafe(turned.set)
+        except RuntimeError:  # the loop is closed: nobody to give way to
+            return
+        turned.wait(timeout_s)
+
+    return turn
 
 
 class Busy(Exception):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from wgtrack.lineproto import LineCache, render_bytes
 from wgtrack.outputs import Output
 from wgtrack.schema import OutputSpec, enabled_key, file_mode, filename_key, output_key
 from wgtrack.snapshot import Snapshot
-from wgtrack.workers import Workers
+from wgtrack.workers import Workers, loop_turns
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +51,11 @@ class InfluxFile(Output):
     async def publish(self, snapshot: Snapshot) -> None:
         # Rendering 10k peers and an fsync are both too slow for the event loop.
         # A write still hanging from an earlier cycle is reported, not queued behind.
-        await self._worker.run(self._write, snapshot, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
+        turn = loop_turns(asyncio.get_running_loop())  # the render gives way to the loop
+        await self._worker.run(self._write, snapshot, turn, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
 
-    def _write(self, snapshot: Snapshot) -> None:
-        write_atomic(self.settings.filename, render_bytes(snapshot, self._lines), self.settings.mode,
+    def _write(self, snapshot: Snapshot, turn: Callable[[], None]) -> None:
+        write_atomic(self.settings.filename, render_bytes(snapshot, self._lines, turn), self.settings.mode,
                      durable=False)  # rewritten every cycle (see write_atomic)
 
     async def close(self) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from wgtrack.history.reading import Availability
 from wgtrack.outputs import Output
 from wgtrack.schema import OutputSpec, enabled_key, filename_key
 from wgtrack.snapshot import PeerView, Snapshot
-from wgtrack.workers import Workers
+from wgtrack.workers import TURN_EVERY, Workers, loop_turns
 
 WRITE_TIMEOUT_S = 30.0
 
@@ -80,8 +82,10 @@ class PeerTexts:
     def __init__(self) -> None:
         self._texts: dict[tuple[str, str], tuple[PeerView, Availability | None, str]] = {}
         self._next: dict[tuple[str, str], tuple[PeerView, Availability | None, str]] = {}
+        self._made = 0
 
-    def text(self, p: PeerView, avail: Availability | None = None) -> str:
+    def text(self, p: PeerView, avail: Availability | None = None, turn: Callable[[], None] | None = None) -> str:
+        """``turn`` is called after every TURN_EVERY texts made anew (workers.loop_turns)."""
         key = (p.interface, p.public_key)
         found = self._texts.get(key)
         if found is None or found[0] is not p or found[1] is not avail:
@@ -89,6 +93,9 @@ class PeerTexts:
             if avail is not None:
                 doc["availability"] = availability_doc(avail)
             found = (p, avail, json.dumps(doc, separators=(",", ":")))
+            self._made += 1
+            if turn is not None and self._made % TURN_EVERY == 0:
+                turn()
         self._next[key] = found
         return found[2]
 
@@ -96,7 +103,7 @@ class PeerTexts:
         self._texts, self._next = self._next, {}
 
 
-def render_status(snap: Snapshot, texts: PeerTexts | None = None) -> str:
+def render_status(snap: Snapshot, texts: PeerTexts | None = None, turn: Callable[[], None] | None = None) -> str:
     """The file's content: plain data, no secrets (the snapshot has none); one line per peer."""
     texts = texts or PeerTexts()
     head = {"time": snap.time_ns / 1e9, "cycle": snap.cycle, "wg_ok": snap.wg_ok, "wg_error": snap.wg_error,
@@ -107,7 +114,7 @@ def render_status(snap: Snapshot, texts: PeerTexts | None = None) -> str:
                  "listen_port": iface.listen_port}  # name: <netns>/<ifname> for another namespace, with netns
         parts.append(("," if n else "") + json.dumps(about, separators=(",", ":"))[:-1] + ',"peers":[\n')
         figures = snap.availability or {}
-        parts.append(",\n".join(texts.text(p, figures.get((p.interface, p.public_key))) for p in iface.peers))
+        parts.append(",\n".join(texts.text(p, figures.get((p.interface, p.public_key)), turn) for p in iface.peers))
         parts.append("]}")
     parts.append("]}\n")
     texts.done()
@@ -146,10 +153,11 @@ class JsonStatus(Output):
             raise StartupError(f"[output:json] cannot create {self.settings.filename.parent}: {exc.strerror}") from None
 
     async def publish(self, snapshot: Snapshot) -> None:
-        await self._worker.run(self._write, snapshot, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
+        turn = loop_turns(asyncio.get_running_loop())  # the render gives way to the loop
+        await self._worker.run(self._write, snapshot, turn, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
 
-    def _write(self, snapshot: Snapshot) -> None:
-        write_atomic(self.settings.filename, render_status(snapshot, self._texts).encode(), 0o644,
+    def _write(self, snapshot: Snapshot, turn: Callable[[], None]) -> None:
+        write_atomic(self.settings.filename, render_status(snapshot, self._texts, turn).encode(), 0o644,
                      durable=False)  # rewritten every cycle (see write_atomic)
 
     async def close(self) -> None:
