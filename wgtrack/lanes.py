@@ -30,6 +30,7 @@ FAST_LANE_TICK_S = 0.25  # the fast lane wakes at most this often
 # Peers stepped in one go, then the loop's turn: 10,000 peers probed each second fall due
 # together: stepping them all at once held the loop for 300 ms, parts of 250 for up to 80 ms.
 FAST_LANE_PART = 100
+ROUTE_PART = 500  # a cycle's actions started between two turns of the loop
 # A cycle waits this long (at most) for the re-resolutions it started, so that a heal with a
 # healthy DNS server is reported in the same cycle; a dead one just finishes in the background.
 BACKGROUND_WAIT_MAX_S = 2.0
@@ -79,7 +80,9 @@ class Lanes:
         awaited: list[Awaitable[None]] = []
         now = asyncio.get_running_loop().time()
         echoes = _Countdown(self)
-        for pid, actions in per_peer.items():
+        for n, (pid, actions) in enumerate(per_peer.items(), 1):
+            if n % ROUTE_PART == 0:
+                await asyncio.sleep(0)  # 10,000 up peers' probes sent in one go held the loop for 50 ms
             if self.once or self.tasks is None or self.tracker.is_up(pid):
                 if not self._echo_in_cycle(pid, actions, echoes):
                     awaited.append(self.actions.run(pid, actions, spawned))
