@@ -18,7 +18,10 @@ class DueQueue:
 
     def __init__(self, peers: Mapping[PeerId, TrackedPeer]) -> None:
         self._peers = peers
-        self._heap: list[tuple[float, PeerId]] = []
+        # (due, order of scheduling, peer): a hub's peers probed each second fall due at the
+        # very same time, and ties compared the peer ids (5 % of the daemon's CPU in heappop)
+        self._heap: list[tuple[float, int, PeerId]] = []
+        self._order = 0
 
     def schedule(self, pid: PeerId, tracked: TrackedPeer, due: float) -> bool:
         """Set the peer's due time; True when it is a time to wake for (not inf, and new)."""
@@ -27,7 +30,8 @@ class DueQueue:
         tracked.due = due
         if due == math.inf:
             return False
-        heapq.heappush(self._heap, (due, pid))
+        self._order += 1
+        heapq.heappush(self._heap, (due, self._order, pid))
         return True
 
     def ready(self, now: float, limit: int | None = None) -> list[tuple[PeerId, TrackedPeer]]:
@@ -36,13 +40,13 @@ class DueQueue:
         heap, peers = self._heap, self._peers
         found: list[tuple[PeerId, TrackedPeer]] = []
         while heap and heap[0][0] <= now and (limit is None or len(found) < limit):
-            when, pid = heapq.heappop(heap)
+            when, _, pid = heapq.heappop(heap)
             tracked = peers.get(pid)
             if tracked is not None and tracked.due == when:
                 tracked.due = math.inf
                 found.append((pid, tracked))
         if len(heap) > 4 * len(peers) + 1024:  # many stale entries: start the heap afresh
-            self._heap = [(t.due, pid) for pid, t in peers.items() if t.due < math.inf]
+            self._heap = [(t.due, n, pid) for n, (pid, t) in enumerate(peers.items()) if t.due < math.inf]
             heapq.heapify(self._heap)
         return found
 
@@ -50,7 +54,7 @@ class DueQueue:
         """When the next peer is due (inf: none)."""
         heap, peers = self._heap, self._peers
         while heap:
-            when, pid = heap[0]
+            when, _, pid = heap[0]
             tracked = peers.get(pid)
             if tracked is not None and tracked.due == when:
                 return when

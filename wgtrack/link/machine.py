@@ -40,7 +40,17 @@ from wgtrack.link.messages import (
 from wgtrack.link.moves import move as _move
 from wgtrack.link.rules import down_gap, judge, schedule_verdict
 from wgtrack.link.settings import DOWN_FAST_S, DOWN_PROBE_CAP_S, UNDERLAY_PERIOD_S, LinkSettings
-from wgtrack.link.state import LinkState, in_lane, is_down, lane_target, probes_decide, probing, replace, session
+from wgtrack.link.state import (
+    LinkState,
+    copy_with,
+    in_lane,
+    is_down,
+    lane_target,
+    probes_decide,
+    probing,
+    replace,
+    session,
+)
 from wgtrack.link.table import Status, Target, Verdict
 from wgtrack.model import split_endpoint
 
@@ -213,7 +223,7 @@ def _on_tick(state: LinkState, now: float, settings: LinkSettings) -> Result:
         # probe_interval: up (and idle) peers on their own clock too, so a break is seen in seconds
         if settings.probe_interval_s > 0 and now - state.last_probe_at >= settings.probe_interval_s:
             # (surely another time: no compare of the whole state, as replace() makes)
-            return state._replace(last_probe_at=now), [_probe(state, target, settings)]
+            return copy_with(state, last_probe_at=now), [_probe(state, target, settings)]
         return state, []
     if settings.down_probe_interval_s <= 0:
         return state, []
@@ -262,7 +272,7 @@ def _on_probe(state: LinkState, r: ProbeResult, now: float, settings: LinkSettin
         # Nearly every reply on a hub probed each second: the full step below would give the
         # same (tests/test_link.py holds them equal) at three times the cost.
         same = state.rtt_ms == r.rtt_ms and state.loss == r.loss
-        return (state if same else state._replace(rtt_ms=r.rtt_ms, loss=r.loss)), []
+        return (state if same else copy_with(state, rtt_ms=r.rtt_ms, loss=r.loss)), []
     return on_probe_in_full(state, r, now, settings)
 
 
