@@ -35,14 +35,14 @@ class _Node:
 
 
 def test_what_survives_a_cycle_is_frozen() -> None:
-    upkeep = heap.HeapUpkeep(after_added=10**9, slack=10**9)
+    upkeep = heap.HeapUpkeep(after_added=10**9, slack=10**9, count_every_s=0)
     kept = [_Node() for _ in range(1000)]
     upkeep.cycle_done(0)
     assert gc.get_freeze_count() >= len(kept)
 
 
 def test_frozen_garbage_cycles_are_freed_once_the_frozen_count_doubles() -> None:
-    upkeep = heap.HeapUpkeep(after_added=10**9, slack=1000)
+    upkeep = heap.HeapUpkeep(after_added=10**9, slack=1000, count_every_s=0)
     upkeep.cycle_done(0)  # the first settles: everything there is now counts as kept
     baseline = gc.get_freeze_count()
     nodes = [_Node() for _ in range(500)]
@@ -56,8 +56,20 @@ def test_frozen_garbage_cycles_are_freed_once_the_frozen_count_doubles() -> None
     assert gc.get_freeze_count() >= len(grown)
 
 
+def test_the_frozen_count_is_looked_at_once_a_minute_at_most() -> None:
+    upkeep = heap.HeapUpkeep(after_added=10**9, slack=0)
+    upkeep.cycle_done(0)  # the first count, and a full collection (slack 0)
+    node = _Node()
+    alive = weakref.ref(node)
+    upkeep.cycle_done(0)
+    del node
+    grown = [_Node() for _ in range(gc.get_freeze_count() + 1000)]
+    upkeep.cycle_done(0)  # doubled, but counted less than a minute ago: no walk, no collection
+    assert alive() is not None and grown
+
+
 def test_no_full_collection_while_the_frozen_count_holds() -> None:
-    upkeep = heap.HeapUpkeep(after_added=10**9, slack=10**9)
+    upkeep = heap.HeapUpkeep(after_added=10**9, slack=10**9, count_every_s=0)
     node = _Node()
     alive = weakref.ref(node)
     upkeep.cycle_done(0)

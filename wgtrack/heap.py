@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import logging
+import math
 import time
 
 M_ARENA_MAX = -8  # glibc's malloc.h
@@ -34,6 +35,7 @@ NEVER = 2**30
 # A full collection when the frozen objects are twice as many as after the last one, and more
 # by this many at least (a small hub's few thousand must not make it run often).
 SETTLE_SLACK = 200_000
+COUNT_EVERY_S = 60.0  # the frozen count walks the list (3 ms for 400,000 objects): not every cycle
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +69,11 @@ class HeapUpkeep:
     threshold has risen past them, and leave free pages in its middle, which glibc keeps unless
     asked (measured at 5,000 peers: 1 MB of RSS; the call takes 0.1-0.2 ms at 10,000)."""
 
-    def __init__(self, after_added: int, slack: int = SETTLE_SLACK) -> None:
-        self.after_added, self.slack = after_added, slack
+    def __init__(self, after_added: int, slack: int = SETTLE_SLACK, count_every_s: float = COUNT_EVERY_S) -> None:
+        self.after_added, self.slack, self.count_every_s = after_added, slack, count_every_s
         self._settled_at = 0  # peers added when it last settled
         self._frozen_after_full = 0  # gc.get_freeze_count() after the last full collection
+        self._counted_at = -math.inf  # time.monotonic() of the last count
         self._libc = _libc()
 
     def added(self, added: int) -> None:
@@ -92,7 +95,11 @@ class HeapUpkeep:
     def _full_if_grown(self) -> int | None:
         """A full collection when the frozen objects doubled (bounded memory even if something
         made garbage cycles); the count it freed, or None when it was not needed."""
-        frozen = gc.get_freeze_count()  # a walk of the list: ~1 ms per 150,000 objects
+        now = time.monotonic()
+        if now - self._counted_at < self.count_every_s:
+            return None
+        self._counted_at = now
+        frozen = gc.get_freeze_count()
         if frozen <= 2 * self._frozen_after_full + self.slack:
             return None
         started = time.perf_counter()
