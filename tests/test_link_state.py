@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wgtrack.link.state import LinkState, copy_with, replace
@@ -14,6 +14,8 @@ from wgtrack.link.state import LinkState, copy_with, replace
 FIELDS = LinkState._fields
 
 
+# A loaded CI machine made generating these slow once (a health check, not the property)
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(FIELDS), st.one_of(st.none(), st.integers(), st.floats(), st.text()),
                        max_size=6))
 def test_copy_with_is_replace(changes: dict[str, Any]) -> None:
