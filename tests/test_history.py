@@ -57,6 +57,7 @@ def test_a_new_store_is_made_whole_and_reopens(tmp_path: Path) -> None:
     conn = db.open_store(path)
     assert conn.execute("PRAGMA application_id").fetchone()[0] == db.APPLICATION_ID
     assert conn.execute("PRAGMA user_version").fetchone()[0] == db.VERSION
+    assert conn.execute("PRAGMA cache_size").fetchone()[0] == -db.CACHE_KIB  # not sqlite's 2 MiB
 
 
 @pytest.mark.parametrize("kind", ["garbage", "foreign"])
@@ -98,6 +99,27 @@ def _change(conn: sqlite3.Connection, t: float, key: str, old: str | None, new: 
                  (key, new, t))
 
 
+def test_seconds_in_states_merge_each_peers_changes_in_key_order(tmp_path: Path) -> None:
+    """Peers walked one at a time, their changes merged from a second cursor: changes made in
+    any order of peers land with their own peer; a removed peer's bytes still count."""
+    conn = _store(tmp_path)
+    h = 1_800_000_000.0 // 3600 * 3600
+    keys = [f"{c * 43}=" for c in "ZMBQA"]  # not in key order, nor in the order of their changes
+    for n, key in enumerate(keys):
+        _change(conn, h + 100 * n, key, None, "up:ok")
+    for n, key in enumerate(reversed(keys)):
+        _change(conn, h + 1000 + 100 * n, key, "up:ok", "down")
+    _change(conn, h + 2000, KEY_B, None, "removed")
+    secs = dict(rollup.seconds_in_states(conn, h, h + 3600))
+    assert set(secs) == {("wg0", k) for k in keys}  # the removed peer's time is in no bucket
+    for n, key in enumerate(keys):
+        up = 1000 + 100 * (len(keys) - 1 - n) - 100 * n
+        assert secs[("wg0", key)] == [float(up), 0.0, 3600.0 - 100 * n - up, 0.0]
+    assert rollup.rollup(conn, h, h + 3600, {("wg0", KEY_B): (7, 8)}) == len(keys) + 1
+    assert conn.execute("SELECT rx, tx, up_s + down_s + idle_s FROM daily WHERE key = ?", (KEY_B,)).fetchone() \
+        == (7, 8, 0.0)
+
+
 def test_seconds_in_states_walk_back_from_now(tmp_path: Path) -> None:
     conn = _store(tmp_path)
     h = 1_800_000_000.0 // 3600 * 3600
@@ -106,7 +128,7 @@ def test_seconds_in_states_walk_back_from_now(tmp_path: Path) -> None:
     _change(conn, h + 1800, KEY_A, "down", "up:degraded")
     _change(conn, h + 4000, KEY_A, "up:degraded", "down")  # after the hour: walked back over
     _change(conn, h + 1200, KEY_B, None, "idle")
-    secs = rollup.seconds_in_states(conn, h, h + 3600)
+    secs = dict(rollup.seconds_in_states(conn, h, h + 3600))
     assert secs[("wg0", KEY_A)] == [600.0, 1800.0, 1200.0, 0.0]
     assert secs[("wg0", KEY_B)] == [0.0, 0.0, 0.0, 2400.0]
     rollup.rollup(conn, h, h + 3600, {("wg0", KEY_A): (100, 50)})

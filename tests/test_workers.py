@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -57,3 +58,24 @@ def test_a_stuck_call_times_out() -> None:
     with pytest.raises(TimeoutError):
         asyncio.run(go())
     release.set()
+
+
+def test_a_done_call_keeps_nothing_of_its_arguments() -> None:
+    """The thread waiting for its next call holds no reference to the last one's arguments (a
+    big hub's dump text stayed alive between cycles)."""
+    class Text:
+        pass
+
+    async def go() -> weakref.ref[Text]:
+        workers = Workers("test-keeps")
+        text = Text()
+        gone = weakref.ref(text)
+        await workers.run(lambda t: None, text, timeout_s=5.0)
+        del text
+        for _ in range(500):  # the thread's own bookkeeping ends just after the result is handed over
+            if workers.pending == 0:
+                break
+            await asyncio.sleep(0.01)
+        return gone
+
+    assert asyncio.run(go())() is None

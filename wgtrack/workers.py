@@ -78,6 +78,9 @@ class Workers:
             try:
                 job()
             finally:
+                # Not kept until the next call comes: the job holds its arguments (a big hub's
+                # dump text, 0.9 MB at 10,000 peers, stayed alive between cycles).
+                del job
                 with self._lock:
                     self._pending -= 1
 

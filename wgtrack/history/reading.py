@@ -41,7 +41,6 @@ def figures(conn: sqlite3.Connection, now: float | None = None) -> Figures:
     now = time.time() if now is None else now
     today, this_hour = int(now // rollup.DAY_S), int(now // rollup.HOUR_S)
     rolled = rollup.meta(conn, "rolled_until") or now
-    live = rollup.seconds_in_states(conn, rolled, now) if rolled < now else {}
     sums: dict[PeerId, list[float]] = {}  # up and down over 24 h, 7 d, 30 d
     for iface, key, up, down in conn.execute(
             "SELECT iface, key, sum(up_s + degraded_s), sum(down_s) FROM hourly WHERE hour > ? GROUP BY iface, key",
@@ -59,7 +58,8 @@ def figures(conn: sqlite3.Connection, now: float | None = None) -> Figures:
                 "SELECT iface, key, up_s + degraded_s, down_s FROM daily WHERE day = ? AND up_s + degraded_s + "
                 "down_s > 0", (day,)):
             cells.setdefault((iface, key), {})[n] = (up, down)
-    for pid, secs in live.items():  # the part of the hour not rolled up yet: today's
+    live = rollup.seconds_in_states(conn, rolled, now) if rolled < now else iter(())
+    for pid, secs in live:  # the part of the hour not rolled up yet: today's
         up, down = secs[0] + secs[1], secs[2]
         if up + down <= 0:
             continue  # idle only: no figure either way

@@ -6,7 +6,7 @@ is in no bucket. Runs on the writer's thread."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from wgtrack.history import db
 
@@ -46,19 +46,25 @@ def _timeline(status: str | None, changes: list[tuple[float, str | None, str]], 
     return secs
 
 
-def seconds_in_states(conn: sqlite3.Connection, a: float, b: float) -> dict[PeerId, list[float]]:
-    """Per peer, seconds in each bucket over [a, b): walked back from its status now."""
-    later: dict[PeerId, list[tuple[float, str | None, str]]] = {}
-    for time, iface, key, old, new in conn.execute(
-            "SELECT time, iface, key, old, new FROM transitions WHERE time >= ? ORDER BY id", (a,)):
-        later.setdefault((iface, key), []).append((time, old, new))
-    found: dict[PeerId, list[float]] = {}
-    for iface, key, status in conn.execute("SELECT iface, key, status FROM peers"):
+def seconds_in_states(conn: sqlite3.Connection, a: float, b: float) -> Iterator[tuple[PeerId, list[float]]]:
+    """Per peer with time in some bucket, its seconds in each over [a, b): walked back from its
+    status now. One peer at a time, its changes merged in from a second cursor in the same
+    order: a big hub's first hour is a change for every peer, and holding them all (with every
+    peer's figures) cost the daemon 4 MB of RSS for good at 10,000 peers."""
+    changes = conn.execute("SELECT iface, key, time, old, new FROM transitions WHERE time >= ? "
+                           "ORDER BY iface, key, id", (a,))
+    pending = next(changes, None)
+    for iface, key, status in conn.execute("SELECT iface, key, status FROM peers ORDER BY iface, key"):
         pid = (iface, key)
-        secs = _timeline(status, later.get(pid, []), a, b)
+        mine: list[tuple[float, str | None, str]] = []
+        # sqlite orders text by its UTF-8 bytes, as Python orders str by code point
+        while pending is not None and (pending[0], pending[1]) <= pid:
+            if (pending[0], pending[1]) == pid:
+                mine.append((pending[2], pending[3], pending[4]))
+            pending = next(changes, None)
+        secs = _timeline(status, mine, a, b)
         if any(secs):
-            found[pid] = secs
-    return found
+            yield pid, secs
 
 
 _ADD = ("INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rx = rx + excluded.rx, "
@@ -70,17 +76,25 @@ def rollup(conn: sqlite3.Connection, a: float, b: float, traffic: Mapping[PeerId
     """Add [a, b) (within one hour) to the hourly and daily rows, with ``traffic`` (bytes per
     peer in it); returns the rows written. One transaction, which also records how far the
     roll-ups reach (``rolled_until``)."""
-    secs = seconds_in_states(conn, a, b)
     hour, day = int(a // HOUR_S), int(a // DAY_S)
-    peers = secs.keys() | traffic.keys()
-    nothing, idle = (0, 0), [0.0] * 4
+    written = 0
+
+    def rows(when: int) -> Iterator[tuple[object, ...]]:  # one at a time, as sqlite takes them
+        nonlocal written
+        written, left = 0, dict(traffic)
+        for pid, secs in seconds_in_states(conn, a, b):
+            written += 1
+            yield (when, pid[0], pid[1], *left.pop(pid, nothing), *secs)
+        for pid, moved in left.items():  # bytes but no time: idle throughout
+            written += 1
+            yield (when, pid[0], pid[1], *moved, *idle)
+
+    nothing, idle = (0, 0), (0.0,) * 4
     with db.transaction(conn):
         for table, when in (("hourly", hour), ("daily", day)):
-            # rows made one at a time: a big hub's are never all in memory at once
-            conn.executemany(_ADD.format(table=table), ((when, pid[0], pid[1], *traffic.get(pid, nothing),
-                                                         *secs.get(pid, idle)) for pid in peers))
+            conn.executemany(_ADD.format(table=table), rows(when))
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_until', ?)", (repr(b),))
-    return len(peers)
+    return written
 
 
 def slices(a: float, b: float) -> Iterable[tuple[float, float]]:
