@@ -417,3 +417,30 @@ def test_status_file_and_wgtrack_status_carry_the_availability() -> None:
     assert entry["availability"] == {"24h": 0.75, "7d": 0.9, "30d": 0.995, "days": [None] * 29 + [0.75]}
     lines = table(doc, doc["time"]).splitlines()
     assert lines[1].split()[-1] == "30 DAYS"[-4:] and lines[2].rstrip().endswith("99.50%")
+
+
+def test_figures_put_each_peer_together_from_hours_days_and_the_live_part(tmp_path: Path) -> None:
+    """24 h from the hourly rows, 7 and 30 days and the bar from the daily ones, each with the
+    part of the hour not rolled up yet; peers in any key order; alike figures one object."""
+    conn = _store(tmp_path)
+    now = 1_800_000_000.0 // 86400 * 86400 + 7200.0
+    today, hour = int(now // 86400), int(now // 3600)
+    a, b, c, d = "Z" * 43 + "=", "B" * 43 + "=", "M" * 43 + "=", "C" * 43 + "="
+    for key, status in ((a, "up:ok"), (b, "idle"), (c, "down"), (d, "down")):
+        conn.execute("INSERT INTO peers VALUES ('wg0', ?, NULL, ?, 0, 0, NULL, 0, 0, 0, 0, NULL, NULL)", (key, status))
+    daily = "INSERT INTO daily VALUES (?, 'wg0', ?, 0, 0, ?, ?, ?, ?)"
+    conn.execute(daily, (today - 40, a, 100.0, 0.0, 0.0, 0.0))  # past the 30 days
+    conn.execute(daily, (today - 10, a, 3000.0, 0.0, 1000.0, 0.0))
+    conn.execute(daily, (today - 2, a, 250.0, 250.0, 500.0, 0.0))
+    conn.execute(daily, (today, a, 100.0, 0.0, 0.0, 0.0))
+    conn.execute(daily, (today - 20, b, 0.0, 0.0, 0.0, 50.0))  # idle only
+    conn.execute("INSERT INTO hourly VALUES (?, 'wg0', ?, 0, 0, 100.0, 0.0, 0.0, 0.0)", (hour - 1, a))
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_until', ?)", (repr(now - 600),))
+    figures = reading.figures(conn, now)
+    assert set(figures) == {("wg0", k) for k in (a, b, c, d)}
+    fig_a = figures[("wg0", a)]
+    assert fig_a.day == 1.0 and fig_a.week == pytest.approx(1200 / 1700) and fig_a.month == pytest.approx(4200 / 5700)
+    assert fig_a.days == (None,) * 19 + (0.75,) + (None,) * 7 + (0.5, None, 1.0)
+    assert figures[("wg0", b)] == reading.Availability(None, None, None, (None,) * 30)
+    assert figures[("wg0", c)] == reading.Availability(0.0, 0.0, 0.0, (None,) * 29 + (0.0,))
+    assert figures[("wg0", c)] is figures[("wg0", d)]

@@ -132,7 +132,9 @@ def _peer(fields: list[str]) -> PeerRecord:
         raise ValueError("peer public key is malformed")
     return PeerRecord(
         interface=name,
-        public_key=public,
+        # One string per key however often its line changes: the tracker's key, every record
+        # since, and the history store's figures share it.
+        public_key=sys.intern(public),
         endpoint=_endpoint(endpoint),
         allowed_ips=_allowed_ips(allowed),
         latest_handshake=_int_field(handshake, "latest-handshake"),

@@ -7,9 +7,15 @@ UTC days. The part of the current hour not yet rolled up is read live from the c
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import sqlite3
+import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
 
 from wgtrack.history import db, rollup
 
@@ -34,55 +40,75 @@ def ratio(up: float, down: float) -> float | None:
 Figures = dict[PeerId, Availability]
 
 
-def figures(conn: sqlite3.Connection, now: float | None = None) -> Figures:
-    """Every peer's availability as the store has it now. Summed in sqlite, a day at a time for
-    the bar: a 50,000-peer hub's 30 days are 1.5 million rows, never all in Python at once. Alike
-    figures are one object (most peers of a healthy hub share theirs)."""
-    now = time.time() if now is None else now
+def _streams(conn: sqlite3.Connection, now: float) -> Iterator[tuple[PeerId, int, tuple[Any, ...]]]:
+    """The store's figures as one stream of (peer, kind, row) in peer order: 0, up and down over
+    24 h; 1, over 7 and 30 days; 2, a day of the bar (its index, up, down); 3, the seconds in
+    each state not rolled up yet. Each query is ordered by peer, so a peer's rows come
+    together, and no peer's rows are held beyond its own."""
     today, this_hour = int(now // rollup.DAY_S), int(now // rollup.HOUR_S)
+    first = today - BAR_DAYS + 1
     rolled = rollup.meta(conn, "rolled_until") or now
-    sums: dict[PeerId, list[float]] = {}  # up and down over 24 h, 7 d, 30 d
-    for iface, key, up, down in conn.execute(
-            "SELECT iface, key, sum(up_s + degraded_s), sum(down_s) FROM hourly WHERE hour > ? GROUP BY iface, key",
-            (this_hour - 24,)):
-        sums[(iface, key)] = [up, down, 0.0, 0.0, 0.0, 0.0]
-    for iface, key, up7, down7, up30, down30 in conn.execute(
-            "SELECT iface, key, sum(CASE WHEN day > ?1 THEN up_s + degraded_s ELSE 0 END), "
-            "sum(CASE WHEN day > ?1 THEN down_s ELSE 0 END), sum(up_s + degraded_s), sum(down_s) FROM daily "
-            "WHERE day > ?2 GROUP BY iface, key", (today - 7, today - BAR_DAYS)):
-        found = sums.setdefault((iface, key), [0.0] * 6)
-        found[2:] = [up7, down7, up30, down30]
-    cells: dict[PeerId, dict[int, tuple[float, float]]] = {}  # only the days with figures
-    for n, day in enumerate(range(today - BAR_DAYS + 1, today + 1)):
-        for iface, key, up, down in conn.execute(
-                "SELECT iface, key, up_s + degraded_s, down_s FROM daily WHERE day = ? AND up_s + degraded_s + "
-                "down_s > 0", (day,)):
-            cells.setdefault((iface, key), {})[n] = (up, down)
+    hours = conn.execute("SELECT iface, key, sum(up_s + degraded_s), sum(down_s) FROM hourly WHERE hour > ? "
+                         "GROUP BY iface, key ORDER BY iface, key", (this_hour - 24,))
+    days = conn.execute(
+        "SELECT iface, key, sum(CASE WHEN day > ?1 THEN up_s + degraded_s ELSE 0 END), "
+        "sum(CASE WHEN day > ?1 THEN down_s ELSE 0 END), sum(up_s + degraded_s), sum(down_s) FROM daily "
+        "WHERE day >= ?2 GROUP BY iface, key ORDER BY iface, key", (today - 7, first))
+    cells = conn.execute("SELECT iface, key, day - ?1, up_s + degraded_s, down_s FROM daily WHERE day >= ?1 "
+                         "AND day <= ?2 AND up_s + degraded_s + down_s > 0 ORDER BY iface, key, day", (first, today))
     live = rollup.seconds_in_states(conn, rolled, now) if rolled < now else iter(())
-    for pid, secs in live:  # the part of the hour not rolled up yet: today's
-        up, down = secs[0] + secs[1], secs[2]
-        if up + down <= 0:
-            continue  # idle only: no figure either way
-        found = sums.setdefault(pid, [0.0] * 6)
-        for i in (0, 2, 4):
-            found[i] += up
-            found[i + 1] += down
-        peer_cells = cells.setdefault(pid, {})
-        before = peer_cells.get(BAR_DAYS - 1, (0.0, 0.0))
-        peer_cells[BAR_DAYS - 1] = (before[0] + up, before[1] + down)
-    bars: dict[tuple[tuple[int, float | None], ...], tuple[float | None, ...]] = {}
+    return heapq.merge(
+        (((r[0], r[1]), 0, r[2:]) for r in hours), (((r[0], r[1]), 1, r[2:]) for r in days),
+        (((r[0], r[1]), 2, r[2:]) for r in cells),
+        ((pid, 3, (secs[0] + secs[1], secs[2])) for pid, secs in live), key=itemgetter(0))
+
+
+def _one(rows: Iterable[tuple[PeerId, int, tuple[Any, ...]]],
+         bars: dict[tuple[float | None, ...], tuple[float | None, ...]]) -> Availability | None:
+    """One peer's figures from its rows (None: no time up or down known at all)."""
+    sums = [0.0] * 6  # up and down over 24 h, 7 d, 30 d
+    cells: dict[int, tuple[float, float]] = {}  # only the days with figures
+    known = False
+    for _pid, kind, row in rows:
+        if kind == 0:
+            sums[0:2], known = row, True
+        elif kind == 1:
+            sums[2:6], known = row, True
+        elif kind == 2:
+            cells[row[0]] = (row[1], row[2])
+        elif row[0] + row[1] > 0:  # the part of the hour not rolled up yet: today's (idle only: none)
+            up, down = row
+            for i in (0, 2, 4):
+                sums[i] += up
+                sums[i + 1] += down
+            before = cells.get(BAR_DAYS - 1, (0.0, 0.0))
+            cells[BAR_DAYS - 1] = (before[0] + up, before[1] + down)
+            known = True
+    if not known:
+        return None
+    laid: list[float | None] = [None] * BAR_DAYS
+    for n, (up, down) in cells.items():
+        if 0 <= n < BAR_DAYS:
+            laid[n] = ratio(up, down)
+    days = tuple(laid)
+    days = bars.setdefault(days, days)  # one tuple for every peer whose days read alike
+    return Availability(ratio(sums[0], sums[1]), ratio(sums[2], sums[3]), ratio(sums[4], sums[5]), days)
+
+
+def figures(conn: sqlite3.Connection, now: float | None = None) -> Figures:
+    """Every peer's availability as the store has it now: summed in sqlite, and put together one
+    peer at a time (a 50,000-peer hub's 30 days are 1.5 million rows: held at once, a month-old
+    hub's bars alone were tens of MB). Alike figures are one object (most peers of a healthy hub
+    share theirs), and a peer's key strings are interned: the tracker's are the same."""
+    now = time.time() if now is None else now
+    bars: dict[tuple[float | None, ...], tuple[float | None, ...]] = {}
     alike: dict[tuple[object, ...], Availability] = {}
     result: Figures = {}
-    for pid, s in sums.items():
-        marks = tuple((n, ratio(*c)) for n, c in sorted(cells.get(pid, {}).items()))
-        days = bars.get(marks)
-        if days is None:  # one tuple for every peer whose days read alike
-            laid: list[float | None] = [None] * BAR_DAYS
-            for n, r in marks:
-                laid[n] = r
-            days = bars[marks] = tuple(laid)
-        made = Availability(ratio(s[0], s[1]), ratio(s[2], s[3]), ratio(s[4], s[5]), days)
-        result[pid] = alike.setdefault((made.day, made.week, made.month, days), made)
+    for pid, rows in itertools.groupby(_streams(conn, now), key=itemgetter(0)):
+        made = _one(rows, bars)
+        if made is not None:
+            key = (sys.intern(pid[0]), sys.intern(pid[1]))
+            result[key] = alike.setdefault((made.day, made.week, made.month, made.days), made)
     return result
 
 
