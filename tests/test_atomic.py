@@ -11,14 +11,6 @@ import pytest
 from wgtrack.atomic import write_atomic
 
 
-def test_parts_are_written_in_order_as_one_file(tmp_path: Path) -> None:
-    """A big file handed over in parts (never joined into one more copy) is the parts in order."""
-    target = tmp_path / "out.lp"
-    write_atomic(target, [b"a" * 100_000, b"\n", b"b\n"], durable=False)
-    assert target.read_bytes() == b"a" * 100_000 + b"\nb\n"
-    assert os.listdir(tmp_path) == ["out.lp"]
-
-
 def test_writes_with_mode_and_leaves_no_temp(tmp_path: Path) -> None:
     target = tmp_path / "out.lp"
     write_atomic(target, b"one\n", 0o640)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -24,7 +23,7 @@ def directory_problem(filename: Path, where: str, creatable: bool = False) -> st
     return f"{where}: directory {directory} does not exist"
 
 
-def write_atomic(path: Path, data: bytes | Iterable[bytes], mode: int = 0o644, durable: bool = True) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Write ``data`` to ``path`` atomically with ``mode`` (blocking: call it off the event loop).
 
     The temp file lives in the same directory (so the rename is atomic) and starts with a
@@ -32,17 +31,13 @@ def write_atomic(path: Path, data: bytes | Iterable[bytes], mode: int = 0o644, d
     ``durable=False`` skips the fsync: readers still only ever see a whole file (the rename is
     atomic for them either way); only a machine crash may leave an older or empty one. For files
     rewritten every cycle, where an fsync of megabytes every few seconds costs time and wears
-    the flash storage of small routers, for the sake of one cycle's data. ``data`` in parts is
-    written part by part: a big hub's file is never joined into one more copy of itself.
+    the flash storage of small routers, for the sake of one cycle's data.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)  # final mode before the name appears
         with os.fdopen(fd, "wb") as handle:
-            if isinstance(data, bytes):
-                handle.write(data)
-            else:
-                handle.writelines(data)
+            handle.write(data)
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())

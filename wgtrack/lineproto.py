@@ -213,11 +213,11 @@ def render_lines(snapshot: Snapshot, cache: LineCache | None = None) -> Iterator
     cache.done(snapshot)
 
 
-def render_parts(snapshot: Snapshot, cache: LineCache | None = None,
-                 turn: Callable[[], None] | None = None) -> list[bytes]:
-    """The whole file for one snapshot in parts, UTF-8, each newline-terminated: each
-    interface's cached block with the timestamp put before every newline (one C-level replace
-    per interface, not a step per peer), then its summary lines; the heartbeat last."""
+def render_bytes(snapshot: Snapshot, cache: LineCache | None = None,
+                 turn: Callable[[], None] | None = None) -> bytes:
+    """The whole file for one snapshot, UTF-8, newline-terminated: each interface's cached
+    block with the timestamp put before every newline (one C-level replace per interface, not a
+    step per peer)."""
     stamp = f" {snapshot.time_ns}\n".encode()
     cache = cache or LineCache()
     parts: list[bytes] = []
@@ -228,13 +228,7 @@ def render_parts(snapshot: Snapshot, cache: LineCache | None = None,
         parts += ((text + "\n").encode() for text in _summary_lines(snapshot, iface) if text)
     parts += ((text + "\n").encode() for text in _summary_lines(snapshot, None) if text)
     cache.done(snapshot)
-    return parts
-
-
-def render_bytes(snapshot: Snapshot, cache: LineCache | None = None,
-                 turn: Callable[[], None] | None = None) -> bytes:
-    """``render_parts`` joined."""
-    return b"".join(render_parts(snapshot, cache, turn))
+    return b"".join(parts)
 
 
 def render(snapshot: Snapshot, cache: LineCache | None = None) -> str:
