@@ -61,13 +61,16 @@ def tune_collector() -> None:
 
 
 class HeapUpkeep:
-    """Whenever many peers were added (a big hub's first dump), ``gc.freeze()`` between the
-    parts of the stepping (full collections stop walking tens of thousands of long-lived peers:
-    about 10 ms a cycle at 10,000, and 120-230 ms stalls of the first cycle's loop at 50,000).
-    After every cycle, ``malloc_trim``: a cycle's big buffers (the dump's bytes and text, the
-    rendered file, the sets of line hashes) come from the heap once glibc's moving mmap
-    threshold has risen past them, and leave free pages in its middle, which glibc keeps unless
-    asked (measured at 5,000 peers: 1 MB of RSS; the call takes 0.1-0.2 ms at 10,000)."""
+    """The collector and glibc kept in step with the daemon, from the cycle:
+    - ``gc.freeze()`` between the parts of a big first dump's stepping (no full collection
+      walks tens of thousands of new peers on the loop: 120-230 ms stalls at 50,000), and after
+      every cycle (what survived it is out of the young collections' way);
+    - one full collection when the frozen count has doubled since the last (looked at once per
+      ``count_every_s``): the only full collections there are (``tune_collector``);
+    - ``malloc_trim`` after every cycle: a cycle's big buffers (the dump's bytes and text, the
+      rendered file, the sets of line hashes) come from the heap once glibc's moving mmap
+      threshold has risen past them, and leave free pages in its middle, which glibc keeps
+      unless asked (measured at 5,000 peers: 1 MB of RSS; the call takes 0.1-0.2 ms at 10,000)."""
 
     def __init__(self, after_added: int, slack: int = SETTLE_SLACK, count_every_s: float = COUNT_EVERY_S) -> None:
         self.after_added, self.slack, self.count_every_s = after_added, slack, count_every_s
@@ -92,16 +95,16 @@ class HeapUpkeep:
         if self._libc is not None:
             self._libc.malloc_trim(0)
 
-    def _full_if_grown(self) -> int | None:
+    def _full_if_grown(self) -> None:
         """A full collection when the frozen objects doubled (bounded memory even if something
-        made garbage cycles); the count it freed, or None when it was not needed."""
+        made garbage cycles), logged with what it freed."""
         now = time.monotonic()
         if now - self._counted_at < self.count_every_s:
-            return None
+            return
         self._counted_at = now
         frozen = gc.get_freeze_count()
         if frozen <= 2 * self._frozen_after_full + self.slack:
-            return None
+            return
         started = time.perf_counter()
         gc.unfreeze()
         freed = gc.collect()
@@ -109,4 +112,3 @@ class HeapUpkeep:
         self._frozen_after_full = gc.get_freeze_count()
         log.info("full garbage collection: %d objects kept, %d freed, %.0f ms (the kept ones had doubled)",
                  self._frozen_after_full, freed, (time.perf_counter() - started) * 1000)
-        return freed

@@ -13,10 +13,10 @@ import asyncio
 import collections
 import functools
 import math
-from collections.abc import Awaitable, Callable, Container, Coroutine
+from collections.abc import Awaitable, Callable, Container, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
-from wgtrack import link, probe
+from wgtrack import link, parts, probe
 
 if TYPE_CHECKING:
     from wgtrack.actions import Actions
@@ -80,9 +80,21 @@ class Lanes:
         awaited: list[Awaitable[None]] = []
         now = asyncio.get_running_loop().time()
         echoes = _Countdown(self)
+        await parts.finish_with_turns(self._dispatch(per_peer, spawned, awaited, now, echoes))
+        if echoes.left:
+            awaited.append(echoes.done)
+        await asyncio.gather(*awaited)
+        if spawned:
+            budget = min(BACKGROUND_WAIT_MAX_S, BACKGROUND_WAIT_SHARE * self.config.cycle_time_s)
+            await asyncio.wait(spawned, timeout=budget)
+
+    def _dispatch(self, per_peer: dict[PeerId, list[link.Effect]], spawned: list[asyncio.Task[None]],
+                  awaited: list[Awaitable[None]], now: float, echoes: _Countdown) -> Generator[None, None, None]:
+        """Each peer's actions sent on their way, in parts of ROUTE_PART peers: 10,000 up
+        peers' probes sent in one go held the loop for 50 ms."""
         for n, (pid, actions) in enumerate(per_peer.items(), 1):
             if n % ROUTE_PART == 0:
-                await asyncio.sleep(0)  # 10,000 up peers' probes sent in one go held the loop for 50 ms
+                yield
             if self.once or self.tasks is None or self.tracker.is_up(pid):
                 if not self._echo_in_cycle(pid, actions, echoes):
                     awaited.append(self.actions.run(pid, actions, spawned))
@@ -101,12 +113,6 @@ class Lanes:
                 self._start(pid, self.actions.run(pid, actions, spawned))
             else:
                 self.tasks.create_task(self.publisher.after(self.actions.run(pid, actions, spawned)))
-        if echoes.left:
-            awaited.append(echoes.done)
-        await asyncio.gather(*awaited)
-        if spawned:
-            budget = min(BACKGROUND_WAIT_MAX_S, BACKGROUND_WAIT_SHARE * self.config.cycle_time_s)
-            await asyncio.wait(spawned, timeout=budget)
 
     def _echo_in_cycle(self, pid: PeerId, actions: list[link.Effect], echoes: _Countdown) -> bool:
         """An up link's plain probe as one echo with no task or coroutine (``Actions.echo_now``),
@@ -160,12 +166,16 @@ class Lanes:
             started = last = loop.time()
             if not self._readable():
                 continue  # nothing current to judge by (the next good cycle steps them)
-            self._step_due(started, started)
-            # More due (a hub's peers probed each second fall due together): in parts, the
-            # loop's turn between them; for one tick at most, should steps keep one due.
-            while self.tracker.next_due() <= started and loop.time() - started < FAST_LANE_TICK_S:
-                await asyncio.sleep(0)
-                self._step_due(started, loop.time())
+            await parts.finish_with_turns(self._due_parts(started, loop))
+
+    def _due_parts(self, started: float, loop: asyncio.AbstractEventLoop) -> Generator[None, None, None]:
+        """The due peers stepped; more due (a hub's peers probed each second fall due
+        together): in parts, the loop's turn between them; for one tick at most, should steps
+        keep one due."""
+        self._step_due(started, started)
+        while self.tracker.next_due() <= started and loop.time() - started < FAST_LANE_TICK_S:
+            yield
+            self._step_due(started, loop.time())
 
     def _step_due(self, started: float, now: float) -> None:
         """A part of the peers due by ``started``: their probes sent, the rest started."""
