@@ -133,3 +133,19 @@ def test_a_cached_render_is_a_fresh_render_whatever_came_and_went(steps: list[li
         snap = dataclasses.replace(snapshot(*views), time_ns=T_NS + n)
         assert render(snap, cache) == render(snap)
         assert list(render_lines(snap, lines_cache)) == list(render_lines(snap))
+
+
+def test_values_of_subclasses_render_as_their_base_types() -> None:
+    """The exact types take the short way; an enum's value (a str or an int subclass) renders
+    as its text or number, never as its name; a non-finite float is left out."""
+    import enum
+
+    class Kind(enum.StrEnum):
+        UP = "up:ok"
+
+    class Count(enum.IntEnum):
+        TWO = 2
+
+    assert line("m", {"t": "a b", "e": ""}, {"s": Kind.UP, "n": Count.TWO, "b": True, "x": float("inf"), "f": 2.0,
+                                             "q": 'say "hi"'}, 5) \
+        == 'm,t=a\\ b b=true,f=2,n=2i,q="say \\"hi\\"",s="up:ok" 5'
