@@ -76,3 +76,13 @@ def test_no_full_collection_while_the_frozen_count_holds() -> None:
     del node
     upkeep.cycle_done(0)
     assert alive() is not None  # a garbage cycle frozen alive stays until the count doubles
+
+
+def test_settle_young_leaves_the_young_collection_nothing_to_walk() -> None:
+    """Between the fast lane's parts: survivors (each probe's new state, replacing a frozen
+    one) are frozen at once instead of piling up for a young collection to walk."""
+    before = gc.get_freeze_count()
+    kept = [_Node() for _ in range(1000)]
+    heap.settle_young()
+    assert gc.get_count()[0] < 10 and gc.get_freeze_count() >= before + 1000
+    assert all(gc.is_tracked(node) for node in kept)

@@ -16,7 +16,7 @@ import math
 from collections.abc import Awaitable, Callable, Container, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
-from wgtrack import link, parts, probe
+from wgtrack import heap, link, parts, probe
 
 if TYPE_CHECKING:
     from wgtrack.actions import Actions
@@ -173,9 +173,11 @@ class Lanes:
         together): in parts, the loop's turn between them; for one tick at most, should steps
         keep one due."""
         self._step_due(started, started)
+        heap.settle_young()
         while self.tracker.next_due() <= started and loop.time() - started < FAST_LANE_TICK_S:
             yield
             self._step_due(started, loop.time())
+            heap.settle_young()
 
     def _step_due(self, started: float, now: float) -> None:
         """A part of the peers due by ``started``: their probes sent, the rest started."""
