@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -255,6 +256,7 @@ def test_restart_resumes_states_and_announces_only_what_changed_while_stopped() 
     tracked = tracker._peers[("wg0", KEY_A)]
     assert (tracked.rx_base, tracked.rx, tracked.rx_total) == (7, 100, 107)  # the counters go on
     assert [c.row.key for c in journal.changes] == [KEY_B]  # only B's change is history
+    assert sys.getsizeof(tracker.resumption._peers) == sys.getsizeof({})  # all taken: its table let go
 
 
 def test_remembered_down_peer_still_down_is_no_event() -> None:
