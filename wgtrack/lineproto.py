@@ -73,11 +73,6 @@ def _value(value: FieldValue) -> str | None:
     return _value(str.__str__(value))  # a subclass of str (a StrEnum): its text, not its name
 
 
-def _field(key: str, value: FieldValue) -> str | None:
-    text = _value(value)
-    return None if text is None else f"{_key(key)}={text}"
-
-
 def line(measurement: str, tags: Mapping[str, str | None], fields: Mapping[str, FieldValue], time_ns: int) -> str:
     """One point. Empty tags and None or non-finite fields are left out; no fields, no line."""
     parts = [measurement.translate(_MEASUREMENT)]

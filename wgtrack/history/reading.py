@@ -87,9 +87,8 @@ def _one(rows: Iterable[tuple[PeerId, int, tuple[Any, ...]]],
     if not known:
         return None
     laid: list[float | None] = [None] * BAR_DAYS
-    for n, (up, down) in cells.items():
-        if 0 <= n < BAR_DAYS:
-            laid[n] = ratio(up, down)
+    for n, (up, down) in cells.items():  # the query's days and today's: all within the bar
+        laid[n] = ratio(up, down)
     days = tuple(laid)
     days = bars.setdefault(days, days)  # one tuple for every peer whose days read alike
     return Availability(ratio(sums[0], sums[1]), ratio(sums[2], sums[3]), ratio(sums[4], sums[5]), days)

@@ -77,6 +77,7 @@ def rollup(conn: sqlite3.Connection, a: float, b: float, traffic: Mapping[PeerId
     peer in it); returns the rows written. One transaction, which also records how far the
     roll-ups reach (``rolled_until``)."""
     hour, day = int(a // HOUR_S), int(a // DAY_S)
+    nothing, idle = (0, 0), (0.0,) * 4
     written = 0
 
     def rows(when: int) -> Iterator[tuple[object, ...]]:  # one at a time, as sqlite takes them
@@ -89,7 +90,6 @@ def rollup(conn: sqlite3.Connection, a: float, b: float, traffic: Mapping[PeerId
             written += 1
             yield (when, pid[0], pid[1], *moved, *idle)
 
-    nothing, idle = (0, 0), (0.0,) * 4
     with db.transaction(conn):
         for table, when in (("hourly", hour), ("daily", day)):
             conn.executemany(_ADD.format(table=table), rows(when))
