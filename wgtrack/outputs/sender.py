@@ -80,13 +80,15 @@ class Sender(Output, Generic[Item]):
         task = asyncio.ensure_future(self._deliver(item))
         self._in_flight = (item, task)
         try:
-            error = await asyncio.shield(task)
+            await asyncio.shield(task)
         finally:
+            # A cancel can land in the same turn as the answer: the request is then done but
+            # no longer in flight, so its success is counted here or the queue sends it again.
             if task.done():
                 self._in_flight = None
-        if error is None:
-            self._delivered(item)
-        return error
+                if not task.cancelled() and task.exception() is None and task.result() is None:
+                    self._delivered(item)
+        return task.result()
 
     async def _send_forever(self) -> None:
         while True:
