@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import socket
 import threading
@@ -156,7 +155,9 @@ def command(ifname: str, argv: list[str]) -> list[str]:
     return [*enter, *(bare if arg == ifname else arg for arg in argv)]
 
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The process's own symbols (libc's among them): ctypes.util.find_library would run ldconfig at
+# import, and bring shutil, bz2 and lzma into a daemon that has no use for them.
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def open_socket(net: str, family: int, kind: int, proto: int) -> socket.socket:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import os
 from pathlib import Path
 
@@ -56,6 +55,10 @@ def _public_of(private_hex: str) -> str:
         return NONE
     if len(private) != 32:
         return NONE
+    # Imported here: only namespaces of userspace WireGuard come this way, and OpenSSL's hashes
+    # cost every other daemon 0.7 MB of RSS.
+    import hashlib
+
     digest = hashlib.sha256(private).digest()
     public = _publics.get(digest)
     if public is None:
