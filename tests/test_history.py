@@ -270,6 +270,19 @@ def test_remembered_down_peer_still_down_is_no_event() -> None:
     assert state.since + tracker.views.wall_offset == pytest.approx(WALL - 300)
 
 
+def test_an_idle_resumed_peer_lets_its_mark_go_after_the_window() -> None:
+    tracker = Tracker(config.parse("[general]\nping_interval = 0\n"))
+    resumption = tracker.resumption = Resumption({("wg0", KEY_A): _row(KEY_A, "up:ok", WALL - 5000)},
+                                                 lambda: tracker.views.wall_offset, 60.0)
+    tracker.observe_dump(_dump((KEY_A, int(WALL) - 5)), 100.0, WALL)
+    tracked = tracker._peers[("wg0", KEY_A)]
+    assert tracked.resumed is not None  # nothing changed: settle has not weighed it
+    resumption.expire(150.0)
+    assert tracked.resumed is not None  # within the window a first change still counts as made while stopped
+    resumption.expire(161.0)
+    assert tracked.resumed is None and not resumption._marked
+
+
 def test_without_memory_a_down_peer_is_announced() -> None:
     tracker = Tracker(config.parse("[general]\nping_interval = 0\n"))
     tracker.observe_dump(_dump((KEY_A, int(WALL) - 600)), 100.0, WALL)

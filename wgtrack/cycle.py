@@ -90,6 +90,8 @@ class Cycle:
                 self._heap.added(self.tracker.added)
                 await asyncio.sleep(0)  # a turn for the loop between parts: a big hub never holds it
             await self.lanes.route(todo)
+        if self.tracker.resumption is not None:
+            self.tracker.resumption.expire(loop.time())
         self.after_stepping(self.tracker.handshakes)
         self.last_duration_s = loop.time() - started
         snap = await self.publisher.snapshot(self.facts(wall_ns))
