@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any, Generic, TypeVar
 
@@ -76,19 +77,18 @@ class Sender(Output, Generic[Item]):
         self._task = asyncio.get_running_loop().create_task(self._send_forever(), name=self.name)
 
     async def _attempt(self, item: Item) -> str | None:
-        """One delivery that a cancelled caller cannot interrupt (the item would go twice)."""
+        """One delivery that a cancelled caller cannot interrupt (the item would go twice). The
+        request counts itself as it ends (``_ended``), whoever is still waiting for it: a stop's
+        cancel can land in the very turn of the answer, when the waiter no longer would."""
         task = asyncio.ensure_future(self._deliver(item))
         self._in_flight = (item, task)
-        try:
-            await asyncio.shield(task)
-        finally:
-            # A cancel can land in the same turn as the answer: the request is then done but
-            # no longer in flight, so its success is counted here or the queue sends it again.
-            if task.done():
-                self._in_flight = None
-                if not task.cancelled() and task.exception() is None and task.result() is None:
-                    self._delivered(item)
-        return task.result()
+        task.add_done_callback(functools.partial(self._ended, item))
+        return await asyncio.shield(task)
+
+    def _ended(self, item: Item, task: asyncio.Task[str | None]) -> None:
+        self._in_flight = None
+        if not task.cancelled() and task.exception() is None and task.result() is None:
+            self._delivered(item)
 
     async def _send_forever(self) -> None:
         while True:
@@ -117,11 +117,7 @@ class Sender(Output, Generic[Item]):
                 await self._task
             self._task = None
         if self._in_flight is not None:
-            item, task = self._in_flight
-            error = await task
-            self._in_flight = None
-            if error is None:
-                self._delivered(item)
+            await self._in_flight[1]  # it counts itself as it ends
 
     async def stop_for_successor(self) -> None:
         """For a reload that replaces this output: stop, keeping the queue for the successor."""
