@@ -459,3 +459,18 @@ def test_figures_put_each_peer_together_from_hours_days_and_the_live_part(tmp_pa
     assert figures[("wg0", b)] == reading.Availability(None, None, None, (None,) * 30)
     assert figures[("wg0", c)] == reading.Availability(0.0, 0.0, 0.0, (None,) * 29 + (0.0,))
     assert figures[("wg0", c)] is figures[("wg0", d)]
+
+
+def test_figures_are_a_mapping_by_interface_then_key() -> None:
+    """Figures held by interface, then key (no tuple per peer), read as (interface, key)."""
+    from wgtrack.history.availability import Availability, Figures
+
+    fig, other = Availability(1.0, 1.0, 1.0, (1.0,)), Availability(0.5, None, None, (None,))
+    figures = Figures()
+    figures.put(("wg0", KEY_A), fig)
+    figures.put(("wg1", KEY_A), other)
+    figures.put(("wg0", KEY_A), fig)  # again: still one peer
+    assert len(figures) == 2 and set(figures) == {("wg0", KEY_A), ("wg1", KEY_A)}
+    assert figures[("wg1", KEY_A)] is other and figures.get(("wg0", KEY_A)) is fig
+    assert figures.get(("wg2", KEY_A)) is None and figures.get(("wg0", "x")) is None
+    assert dict(figures) == {("wg0", KEY_A): fig, ("wg1", KEY_A): other}

@@ -96,7 +96,7 @@ def test_cached_lines_equal_fresh_ones_and_follow_changes() -> None:
     again = dataclasses.replace(first, time_ns=first.time_ns + 10**9)
     assert render(again, cache) == render(again)  # only the timestamp differs: served from the cache
     iface = first.interfaces[0]
-    moved = dataclasses.replace(iface, peers=(dataclasses.replace(iface.peers[0], rx_bytes=99),
+    moved = dataclasses.replace(iface, peers=(iface.peers[0].replace(rx_bytes=99),
                                               iface.peers[1]))
     changed = dataclasses.replace(first, interfaces=(moved,))
     assert render(changed, cache) == render(changed) and "transfer_rx=99i" in render(changed, cache)

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from wgtrack import config as config_mod
 from wgtrack import probe, sdnotify
@@ -16,7 +16,6 @@ from wgtrack.actions import Actions
 from wgtrack.config import Config, ConfigError
 from wgtrack.cycle import IO_TIMEOUT_S, Cycle
 from wgtrack.errors import StartupError
-from wgtrack.history.store import History
 from wgtrack.lanes import Lanes
 from wgtrack.loopwatch import LoopWatch
 from wgtrack.outputs.runner import Outputs
@@ -27,6 +26,9 @@ from wgtrack.tracker import Tracker
 from wgtrack.triggered import TriggeredReads
 from wgtrack.workers import Workers
 from wgtrack.world import World
+
+if TYPE_CHECKING:
+    from wgtrack.history.store import History
 
 __all__ = ["Daemon", "Reloadable", "World"]
 
@@ -237,6 +239,10 @@ class Daemon:
     async def _open_history(self) -> None:
         """Open the store (or run without it) and hand its parts to those who note, resume
         and keep: the tracker, the outputs, the publisher."""
+        if not self.config.history_enabled:
+            return  # sqlite is not even loaded (1.3 MB of RSS)
+        from wgtrack.history.store import History
+
         self.history = await History.open(self.config, lambda: self.world.clock.wall_ns() / 1e9)
         if self.history is None:
             return

@@ -4,20 +4,78 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from wgtrack.link import Status
 
 if TYPE_CHECKING:
     from wgtrack.checks import CheckResult
     from wgtrack.events import Event
-    from wgtrack.history.reading import Availability
+    from wgtrack.history.availability import Availability
     from wgtrack.quality import QualityView
 
 
-@dataclass(frozen=True, slots=True)
+class _Rare(NamedTuple):
+    """The part of a PeerView that most peers of a hub share: counters that stay 0, the
+    interface's key, no checks, no path-MTU verdict. Alike parts are one object (``_rare``)."""
+
+    reresolves: int
+    endpoint_changes: int
+    roams: int
+    diagnosis: str | None
+    checks: tuple[CheckResult, ...]
+    friendly_labels: tuple[tuple[str, str], ...]
+    next_reresolve_s: float | None
+    probe_silent: bool
+    interface_key: str
+    endpoint_host: str | None
+    exported: bool
+    degraded: str | None
+    path_mtu: int | None
+    mtu_note: str | None
+    counter_base: tuple[int, int]
+
+
+_RARE: dict[_Rare, _Rare] = {}
+RARE_KEPT = 4096  # alike parts remembered; past this the table starts again (the views keep theirs)
+
+
+def _rare(part: _Rare) -> _Rare:
+    try:
+        return _RARE.setdefault(part, part)
+    except TypeError:  # an unhashable field (a test's list, say): this view keeps its own
+        return part
+    finally:
+        if len(_RARE) > RARE_KEPT:
+            _RARE.clear()
+
+
 class PeerView:
-    """One peer as outputs see it: dump facts, config facts and the link verdict."""
+    """One peer as outputs see it: dump facts, config facts and the link verdict. Immutable.
+
+    Its own fields are those that differ from peer to peer; the rest is a shared ``_Rare``
+    (a view is 168 bytes, not the 280 of a 31-field dataclass: a big hub keeps one per peer,
+    and a 10,000-peer hub's views were 2.8 MB of its RSS)."""
+
+    __slots__ = (
+        "_rare",
+        "allowed_ips",
+        "endpoint",
+        "friendly_name",
+        "handshake_age_s",
+        "interface",
+        "keepalive_s",
+        "latest_handshake",
+        "loss",
+        "public_key",
+        "quality",
+        "rtt_ms",
+        "rx_bytes",
+        "since",
+        "status",
+        "target",
+        "tx_bytes",
+    )
 
     interface: str
     public_key: str
@@ -33,23 +91,122 @@ class PeerView:
     since: float  # epoch seconds when it entered this status (a view stays valid while nothing changes)
     rtt_ms: float | None
     loss: float | None
-    reresolves: int = 0  # re-resolutions started while this peer was tracked
-    endpoint_changes: int = 0  # endpoints wgtrack applied
-    roams: int = 0  # endpoint changes wgtrack did not make (peer_roamed events)
-    diagnosis: str | None = None  # while down, with underlay_probe: tunnel_only / host_unreachable
-    checks: tuple[CheckResult, ...] = ()  # the last results of the peer's service checks
-    friendly_labels: tuple[tuple[str, str], ...] = ()  # from "# friendly_json = {...}"
-    next_reresolve_s: float | None = None  # when the next re-resolution is due, if one is planned
-    probe_silent: bool = False  # the probe target does not answer; the link is judged by handshakes
-    interface_key: str = ""  # the local interface's public key: with public_key, the link's two ends
-    endpoint_host: str | None = None  # the hostname the endpoint is re-resolved from, if any
-    exported: bool = True  # per_peer_metrics: series of its own in Prometheus and the Influx outputs
-    quality: QualityView | None = None  # its probes' counters, histogram and window (None: never probed)
-    degraded: str | None = None  # while up:degraded, why: loss, latency or mtu
-    path_mtu: int | None = None  # the largest inner packet the last path-MTU search saw pass (None: not measured)
-    mtu_note: str | None = None  # why it has no path-MTU verdict (a silent target, no ICMP target, ...)
-    target: str = "unproven"  # its probe target: answers (probes decide), silent, or unproven (link.Target)
-    counter_base: tuple[int, int] = (0, 0)  # what counter resets added to rx_bytes, tx_bytes (the store keeps it)
+    quality: QualityView | None  # its probes' counters, histogram and window (None: never probed)
+    target: str  # its probe target: answers (probes decide), silent, or unproven (link.Target)
+    _rare: _Rare
+
+    def __init__(self, interface: str, public_key: str, friendly_name: str | None, endpoint: str | None,
+                 allowed_ips: tuple[str, ...], latest_handshake: int, handshake_age_s: int | None, rx_bytes: int,
+                 tx_bytes: int, keepalive_s: int, status: Status, since: float, rtt_ms: float | None,
+                 loss: float | None, *, reresolves: int = 0, endpoint_changes: int = 0, roams: int = 0,
+                 diagnosis: str | None = None, checks: tuple[CheckResult, ...] = (),
+                 friendly_labels: tuple[tuple[str, str], ...] = (), next_reresolve_s: float | None = None,
+                 probe_silent: bool = False, interface_key: str = "", endpoint_host: str | None = None,
+                 exported: bool = True, quality: QualityView | None = None, degraded: str | None = None,
+                 path_mtu: int | None = None, mtu_note: str | None = None, target: str = "unproven",
+                 counter_base: tuple[int, int] = (0, 0)) -> None:
+        put = object.__setattr__
+        put(self, "interface", interface)
+        put(self, "public_key", public_key)
+        put(self, "friendly_name", friendly_name)
+        put(self, "endpoint", endpoint)
+        put(self, "allowed_ips", allowed_ips)
+        put(self, "latest_handshake", latest_handshake)
+        put(self, "handshake_age_s", handshake_age_s)
+        put(self, "rx_bytes", rx_bytes)
+        put(self, "tx_bytes", tx_bytes)
+        put(self, "keepalive_s", keepalive_s)
+        put(self, "status", status)
+        put(self, "since", since)
+        put(self, "rtt_ms", rtt_ms)
+        put(self, "loss", loss)
+        put(self, "quality", quality)
+        put(self, "target", target)
+        put(self, "_rare", _rare(_Rare(reresolves, endpoint_changes, roams, diagnosis, checks, friendly_labels,
+                                       next_reresolve_s, probe_silent, interface_key, endpoint_host, exported,
+                                       degraded, path_mtu, mtu_note, counter_base)))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"PeerView is immutable: cannot set {name}")
+
+    def _fields(self) -> tuple[object, ...]:
+        return (*(getattr(self, name) for name in _OWN), *self._rare)
+
+    def replace(self, **changes: Any) -> PeerView:
+        """A copy with ``changes`` (``dataclasses.replace``, which needs a dataclass)."""
+        values = {**{name: getattr(self, name) for name in _OWN}, **self._rare._asdict(), **changes}
+        return PeerView(**values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PeerView) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        own = ", ".join(f"{name}={getattr(self, name)!r}" for name in _OWN)
+        return f"PeerView({own}, {', '.join(f'{k}={v!r}' for k, v in self._rare._asdict().items())})"
+
+    # The shared part's fields, read as the view's own.
+    @property
+    def reresolves(self) -> int:  # re-resolutions started while this peer was tracked
+        return self._rare.reresolves
+
+    @property
+    def endpoint_changes(self) -> int:  # endpoints wgtrack applied
+        return self._rare.endpoint_changes
+
+    @property
+    def roams(self) -> int:  # endpoint changes wgtrack did not make (peer_roamed events)
+        return self._rare.roams
+
+    @property
+    def diagnosis(self) -> str | None:  # while down, with underlay_probe: tunnel_only / host_unreachable
+        return self._rare.diagnosis
+
+    @property
+    def checks(self) -> tuple[CheckResult, ...]:  # the last results of the peer's service checks
+        return self._rare.checks
+
+    @property
+    def friendly_labels(self) -> tuple[tuple[str, str], ...]:  # from "# friendly_json = {...}"
+        return self._rare.friendly_labels
+
+    @property
+    def next_reresolve_s(self) -> float | None:  # when the next re-resolution is due, if one is planned
+        return self._rare.next_reresolve_s
+
+    @property
+    def probe_silent(self) -> bool:  # the probe target does not answer; the link is judged by handshakes
+        return self._rare.probe_silent
+
+    @property
+    def interface_key(self) -> str:  # the local interface's public key: with public_key, the link's two ends
+        return self._rare.interface_key
+
+    @property
+    def endpoint_host(self) -> str | None:  # the hostname the endpoint is re-resolved from, if any
+        return self._rare.endpoint_host
+
+    @property
+    def exported(self) -> bool:  # per_peer_metrics: series of its own in Prometheus and the Influx outputs
+        return self._rare.exported
+
+    @property
+    def degraded(self) -> str | None:  # while up:degraded, why: loss, latency or mtu
+        return self._rare.degraded
+
+    @property
+    def path_mtu(self) -> int | None:  # the largest inner packet the last path-MTU search saw pass
+        return self._rare.path_mtu
+
+    @property
+    def mtu_note(self) -> str | None:  # why it has no path-MTU verdict (a silent target, no ICMP target, ...)
+        return self._rare.mtu_note
+
+    @property
+    def counter_base(self) -> tuple[int, int]:  # what counter resets added to rx_bytes, tx_bytes
+        return self._rare.counter_base
 
     @property
     def is_up(self) -> bool:
@@ -58,6 +215,9 @@ class PeerView:
     def since_s(self, at: float) -> float:
         """Seconds in this status as of ``at`` (epoch seconds: the snapshot's time)."""
         return max(0.0, at - self.since)
+
+
+_OWN = tuple(name for name in PeerView.__slots__ if name != "_rare")
 
 
 Labels = tuple[tuple[str, str], ...]  # a friendly_json group

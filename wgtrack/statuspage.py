@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from wgtrack import quality
-from wgtrack.history.reading import Availability
+from wgtrack.history.availability import Availability
 from wgtrack.snapshot import PeerView, Snapshot
 
 TIMELINE_S = 3600.0  # the page shows the last hour

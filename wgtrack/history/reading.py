@@ -18,26 +18,15 @@ from operator import itemgetter
 from typing import Any
 
 from wgtrack.history import db, rollup
+from wgtrack.history.availability import Availability as Availability  # the readers' name for it
+from wgtrack.history.availability import Figures
 
 PeerId = tuple[str, str]
 BAR_DAYS = 30
 
 
-@dataclass(frozen=True, slots=True)
-class Availability:
-    """One peer's figures (None: no time up or down in the period)."""
-
-    day: float | None
-    week: float | None
-    month: float | None
-    days: tuple[float | None, ...]  # the last BAR_DAYS UTC days, oldest first, today last
-
-
 def ratio(up: float, down: float) -> float | None:
     return up / (up + down) if up + down > 0 else None
-
-
-Figures = dict[PeerId, Availability]
 
 
 def _streams(conn: sqlite3.Connection, now: float) -> Iterator[tuple[PeerId, int, tuple[Any, ...]]]:
@@ -102,12 +91,12 @@ def figures(conn: sqlite3.Connection, now: float | None = None) -> Figures:
     now = time.time() if now is None else now
     bars: dict[tuple[float | None, ...], tuple[float | None, ...]] = {}
     alike: dict[tuple[object, ...], Availability] = {}
-    result: Figures = {}
+    result = Figures()
     for pid, rows in itertools.groupby(_streams(conn, now), key=itemgetter(0)):
         made = _one(rows, bars)
         if made is not None:
             key = (sys.intern(pid[0]), sys.intern(pid[1]))
-            result[key] = alike.setdefault((made.day, made.week, made.month, made.days), made)
+            result.put(key, alike.setdefault((made.day, made.week, made.month, made.days), made))
     return result
 
 

@@ -15,8 +15,8 @@ from wgtrack.history.journal import Change, Journal
 from wgtrack.history.writer import Batch, Writer
 
 if TYPE_CHECKING:
+    from wgtrack.history.availability import Figures
     from wgtrack.history.outbox import Outbox
-    from wgtrack.history.reading import Figures
     from wgtrack.snapshot import PeerView, Snapshot
 
 log = logging.getLogger("wgtrack.history")

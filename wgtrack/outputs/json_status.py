@@ -13,7 +13,7 @@ from wgtrack import quality
 from wgtrack.atomic import directory_problem, write_atomic
 from wgtrack.dump import interface_labels
 from wgtrack.errors import StartupError
-from wgtrack.history.reading import Availability
+from wgtrack.history.availability import Availability
 from wgtrack.outputs import Output
 from wgtrack.schema import OutputSpec, enabled_key, filename_key
 from wgtrack.snapshot import PeerView, Snapshot

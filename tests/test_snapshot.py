@@ -1,0 +1,54 @@
+"""PeerView: its shared part, and what it keeps of a dataclass (equality, immutability, a copy
+with changes); and the daemon's imports without a history store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.lab import REPO
+from tests.snapshots import KEY_A, KEY_B, peer
+from wgtrack.checks import CheckResult
+
+
+def test_alike_views_share_one_rare_part_and_unlike_ones_do_not() -> None:
+    a, b = peer(KEY_A, interface_key="I" * 43 + "="), peer(KEY_B, interface_key="I" * 43 + "=")
+    assert a._rare is b._rare  # one object for a hub's alike peers
+    c = peer(KEY_B, interface_key="I" * 43 + "=", reresolves=2)
+    assert c._rare is not a._rare and c.reresolves == 2 and a.reresolves == 0
+    # What a hub keeps per peer: 17 references and the object's headers (280 bytes as the
+    # 31-field dataclass it was).
+    assert sys.getsizeof(a) <= 168
+
+
+def test_view_reads_equality_and_copies_as_a_dataclass_did() -> None:
+    checks = (CheckResult("tcp://192.0.2.11:22", True, 1.5),)
+    a = peer(checks=checks, path_mtu=1280, degraded="mtu", friendly_labels=(("site", "lab"),), counter_base=(5, 6))
+    assert (a.checks, a.path_mtu, a.degraded, a.friendly_labels, a.counter_base) == \
+        (checks, 1280, "mtu", (("site", "lab"),), (5, 6))
+    assert a == peer(checks=checks, path_mtu=1280, degraded="mtu", friendly_labels=(("site", "lab"),),
+                     counter_base=(5, 6))
+    assert hash(a) == hash(a.replace())
+    assert a != a.replace(path_mtu=1300) and a.replace(path_mtu=1300).path_mtu == 1300
+    assert a.replace(rx_bytes=1).rx_bytes == 1 and a.replace(rx_bytes=1).checks == checks
+    with pytest.raises(AttributeError):
+        a.rx_bytes = 5
+    assert "path_mtu=1280" in repr(a) and "rx_bytes=1234" in repr(a)
+
+
+def test_a_view_with_an_unhashable_part_keeps_its_own() -> None:
+    labels: object = [("site", "lab")]
+    a = peer(friendly_labels=labels)
+    assert a.friendly_labels is labels
+
+
+def test_without_a_history_store_sqlite_is_never_loaded() -> None:
+    """The daemon and the outputs a default config runs import no sqlite: a store that is
+    switched off costs no RSS (1.3 MB measured). The store opens it when it is on."""
+    code = ("import sys, wgtrack.daemon, wgtrack.outputs.json_status, wgtrack.outputs.influx_file, wgtrack.cli; "
+            "print('sqlite3' in sys.modules); import wgtrack.history.store; print('sqlite3' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
+                          check=True)
+    assert done.stdout.split() == ["False", "True"]
