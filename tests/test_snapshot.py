@@ -1,14 +1,12 @@
 """PeerView: its shared part, and what it keeps of a dataclass (equality, immutability, a copy
-with changes); and the daemon's imports without a history store."""
+with changes)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
 
-from tests.lab import REPO
 from tests.snapshots import KEY_A, KEY_B, peer
 from wgtrack.checks import CheckResult
 
@@ -42,13 +40,3 @@ def test_a_view_with_an_unhashable_part_keeps_its_own() -> None:
     labels: object = [("site", "lab")]
     a = peer(friendly_labels=labels)
     assert a.friendly_labels is labels
-
-
-def test_without_a_history_store_sqlite_is_never_loaded() -> None:
-    """The daemon and the outputs a default config runs import no sqlite: a store that is
-    switched off costs no RSS (1.3 MB measured). The store opens it when it is on."""
-    code = ("import sys, wgtrack.daemon, wgtrack.outputs.json_status, wgtrack.outputs.influx_file, wgtrack.cli; "
-            "print('sqlite3' in sys.modules); import wgtrack.history.store; print('sqlite3' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
-                          check=True)
-    assert done.stdout.split() == ["False", "True"]

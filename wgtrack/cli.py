@@ -30,9 +30,24 @@ def _loglevel_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's own, told its width: left to itself it imports ``shutil`` to ask the terminal,
+    and with it ``bz2`` and ``lzma``, 0.5 MB that the daemon then keeps for nothing."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ["COLUMNS"])
+        except (KeyError, ValueError):
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno() if sys.__stdout__ else 1).columns
+            except (OSError, ValueError):
+                columns = 80
+        super().__init__(prog, width=max(columns, 20) - 2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="wgtrack",
+        prog="wgtrack", formatter_class=_Formatter,
         description="Track the health of WireGuard links, re-resolve dynamic endpoints, export state. "
                     "`wgtrack status [--json] [--watch]` shows what the running daemon knows; "
                     "`wgtrack history [PEER] [--since 7d] [--json|--csv]` its outages, sessions and endpoints; "
