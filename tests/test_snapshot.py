@@ -16,9 +16,9 @@ def test_alike_views_share_one_rare_part_and_unlike_ones_do_not() -> None:
     assert a._rare is b._rare  # one object for a hub's alike peers
     c = peer(KEY_B, interface_key="I" * 43 + "=", reresolves=2)
     assert c._rare is not a._rare and c.reresolves == 2 and a.reresolves == 0
-    # What a hub keeps per peer: 17 references and the object's headers (280 bytes as the
+    # What a hub keeps per peer: 12 references and the object's headers (280 bytes as the
     # 31-field dataclass it was).
-    assert sys.getsizeof(a) <= 168
+    assert sys.getsizeof(a) <= 128
 
 
 def test_view_reads_equality_and_copies_as_a_dataclass_did() -> None:
@@ -40,3 +40,15 @@ def test_a_view_with_an_unhashable_part_keeps_its_own() -> None:
     labels: object = [("site", "lab")]
     a = peer(friendly_labels=labels)
     assert a.friendly_labels is labels
+
+
+def test_a_view_made_of_a_record_keeps_that_record_and_reads_its_facts() -> None:
+    from wgtrack.model import PeerRecord
+
+    record = PeerRecord("wg0", KEY_A, "198.51.100.11:51820", ("192.0.2.11/32",), 1_794_999_900, 10, 20, 25)
+    view = peer(record=record, rx_bytes=110, tx_bytes=120)
+    assert view.record is record  # not a copy: the tracker holds the record anyway
+    assert (view.interface, view.public_key, view.endpoint, view.allowed_ips, view.latest_handshake,
+            view.keepalive_s) == ("wg0", KEY_A, "198.51.100.11:51820", ("192.0.2.11/32",), 1_794_999_900, 25)
+    assert (view.rx_bytes, view.tx_bytes) == (110, 120)  # the view's totals, not the record's counters
+    assert view == peer(rx_bytes=110, tx_bytes=120)  # equal to one made of the same values

@@ -81,10 +81,10 @@ class TrackedPeer(Counters):
     listed_in: int = 0  # the number of the last dump that listed this peer
     due: float = math.inf  # when the fast lane steps it next (link.tick_due)
     timeless_state: link.LinkState | None = None  # the state for which link.timeless last held
-    # The last view handed to the outputs, and what it was made of: while the record, the state
-    # and the checks are the same objects, the same view goes out again (outputs cache by it).
+    # The last view handed to the outputs, and the state it was made of: while the record (the
+    # view's own), the state and the checks are the same objects, the same view goes out again
+    # (outputs cache by it).
     view: PeerView | None = None
-    view_record: PeerRecord | None = None
     view_state: link.LinkState | None = None
     # On a start, what the history store remembered (status, since, degraded cause, monotonic
     # time of the start) until its first verdict is weighed (resume.Resumption.settle).

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from wgtrack.link import Status
+from wgtrack.model import PeerRecord
 
 if TYPE_CHECKING:
     from wgtrack.checks import CheckResult
@@ -54,20 +55,15 @@ class PeerView:
     """One peer as outputs see it: dump facts, config facts and the link verdict. Immutable.
 
     Its own fields are those that differ from peer to peer; the rest is a shared ``_Rare``
-    (a view is 168 bytes, not the 280 of a 31-field dataclass: a big hub keeps one per peer,
-    and a 10,000-peer hub's views were 2.8 MB of its RSS)."""
+    and the dump record it was made of (a view is 128 bytes, not the 280 of a 31-field dataclass:
+    a big hub keeps one per peer, and a 10,000-peer hub's views were 2.8 MB of its RSS)."""
 
     __slots__ = (
         "_rare",
-        "allowed_ips",
-        "endpoint",
+        "_record",
         "friendly_name",
         "handshake_age_s",
-        "interface",
-        "keepalive_s",
-        "latest_handshake",
         "loss",
-        "public_key",
         "quality",
         "rtt_ms",
         "rx_bytes",
@@ -77,16 +73,10 @@ class PeerView:
         "tx_bytes",
     )
 
-    interface: str
-    public_key: str
     friendly_name: str | None
-    endpoint: str | None
-    allowed_ips: tuple[str, ...]
-    latest_handshake: int  # epoch s, 0 = never
     handshake_age_s: int | None  # None = never
-    rx_bytes: int
+    rx_bytes: int  # the exported totals (the record's, plus what counter resets took away)
     tx_bytes: int
-    keepalive_s: int
     status: Status
     since: float  # epoch seconds when it entered this status (a view stays valid while nothing changes)
     rtt_ms: float | None
@@ -94,6 +84,7 @@ class PeerView:
     quality: QualityView | None  # its probes' counters, histogram and window (None: never probed)
     target: str  # its probe target: answers (probes decide), silent, or unproven (link.Target)
     _rare: _Rare
+    _record: PeerRecord  # the dump's facts: interface, key, endpoint, allowed IPs, handshake, keepalive
 
     def __init__(self, interface: str, public_key: str, friendly_name: str | None, endpoint: str | None,
                  allowed_ips: tuple[str, ...], latest_handshake: int, handshake_age_s: int | None, rx_bytes: int,
@@ -104,18 +95,17 @@ class PeerView:
                  probe_silent: bool = False, interface_key: str = "", endpoint_host: str | None = None,
                  exported: bool = True, quality: QualityView | None = None, degraded: str | None = None,
                  path_mtu: int | None = None, mtu_note: str | None = None, target: str = "unproven",
-                 counter_base: tuple[int, int] = (0, 0)) -> None:
+                 counter_base: tuple[int, int] = (0, 0), record: PeerRecord | None = None) -> None:
+        """``record``: the dump record that interface, public_key, endpoint, allowed_ips,
+        latest_handshake and keepalive_s come from; the view keeps it rather than a copy of
+        them (the tracker keeps it anyway), and those six arguments are then not read."""
         put = object.__setattr__
-        put(self, "interface", interface)
-        put(self, "public_key", public_key)
+        put(self, "_record", record if record is not None else PeerRecord(
+            interface, public_key, endpoint, allowed_ips, latest_handshake, rx_bytes, tx_bytes, keepalive_s))
         put(self, "friendly_name", friendly_name)
-        put(self, "endpoint", endpoint)
-        put(self, "allowed_ips", allowed_ips)
-        put(self, "latest_handshake", latest_handshake)
         put(self, "handshake_age_s", handshake_age_s)
         put(self, "rx_bytes", rx_bytes)
         put(self, "tx_bytes", tx_bytes)
-        put(self, "keepalive_s", keepalive_s)
         put(self, "status", status)
         put(self, "since", since)
         put(self, "rtt_ms", rtt_ms)
@@ -147,7 +137,36 @@ class PeerView:
         own = ", ".join(f"{name}={getattr(self, name)!r}" for name in _OWN)
         return f"PeerView({own}, {', '.join(f'{k}={v!r}' for k, v in self._rare._asdict().items())})"
 
-    # The shared part's fields, read as the view's own.
+    # The record's fields and the shared part's, read as the view's own.
+    @property
+    def record(self) -> PeerRecord:
+        """The dump record the view was made of (the tracker's object, or one made for it)."""
+        return self._record
+
+    @property
+    def interface(self) -> str:
+        return self._record.interface
+
+    @property
+    def public_key(self) -> str:
+        return self._record.public_key
+
+    @property
+    def endpoint(self) -> str | None:
+        return self._record.endpoint
+
+    @property
+    def allowed_ips(self) -> tuple[str, ...]:
+        return self._record.allowed_ips
+
+    @property
+    def latest_handshake(self) -> int:  # epoch s, 0 = never
+        return self._record.latest_handshake
+
+    @property
+    def keepalive_s(self) -> int:
+        return self._record.keepalive_s
+
     @property
     def reresolves(self) -> int:  # re-resolutions started while this peer was tracked
         return self._rare.reresolves
@@ -217,7 +236,9 @@ class PeerView:
         return max(0.0, at - self.since)
 
 
-_OWN = tuple(name for name in PeerView.__slots__ if name != "_rare")
+# The view's fields but the shared part's, in the order the dataclass had them (repr, equality).
+_OWN = ("interface", "public_key", "friendly_name", "endpoint", "allowed_ips", "latest_handshake", "handshake_age_s",
+        "rx_bytes", "tx_bytes", "keepalive_s", "status", "since", "rtt_ms", "loss", "quality", "target")
 
 
 Labels = tuple[tuple[str, str], ...]  # a friendly_json group

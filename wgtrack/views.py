@@ -65,7 +65,7 @@ class ViewCache:
     def forget(self) -> None:
         """Settings or wg configs changed: names, hostnames and schedules in the views may too."""
         for tracked in self._peers.values():
-            tracked.view = tracked.view_record = tracked.view_state = None
+            tracked.view = tracked.view_state = None
         self.fresh.update(dict.fromkeys(self._peers))
         self._shown_interfaces.clear()
 
@@ -147,7 +147,7 @@ class ViewCache:
         """The peer's last view, if nothing it shows changed (a down peer's probe times are no
         part of it)."""
         view, made_of, state = tracked.view, tracked.view_state, tracked.state
-        if view is not None and made_of is not None and tracked.view_record is record \
+        if view is not None and made_of is not None and view.record is record \
                 and view.checks is tracked.checks and view.handshake_age_s == age and view.quality is quality \
                 and (made_of is state or _same_view(made_of, state)) \
                 and (view.reresolves, view.endpoint_changes, view.roams, view.rx_bytes, view.tx_bytes,
@@ -204,6 +204,7 @@ class ViewCache:
             degraded=state.degraded,
             path_mtu=tracked.path_mtu,
             mtu_note=_mtu_note(tracked, state),
+            record=record,
         )
-        tracked.view_record, tracked.view_state = record, state
+        tracked.view_state = state
         return view
