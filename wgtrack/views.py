@@ -145,10 +145,11 @@ class ViewCache:
     def _unchanged(self, tracked: TrackedPeer, record: PeerRecord, age: int | None,
                    quality: QualityView | None) -> PeerView | None:
         """The peer's last view, if nothing it shows changed (a down peer's probe times are no
-        part of it)."""
+        part of it). Checks by equality: a view's may be an equal tuple of another view's (its
+        shared part)."""
         view, made_of, state = tracked.view, tracked.view_state, tracked.state
         if view is not None and made_of is not None and view.record is record \
-                and view.checks is tracked.checks and view.handshake_age_s == age and view.quality is quality \
+                and view.checks == tracked.checks and view.handshake_age_s == age and view.quality is quality \
                 and (made_of is state or _same_view(made_of, state)) \
                 and (view.reresolves, view.endpoint_changes, view.roams, view.rx_bytes, view.tx_bytes,
                      view.path_mtu, view.mtu_note) == \
