@@ -105,3 +105,24 @@ def test_an_interface_change_or_garbage_is_read_whole() -> None:
     assert reader.read(bad).bad_lines == 1
     reader.read(_text(51821, {0: (0, 0, None)}, False, WALL0))
     assert isinstance(reader.read(_text(51821, {0: (0, 0, None)}, False, WALL0)), DumpChange)
+
+
+def test_a_key_is_one_string_object_while_listed_and_leaves_the_table_with_its_peer() -> None:
+    """The dump's own key table: every record of a peer, and the history's figures
+    (canonical_key), share one string; a peer that goes takes its key out of the table."""
+    from wgtrack import dump as dump_mod
+
+    reader = DumpReader()
+    first = reader.read(_text(51820, {0: (0, 0, None), 1: (0, 0, None)}, False, WALL0))
+    assert isinstance(first, Dump)
+    key0 = first.interfaces[0].peers[0].public_key
+    fresh = "".join(list(KEYS[0]))  # an equal string that is another object (as sqlite gives)
+    assert fresh == key0 and fresh is not key0
+    assert dump_mod.canonical_key(fresh) is key0
+    moved = reader.read(_text(51820, {0: (-1, 100, 0), 1: (0, 0, None)}, False, WALL0 + 2))
+    assert isinstance(moved, DumpChange) and moved.changed[0].public_key is key0  # the line changed, not the key
+    gone = reader.read(_text(51820, {1: (0, 0, None)}, False, WALL0 + 4))
+    assert isinstance(gone, DumpChange) and gone.gone == (("wg0", key0),)
+    assert KEYS[0] not in dump_mod._KEYS and KEYS[1] in dump_mod._KEYS
+    whole = reader.read(_text(51821, {}, False, WALL0 + 6))  # the interface changed: read whole
+    assert isinstance(whole, Dump) and KEYS[1] not in dump_mod._KEYS

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+from wgtrack.dump import canonical_key
 from wgtrack.history import db, rollup
 from wgtrack.history.availability import Availability as Availability  # the readers' name for it
 from wgtrack.history.availability import Figures
@@ -87,7 +88,7 @@ def figures(conn: sqlite3.Connection, now: float | None = None) -> Figures:
     """Every peer's availability as the store has it now: summed in sqlite, and put together one
     peer at a time (a 50,000-peer hub's 30 days are 1.5 million rows: held at once, a month-old
     hub's bars alone were tens of MB). Alike figures are one object (most peers of a healthy hub
-    share theirs), and a peer's key strings are interned: the tracker's are the same."""
+    share theirs), and a peer's key is the dump's string object (the tracker's)."""
     now = time.time() if now is None else now
     bars: dict[tuple[float | None, ...], tuple[float | None, ...]] = {}
     alike: dict[tuple[object, ...], Availability] = {}
@@ -95,7 +96,7 @@ def figures(conn: sqlite3.Connection, now: float | None = None) -> Figures:
     for pid, rows in itertools.groupby(_streams(conn, now), key=itemgetter(0)):
         made = _one(rows, bars)
         if made is not None:
-            key = (sys.intern(pid[0]), sys.intern(pid[1]))
+            key = (sys.intern(pid[0]), canonical_key(pid[1]))
             result.put(key, alike.setdefault((made.day, made.week, made.month, made.days), made))
     return result
 
