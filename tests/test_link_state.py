@@ -1,5 +1,6 @@
-"""The machine's state record: ``copy_with`` is ``_replace`` made cheaper, and ``replace``
-keeps the very same object when nothing changes."""
+"""The machine's state record: ``copy_with`` is ``_replace`` made cheaper (and sets the rarely
+set fields in the shared part, ``more``), and ``replace`` keeps the very same object when
+nothing changes."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wgtrack.link.state import LinkState, copy_with, replace
+from wgtrack.link.state import FIELDS, NO_MORE, LinkMore, LinkState, copy_with, make_state, replace
 
-FIELDS = LinkState._fields
+CORE = tuple(name for name in LinkState._fields if name != "more")
 
 
 # A loaded CI machine made generating these slow once (a health check, not the property)
@@ -19,10 +20,26 @@ FIELDS = LinkState._fields
 @given(st.dictionaries(st.sampled_from(FIELDS), st.one_of(st.none(), st.integers(), st.floats(), st.text()),
                        max_size=6))
 def test_copy_with_is_replace(changes: dict[str, Any]) -> None:
+    """Every field reads back what was set, every other one what it was: as ``_replace`` on
+    a record of all of them (the core's and LinkMore's) would give."""
     state = LinkState()
     made = copy_with(state, **changes)
-    assert type(made) is LinkState
-    assert made == state._replace(**changes)
+    assert type(made) is LinkState and type(made.more) is LinkMore
+    expected = {**{name: getattr(state, name) for name in FIELDS}, **changes}
+    assert {name: getattr(made, name) for name in FIELDS} == expected
+    core = {name: value for name, value in changes.items() if name in CORE}
+    assert made._replace(more=NO_MORE) == state._replace(**core)
+
+
+def test_alike_rare_parts_are_the_one_shared_object() -> None:
+    """A peer whose rarely set fields are back as they start shares NO_MORE again (the 104 B a
+    hub's peer saves); one with any set has a part of its own."""
+    state = make_state(status=None, resolves=2, degraded="loss")
+    assert state.resolves == 2 and state.degraded == "loss" and state.more is not NO_MORE
+    assert LinkState().more is NO_MORE
+    back = copy_with(state, resolves=0, degraded=None)
+    assert back.more is NO_MORE and back == LinkState()
+    assert replace(back, quiet_cycles=0) is back  # nothing changed: the same object
 
 
 def test_replace_keeps_the_same_object_when_nothing_changes() -> None:

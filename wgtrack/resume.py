@@ -53,7 +53,7 @@ class Resumption:
         if not isinstance(status, link.Status):
             return
         since = row.since - self._wall_offset()  # monotonic, as the machine keeps time
-        tracked.state = link.LinkState(
+        tracked.state = link.make_state(
             status=status, since=since, latest_handshake=row.latest_handshake, endpoint=row.endpoint,
             target=target if isinstance(target, link.Target) else link.Target.UNPROVEN,
             down_since=since if status.is_down else 0.0, was_up=status.is_up,

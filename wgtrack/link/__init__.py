@@ -51,7 +51,7 @@ from wgtrack.link.settings import (
     LinkSettings,
     stale_limit,
 )
-from wgtrack.link.state import LinkState, replace
+from wgtrack.link.state import LinkState, make_state, replace
 from wgtrack.link.table import TRANSITIONS, VERDICT_MEANING, Status, Target, UndeclaredTransition, Verdict, lookup
 
 __all__ = [
@@ -98,6 +98,7 @@ __all__ = [
     "cycles_to_next_resolve",
     "down_gap",
     "lookup",
+    "make_state",
     "replace",
     "stale_limit",
     "step",
