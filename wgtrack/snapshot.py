@@ -42,13 +42,12 @@ RARE_KEPT = 4096  # alike parts remembered; past this the table starts again (th
 
 
 def _rare(part: _Rare) -> _Rare:
+    if len(_RARE) >= RARE_KEPT:
+        _RARE.clear()
     try:
         return _RARE.setdefault(part, part)
     except TypeError:  # an unhashable field (a test's list, say): this view keeps its own
         return part
-    finally:
-        if len(_RARE) > RARE_KEPT:
-            _RARE.clear()
 
 
 class PeerView:
@@ -119,23 +118,22 @@ class PeerView:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"PeerView is immutable: cannot set {name}")
 
-    def _fields(self) -> tuple[object, ...]:
-        return (*(getattr(self, name) for name in _OWN), *self._rare)
+    def _values(self) -> dict[str, Any]:
+        """Every field by name, as the dataclass had them (equality, hash, repr, replace)."""
+        return {**{name: getattr(self, name) for name in _OWN}, **self._rare._asdict()}
 
     def replace(self, **changes: Any) -> PeerView:
         """A copy with ``changes`` (``dataclasses.replace``, which needs a dataclass)."""
-        values = {**{name: getattr(self, name) for name in _OWN}, **self._rare._asdict(), **changes}
-        return PeerView(**values)
+        return PeerView(**{**self._values(), **changes})
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, PeerView) and self._fields() == other._fields()
+        return isinstance(other, PeerView) and self._values() == other._values()
 
     def __hash__(self) -> int:
-        return hash(self._fields())
+        return hash(tuple(self._values().values()))
 
     def __repr__(self) -> str:
-        own = ", ".join(f"{name}={getattr(self, name)!r}" for name in _OWN)
-        return f"PeerView({own}, {', '.join(f'{k}={v!r}' for k, v in self._rare._asdict().items())})"
+        return f"PeerView({', '.join(f'{k}={v!r}' for k, v in self._values().items())})"
 
     # The record's fields and the shared part's, read as the view's own.
     @property
