@@ -16,7 +16,7 @@ import errno
 import logging
 import os
 import socket
-import ssl  # asyncio has loaded it already: no extra memory
+import ssl  # a stand-in until TLS is used (wgtrack/deferred.py)
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
