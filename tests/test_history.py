@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -150,7 +149,8 @@ def test_a_crashed_run_is_rolled_up_to_its_last_heartbeat(tmp_path: Path) -> Non
     conn.execute("INSERT OR REPLACE INTO meta VALUES ('alive', ?)", (repr(start + 910),))  # then a kill -9
     remembered = memory.load(conn, start + 5000)  # the next start, an hour later
     assert remembered.stopped_at == start + 910
-    assert remembered.peers[("wg0", KEY_A)].status == "down"
+    row_a = remembered.peers.take(("wg0", KEY_A))
+    assert row_a is not None and row_a.status == "down"
     row = conn.execute("SELECT up_s, down_s FROM hourly WHERE key = ?", (KEY_A,)).fetchone()
     assert row == (600.0, 300.0)  # the 68 minutes stopped count in no bucket
 
@@ -239,10 +239,13 @@ def _row(key: str, status: str, since: float) -> PeerRow:
     return PeerRow("wg0", key, None, status, since, 1, "198.51.100.9:51820", 7, 0, 50, 60)
 
 
+def _remembered(*rows: PeerRow) -> memory.Remembered:
+    return memory.Remembered(row.values() for row in rows)
+
+
 def test_restart_resumes_states_and_announces_only_what_changed_while_stopped() -> None:
     tracker = Tracker(config.parse("[general]\nping_interval = 0\n"))
-    tracker.resumption = Resumption({("wg0", KEY_A): _row(KEY_A, "up:ok", WALL - 5000),
-                                     ("wg0", KEY_B): _row(KEY_B, "up:ok", WALL - 4000)},
+    tracker.resumption = Resumption(_remembered(_row(KEY_A, "up:ok", WALL - 5000), _row(KEY_B, "up:ok", WALL - 4000)),
                                     lambda: tracker.views.wall_offset, 60.0)
     journal = tracker.events.journal = Journal()
     # A still up (a fresh handshake); B went down while stopped (its handshake is 10 minutes old)
@@ -256,12 +259,40 @@ def test_restart_resumes_states_and_announces_only_what_changed_while_stopped() 
     tracked = tracker._peers[("wg0", KEY_A)]
     assert (tracked.rx_base, tracked.rx, tracked.rx_total) == (7, 100, 107)  # the counters go on
     assert [c.row.key for c in journal.changes] == [KEY_B]  # only B's change is history
-    assert sys.getsizeof(tracker.resumption._peers) == sys.getsizeof({})  # all taken: its table let go
+    assert not tracker.resumption.remembered and tracker.resumption.remembered._conn is None  # all taken: closed
+
+
+def test_a_remembered_peer_is_taken_once_and_the_few_left_outlive_the_database() -> None:
+    remembered = _remembered(_row(KEY_A, "up:ok", WALL - 5000), _row(KEY_B, "down", WALL - 300))
+    assert len(remembered) == 2
+    assert remembered.take(("wg0", KEY_A)) == _row(KEY_A, "up:ok", WALL - 5000)
+    assert remembered.take(("wg0", KEY_A)) is None  # a peer removed and added again starts afresh
+    assert remembered.take(("wg1", KEY_B)) is None and len(remembered) == 1
+    remembered.keep_few()  # B's interface is not up yet: B waits as an object, the database goes
+    assert remembered._conn is None
+    assert remembered.take(("wg0", KEY_B)) == _row(KEY_B, "down", WALL - 300) and not remembered
+    assert not _remembered() and _remembered()._conn is None  # nothing remembered: no database
+
+
+def test_the_resumption_keeps_the_few_left_once_a_window_has_passed() -> None:
+    tracker = Tracker(config.parse("[general]\nping_interval = 0\n"))
+    resumption = tracker.resumption = Resumption(_remembered(_row(KEY_A, "up:ok", WALL - 5000),
+                                                             _row(KEY_B, "up:ok", WALL - 5000)),
+                                                 lambda: tracker.views.wall_offset, 60.0)
+    tracker.observe_dump(_dump((KEY_A, int(WALL) - 5)), 100.0, WALL)  # B is not listed
+    resumption.expire(100.0)
+    resumption.expire(160.0)
+    assert resumption.remembered._conn is not None and len(resumption.remembered) == 1
+    resumption.expire(161.0)
+    assert resumption.remembered._conn is None and len(resumption.remembered) == 1
+    tracker.observe_dump(_dump((KEY_A, int(WALL) - 5), (KEY_B, int(WALL) - 5)), 170.0, WALL + 70)
+    tracked = tracker._peers[("wg0", KEY_B)]
+    assert tracked.rx_base == 7 and not resumption.remembered  # B came later and still resumed
 
 
 def test_remembered_down_peer_still_down_is_no_event() -> None:
     tracker = Tracker(config.parse("[general]\nping_interval = 0\n"))
-    tracker.resumption = Resumption({("wg0", KEY_A): _row(KEY_A, "down", WALL - 300)},
+    tracker.resumption = Resumption(_remembered(_row(KEY_A, "down", WALL - 300)),
                                     lambda: tracker.views.wall_offset, 60.0)
     tracker.observe_dump(_dump((KEY_A, int(WALL) - 600)), 100.0, WALL)
     assert _peer_events(tracker) == []
@@ -272,7 +303,7 @@ def test_remembered_down_peer_still_down_is_no_event() -> None:
 
 def test_an_idle_resumed_peer_lets_its_mark_go_after_the_window() -> None:
     tracker = Tracker(config.parse("[general]\nping_interval = 0\n"))
-    resumption = tracker.resumption = Resumption({("wg0", KEY_A): _row(KEY_A, "up:ok", WALL - 5000)},
+    resumption = tracker.resumption = Resumption(_remembered(_row(KEY_A, "up:ok", WALL - 5000)),
                                                  lambda: tracker.views.wall_offset, 60.0)
     tracker.observe_dump(_dump((KEY_A, int(WALL) - 5)), 100.0, WALL)
     tracked = tracker._peers[("wg0", KEY_A)]
@@ -297,10 +328,10 @@ def test_recorder_writes_changes_sessions_and_heartbeat(tmp_path: Path) -> None:
     writer = Writer(conn, path)
     journal = Journal()
     recorder = Recorder(writer, journal, Outbox(remembered), 400 * 86400.0, lambda: WALL)
-    journal.changed(WALL + 1, None, "handshake", PeerRow("wg0", KEY_A, "a", "up:ok", WALL + 1, int(WALL), "e:1",
-                                                         0, 0, 0, 0))
-    journal.changed(WALL + 9, "up:ok", "probes failed", PeerRow("wg0", KEY_A, "a", "down", WALL + 9, int(WALL) + 5,
-                                                                 "e:1", 0, 0, 0, 0))
+    journal.changed(WALL + 1, None, "handshake", ("wg0", KEY_A), "a", "up:ok",
+                    link.make_state(latest_handshake=int(WALL), endpoint="e:1"), (0, 0, 0, 0))
+    journal.changed(WALL + 9, "up:ok", "probes failed", ("wg0", KEY_A), "a", "down",
+                    link.make_state(latest_handshake=int(WALL) + 5, endpoint="e:1"), (0, 0, 0, 0))
     journal.endpoint(WALL + 3, "wg0", KEY_A, "e:1", "e:2", "roam")
     snap = snapshot(peer(KEY_A))
     recorder.cycle(snap)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from wgtrack import __version__, link
 from wgtrack.checks import CheckResult
 from wgtrack.events import NOTHING, Event
-from wgtrack.history.journal import Journal, PeerRow
+from wgtrack.history.journal import Journal
 from wgtrack.model import Dump, DumpChange
 from wgtrack.peers import PeerId, TrackedPeer
 
@@ -31,14 +31,15 @@ class EventLog:
         self.name_of, self._friendly, self._state_of, self.epoch = name_of, friendly, state_of, epoch
         self._events: list[Event] = []
         self.journal: Journal | None = None  # the history store's, when it is on
+        self._wall_of = (float("nan"), 0.0)  # the last time noted, and its wall-clock time
 
     def note(self, pid: PeerId, tracked: TrackedPeer, now: float, old: str | None, new: str, reason: str) -> None:
         """A status change for the history store (every one, events or not)."""
         if self.journal is not None:
-            state, wall = tracked.state, self.epoch(now)
-            self.journal.changed(wall, old, reason, PeerRow(
-                pid[0], pid[1], self._friendly(pid), new, wall, state.latest_handshake, state.endpoint,
-                tracked.rx_base, tracked.tx_base, tracked.rx, tracked.tx, state.degraded, state.target.value))
+            if now != self._wall_of[0]:  # a first cycle notes every peer at one time: one float for all
+                self._wall_of = (now, self.epoch(now))
+            self.journal.changed(self._wall_of[1], old, reason, pid, self._friendly(pid), new, tracked.state,
+                                 (tracked.rx_base, tracked.tx_base, tracked.rx, tracked.tx))
 
     def removed(self, pid: PeerId, tracked: TrackedPeer, now: float, announce: bool) -> None:
         """A peer gone from WireGuard: logged, a peer_removed event when ``announce`` (its

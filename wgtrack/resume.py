@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from wgtrack import link
 
 if TYPE_CHECKING:
-    from wgtrack.history.journal import PeerRow
+    from wgtrack.history.memory import Remembered
     from wgtrack.peers import PeerId, TrackedPeer
 
 WHILE_STOPPED = "while wgtrack was stopped"
@@ -32,8 +32,9 @@ class Resumption:
     how long after the start a first change still counts as one made while stopped (the time
     a first verdict takes: a probe, or a stale handshake)."""
 
-    def __init__(self, peers: dict[PeerId, PeerRow], wall_offset: Callable[[], float], window_s: float) -> None:
-        self._peers = peers
+    def __init__(self, remembered: Remembered, wall_offset: Callable[[], float], window_s: float) -> None:
+        self.remembered = remembered
+        self._first_expire: float | None = None
         self._wall_offset = wall_offset
         self.window_s = window_s
         # The peers marked (in the order seeded, so by time): an idle peer is never stepped
@@ -43,11 +44,9 @@ class Resumption:
 
     def seed(self, pid: PeerId, tracked: TrackedPeer, now: float) -> None:
         """A peer tracked again: its counters go on and its machine resumes."""
-        row = self._peers.pop(pid, None)
+        row = self.remembered.take(pid)
         if row is None:
             return
-        if not self._peers:
-            self._peers.clear()  # a popped dict keeps its table (0.3 MB at 10,000): let it go
         tracked.rx_base, tracked.tx_base, tracked.rx, tracked.tx = row.rx_base, row.tx_base, row.rx, row.tx
         status, target = _enum(link.Status, row.status), _enum(link.Target, row.target)
         if not isinstance(status, link.Status):
@@ -63,8 +62,13 @@ class Resumption:
 
     def expire(self, now: float) -> None:
         """Drop the marks whose window has passed (called each cycle): what settle would do at
-        the peer's next step, for the peers that have none."""
+        the peer's next step, for the peers that have none. After a window, the peers still
+        remembered and not listed are few: they are kept as plain objects."""
         marked, window_s = self._marked, self.window_s
+        if self._first_expire is None:
+            self._first_expire = now
+        elif now - self._first_expire > window_s:
+            self.remembered.keep_few()
         while marked:
             mark = marked[0].resumed
             if mark is not None and now - mark[3] <= window_s:

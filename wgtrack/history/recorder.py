@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from wgtrack.history import db, reading, rollup
@@ -39,15 +39,33 @@ def _up(status: str | None) -> bool:
     return status is not None and status.startswith("up")
 
 
-def _sessions(batch: Batch, changes: list[Change]) -> None:
+def _session(c: Change) -> str | None:
     """A session runs from the handshake that brought the link up to the last handshake before
     it went down (or was removed); idle does not end one."""
-    for c in changes:  # in order: a session may open and close within one batch
-        row = c.row
-        if _up(row.status) and not _up(c.old):
-            batch.add(OPEN_SESSION, [(row.iface, row.key, float(row.latest_handshake or c.time))])
-        elif (row.status.startswith("down") or row.status == "removed") and c.old != row.status:
-            batch.add(CLOSE_SESSION, [(row.iface, row.key, float(row.latest_handshake or c.time))])
+    status = c.row.status
+    if _up(status) and not _up(c.old):
+        return OPEN_SESSION
+    if (status.startswith("down") or status == "removed") and c.old != status:
+        return CLOSE_SESSION
+    return None
+
+
+def _session_row(c: Change) -> tuple[object, ...]:
+    return c.row.iface, c.row.key, float(c.row.latest_handshake or c.time)
+
+
+def _sessions(batch: Batch, changes: Sequence[Change]) -> None:
+    """Each run of changes that open (or close) sessions, in order: a session may open and
+    close within one batch. The rows are made when written (a first cycle opens one a peer)."""
+    start, statement = 0, None
+    for at, c in enumerate(changes):
+        this = _session(c)
+        if this != statement:
+            if statement is not None:
+                batch.add_made(statement, changes[start:at], _session_row)
+            start, statement = at, this
+    if statement is not None:
+        batch.add_made(statement, changes[start:], _session_row)
 
 
 def _write_counters(conn: sqlite3.Connection, rows: Iterator[tuple[object, ...]]) -> None:
@@ -63,7 +81,7 @@ def _peer(c: Change) -> tuple[object, ...]:
     return c.row.values()
 
 
-def _batch(changes: list[Change], endpoints: list[tuple[float, str, str, str | None, str, str]], outbox: Batch,
+def _batch(changes: Sequence[Change], endpoints: list[tuple[float, str, str, str | None, str, str]], outbox: Batch,
            now: float) -> Batch:
     """One cycle's rows, in order: changes, sessions, endpoints, the outbox, the heartbeat."""
     batch = Batch()

@@ -12,7 +12,7 @@ import collections
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,19 +31,19 @@ class Batch:
     made as sqlite takes them (again on a retry), from items that exist anyway: a big hub's
     first cycle notes 50,000 changes, and their rows never all exist at once."""
 
-    writes: list[tuple[str, list[Any], Callable[[Any], tuple[Any, ...]] | None]] = field(default_factory=list)
+    writes: list[tuple[str, Sequence[Any], Callable[[Any], tuple[Any, ...]] | None]] = field(default_factory=list)
 
     def add(self, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
         rows = list(rows)
         if not rows:
             return
         last = self.writes[-1] if self.writes else None
-        if last is not None and last[0] == statement and last[2] is None:
+        if last is not None and last[0] == statement and last[2] is None and isinstance(last[1], list):
             last[1].extend(rows)  # runs of one statement go as one executemany
         else:
             self.writes.append((statement, rows, None))
 
-    def add_made(self, statement: str, items: list[Any], row: Callable[[Any], tuple[Any, ...]]) -> None:
+    def add_made(self, statement: str, items: Sequence[Any], row: Callable[[Any], tuple[Any, ...]]) -> None:
         """``row(item)`` for each item, made when written."""
         if items:
             self.writes.append((statement, items, row))
