@@ -86,9 +86,9 @@ class TrackedPeer(Counters):
     # (outputs cache by it).
     view: PeerView | None = None
     view_state: link.LinkState | None = None
-    # On a start, what the history store remembered (status, since, degraded cause, monotonic
-    # time of the start) until its first verdict is weighed (resume.Resumption.settle).
-    resumed: tuple[link.Status, float, str | None, float] | None = None
+    # On a start, when (monotonic) the peer took up the state the history store remembered,
+    # until its first verdict is weighed (resume.Resumption.settle).
+    resumed: float | None = None
 
     def record_echoes(self, wall: float, sent: int, rtts_ms: tuple[float, ...]) -> None:
         if self.quality is None:
