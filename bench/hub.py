@@ -112,11 +112,12 @@ def config(tmp: Path, name: str, extra: str = "", cycle_s: float = CYCLE_S, ping
 def contenders(tmp: Path, python_020: str, baseline: Path | None = None) -> dict[str, tuple[list[str], dict[str, str]]]:
     ours = [sys.executable, "-m", "wgtrack", "-c"]
     env = {**PATH, "PYTHONPATH": str(REPO)}
-    # Another tree of ours (a refactor's "before", as a git worktree), with the same config.
+    # Another tree of ours (a refactor's "before", as a git worktree), with the same config but
+    # its own history store: each contender's first run starts afresh and its next ones resume.
     # It runs from its own directory: ``-m`` puts the working directory first on the path. env
     # execs it, so the process measured is that wgtrack.
     before = {f"wgtrack ({baseline.name}, baseline)": (
-        ["env", "-C", str(baseline), *ours, str(config(tmp, "ours"))],
+        ["env", "-C", str(baseline), *ours, str(config(tmp, "baseline"))],
         {**PATH, "PYTHONPATH": str(baseline)})} if baseline else {}
     return {**before,
         "wg show all dump alone": (["sh", "-c", f"while :; do wg show all dump >/dev/null; sleep {CYCLE_S:g}; done"],
