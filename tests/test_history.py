@@ -348,6 +348,44 @@ def test_recorder_writes_changes_sessions_and_heartbeat(tmp_path: Path) -> None:
     assert writer.close(5.0)
 
 
+def test_noted_changes_are_rows_made_when_read() -> None:
+    """Noting keeps references (the state is never changed once made); each row is made from
+    them when read, and a slice is a view of the same notes."""
+    journal = Journal()
+    up = link.make_state(latest_handshake=int(WALL), endpoint="198.51.100.7:51820")
+    journal.changed(WALL, None, "handshake", ("wg0", KEY_A), "a", "up:ok", up, (1, 2, 3, 4))
+    journal.changed(WALL + 9, "up:ok", "probes failed", ("wg0", KEY_A), "a", "down",
+                    link.replace(up, degraded="loss"), (1, 2, 5, 6))
+    changes, _ = journal.drain()
+    assert len(changes) == 2 and len(journal.changes) == 0
+    assert changes[0].row == PeerRow("wg0", KEY_A, "a", "up:ok", WALL, int(WALL), "198.51.100.7:51820", 1, 2, 3, 4,
+                                     None, "unproven")
+    assert changes[-1].row.degraded == "loss" and (changes[-1].old, changes[-1].reason) == ("up:ok", "probes failed")
+    assert [c.time for c in changes[1:]] == [WALL + 9] and list(changes[5:]) == []
+    with pytest.raises(IndexError):
+        changes[2]
+
+
+def test_a_link_down_and_up_again_within_one_batch_closes_its_session_and_opens_one(tmp_path: Path) -> None:
+    from tests.snapshots import peer, snapshot
+    path = tmp_path / "history.db"
+    conn = db.open_store(path)
+    writer = Writer(conn, path)
+    journal = Journal()
+    recorder = Recorder(writer, journal, Outbox(memory.load(conn, WALL)), 400 * 86400.0, lambda: WALL)
+    pid = ("wg0", KEY_A)
+    journal.changed(WALL, None, "handshake", pid, None, "up:ok", link.make_state(latest_handshake=int(WALL)), (0,) * 4)
+    recorder.cycle(snapshot(peer(KEY_A)))
+    journal.changed(WALL + 100, "up:ok", "probes failed", pid, None, "down",
+                    link.make_state(latest_handshake=int(WALL) + 50), (0,) * 4)
+    journal.changed(WALL + 130, "down", "new handshake", pid, None, "up:ok",
+                    link.make_state(latest_handshake=int(WALL) + 125), (0,) * 4)
+    recorder.cycle(snapshot(peer(KEY_A)))
+    _drain(writer)
+    assert writer.query("SELECT start, end FROM sessions ORDER BY id") == [(WALL, WALL + 50), (WALL + 125, None)]
+    assert writer.close(5.0)
+
+
 def test_history_section_parses_and_a_reload_of_it_says_when_it_applies(tmp_path: Path,
                                                                          caplog: pytest.LogCaptureFixture) -> None:
     from wgtrack.daemon import _Process
