@@ -234,8 +234,7 @@ class DumpReader:
         if self._interface_lines is None:
             return self._read_whole(text)
         lines = text.splitlines()
-        hashes = list(map(hash, lines))
-        listed = set(hashes)
+        listed = set(map(hash, lines))  # a str keeps its hash: hashing a line again is a lookup
         known, interface_lines = self._peers, self._interface_lines
         if not interface_lines <= listed:
             return self._read_whole(text)
@@ -243,7 +242,7 @@ class DumpReader:
         unseen = listed.difference(known)
         unseen -= interface_lines
         if unseen:
-            where = dict(zip(hashes, range(len(hashes)), strict=True))
+            where = dict(zip(map(hash, lines), range(len(lines)), strict=True))
             fresh = sorted(where[h] for h in unseen)
         else:
             fresh = []
@@ -264,8 +263,10 @@ class DumpReader:
             if record.interface not in names:
                 return self._read_whole(text)
             changed.append(record)
-            added[hashes[i]] = record
-        vanished = known.keys() - listed
+            added[hash(line)] = record
+        # Every line listed was known, and as many as were known: none went (no walk of them).
+        none_went = not unseen and len(listed) - len(interface_lines) == len(known)
+        vanished: set[int] = set() if none_went else known.keys() - listed
         still = {(r.interface, r.public_key) for r in changed}
         gone = tuple(pid for pid in ((known[h].interface, known[h].public_key) for h in vanished) if pid not in still)
         for h in vanished:
