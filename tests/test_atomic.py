@@ -42,3 +42,11 @@ def test_rename_failure_removes_temp(tmp_path: Path) -> None:
 def test_missing_directory_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         write_atomic(tmp_path / "missing" / "out.lp", b"x")
+
+
+def test_pieces_are_written_in_order_as_one_file(tmp_path: Path) -> None:
+    """A hub's line-protocol file goes as its pieces (no joined copy of its megabytes)."""
+    target = tmp_path / "out.lp"
+    write_atomic(target, [b"wireguard_peer a=1 1\n", b"", b"wireguard_peer b=2 1\n"], 0o640, durable=False)
+    assert target.read_bytes() == b"wireguard_peer a=1 1\nwireguard_peer b=2 1\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640 and os.listdir(tmp_path) == ["out.lp"]

@@ -22,8 +22,9 @@ def directory_problem(filename: Path, where: str, creatable: bool = False) -> st
     return f"{where}: directory {directory} does not exist"
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically with ``mode`` (blocking: call it off the event loop).
+def write_atomic(path: Path, data: bytes | list[bytes], mode: int = 0o644, durable: bool = True) -> None:
+    """Write ``data`` (or its pieces, in order) to ``path`` atomically with ``mode`` (blocking:
+    call it off the event loop).
 
     The temp file lives in the same directory (so the rename is atomic) and starts with a
     dot and ends in ``.tmp``, so a consumer's glob for the real name never matches it.
@@ -36,7 +37,10 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
     try:
         os.fchmod(fd, mode)  # final mode before the name appears
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                handle.writelines(data)
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())

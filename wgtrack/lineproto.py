@@ -244,7 +244,14 @@ def render_lines(snapshot: Snapshot, cache: LineCache | None = None) -> Iterator
 
 def render_bytes(snapshot: Snapshot, cache: LineCache | None = None,
                  turn: Callable[[], None] | None = None) -> bytes:
-    """The whole file for one snapshot, UTF-8, newline-terminated: each interface's cached
+    """The whole file for one snapshot, UTF-8, newline-terminated (``render_parts`` joined)."""
+    return b"".join(render_parts(snapshot, cache, turn))
+
+
+def render_parts(snapshot: Snapshot, cache: LineCache | None = None,
+                 turn: Callable[[], None] | None = None) -> list[bytes]:
+    """The whole file for one snapshot in pieces, to be written one after another (a file
+    writer need not copy a hub's megabytes into one more object): each interface's cached
     block with the timestamp put before every newline (one C-level replace per interface, not a
     step per peer)."""
     stamp = f" {snapshot.time_ns}\n".encode()
@@ -257,7 +264,7 @@ def render_bytes(snapshot: Snapshot, cache: LineCache | None = None,
         parts += ((text + "\n").encode() for text in _summary_lines(snapshot, iface) if text)
     parts += ((text + "\n").encode() for text in _summary_lines(snapshot, None) if text)
     cache.done(snapshot)
-    return b"".join(parts)
+    return parts
 
 
 def render(snapshot: Snapshot, cache: LineCache | None = None) -> str:

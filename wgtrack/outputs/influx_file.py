@@ -9,7 +9,7 @@ from pathlib import Path
 
 from wgtrack.atomic import directory_problem, write_atomic
 from wgtrack.errors import StartupError
-from wgtrack.lineproto import LineCache, render_bytes
+from wgtrack.lineproto import LineCache, render_parts
 from wgtrack.outputs import Output
 from wgtrack.schema import OutputSpec, enabled_key, file_mode, filename_key, output_key
 from wgtrack.snapshot import Snapshot
@@ -55,7 +55,7 @@ class InfluxFile(Output):
         await self._worker.run(self._write, snapshot, turn, timeout_s=WRITE_TIMEOUT_S, refuse_when_busy=True)
 
     def _write(self, snapshot: Snapshot, turn: Callable[[], None]) -> None:
-        write_atomic(self.settings.filename, render_bytes(snapshot, self._lines, turn), self.settings.mode,
+        write_atomic(self.settings.filename, render_parts(snapshot, self._lines, turn), self.settings.mode,
                      durable=False)  # rewritten every cycle (see write_atomic)
 
     async def close(self) -> None:
