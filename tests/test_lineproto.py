@@ -149,3 +149,18 @@ def test_values_of_subclasses_render_as_their_base_types() -> None:
     assert line("m", {"t": "a b", "e": ""}, {"s": Kind.UP, "n": Count.TWO, "b": True, "x": float("inf"), "f": 2.0,
                                              "q": 'say "hi"'}, 5) \
         == 'm,t=a\\ b b=true,f=2,n=2i,q="say \\"hi\\"",s="up:ok" 5'
+
+
+def test_a_big_block_is_stamped_in_pieces_that_make_the_same_file() -> None:
+    """A hub's interface block is stamped a piece at a time (no megabyte-sized copy made and
+    dropped every cycle): every piece ends a line, each stays well below malloc's 128 KiB mmap
+    threshold, and together they are the file that stamping each line gives."""
+    from wgtrack.lineproto import STAMP_PIECE, render_lines, render_parts
+
+    keys = [f"{i:05d}".ljust(43, "k") + "=" for i in range(1200)]
+    snap = snapshot(*(peer(key, friendly_name=f"host-{i}") for i, key in enumerate(keys)))
+    pieces = list(render_parts(snap))
+    assert sum(len(piece) for piece in pieces[:-2]) > 4 * STAMP_PIECE  # several pieces of the block
+    assert all(piece.endswith(f" {T_NS}\n".encode()) for piece in pieces)
+    assert max(len(piece) for piece in pieces) < 128 * 1024
+    assert b"".join(pieces) == "".join(text + "\n" for text in render_lines(snap)).encode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -22,7 +23,7 @@ def directory_problem(filename: Path, where: str, creatable: bool = False) -> st
     return f"{where}: directory {directory} does not exist"
 
 
-def write_atomic(path: Path, data: bytes | list[bytes], mode: int = 0o644, durable: bool = True) -> None:
+def write_atomic(path: Path, data: bytes | Iterable[bytes], mode: int = 0o644, durable: bool = True) -> None:
     """Write ``data`` (or its pieces, in order) to ``path`` atomically with ``mode`` (blocking:
     call it off the event loop).
 
